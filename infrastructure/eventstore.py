@@ -1,0 +1,59 @@
+"""The eventsourcing environment: which store holds the events and each projection's view.
+
+Embedded (default): `DATA_DIR/events.db`, and one SQLite file per projection, since the
+library's SQLite tracking table has a fixed name. PostgreSQL (`DATABASE_URL`): one database,
+events in `ledger_events`, each projection's tables and `<name>_tracking` beside them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from eventsourcing.persistence import InfrastructureFactory, TrackingRecorder
+from eventsourcing.utils import Environment, get_topic
+
+from infrastructure.mapper import MsgspecMapper
+from infrastructure.settings import Settings, postgres_env
+
+
+def _data_dir(settings: Settings) -> Path:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings.data_dir
+
+
+def ledger_env(settings: Settings) -> dict[str, str]:
+    env = {
+        "MAPPER_TOPIC": get_topic(MsgspecMapper),
+        # Replays of the directory and sequence aggregates are fast-forwarded from a cache.
+        "AGGREGATE_CACHE_MAXSIZE": "1000",
+    }
+    if settings.database_url:
+        env.update(postgres_env(settings.database_url), PERSISTENCE_MODULE="eventsourcing.postgres")
+        env["POSTGRES_POOL_SIZE"] = "4"
+        env["POSTGRES_MAX_OVERFLOW"] = "8"
+    else:
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.sqlite",
+            SQLITE_DBNAME=str(_data_dir(settings) / "events.db"),
+            SQLITE_LOCK_TIMEOUT="10",
+        )
+    return env
+
+
+def projection_env(settings: Settings, name: str) -> dict[str, str]:
+    if settings.database_url:
+        env = postgres_env(settings.database_url)
+        env.update(PERSISTENCE_MODULE="eventsourcing.postgres", POSTGRES_POOL_SIZE="4")
+        return env
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(_data_dir(settings) / f"{name}.db"),
+        "SQLITE_LOCK_TIMEOUT": "10",
+    }
+
+
+def open_view(settings: Settings, name: str, view_classes: dict[str, type[TrackingRecorder]]) -> TrackingRecorder:
+    """Construct the projection `name`'s view for the configured backend, creating its tables."""
+    env = Environment(name, projection_env(settings, name))
+    factory = InfrastructureFactory.construct(env)
+    backend = "postgres" if settings.database_url else "sqlite"
+    return factory.tracking_recorder(view_classes[backend])

@@ -1,0 +1,90 @@
+"""Settings from the environment. With nothing set, ledgerllm runs embedded under ./data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import msgspec
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names it and says what to set."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    data_dir: Path = Path("./data")
+    host: str = "127.0.0.1"
+    port: int = 3001
+    database_url: str | None = None  # postgresql://user:pass@host:port/db switches PostgreSQL on
+    redis_url: str | None = None  # redis://host:port/db switches the shared cache and limits on
+    jwt_secret: str | None = None  # else generated once into DATA_DIR/jwt-secret
+    jwt_expiry_seconds: int = 30 * 24 * 3600
+    owner_username: str = "admin"
+    auth_token: str | None = None  # AUTH_TOKEN: the owner's first password, as upstream
+    simple_sso_enabled: bool = False
+    max_body_bytes: int = 1 << 20
+    auth_cache_ttl: int = 60
+    login_max_attempts: int = 10
+    login_window_seconds: int = 300
+    projection_poll_seconds: float = 0.05
+    log_level: str = "INFO"
+
+    @property
+    def postgres(self) -> bool:
+        return self.database_url is not None
+
+
+_ENV = {
+    "DATA_DIR": ("data_dir", Path),
+    "HOST": ("host", str),
+    "PORT": ("port", int),
+    "DATABASE_URL": ("database_url", str),
+    "REDIS_URL": ("redis_url", str),
+    "JWT_SECRET": ("jwt_secret", str),
+    "JWT_EXPIRY_SECONDS": ("jwt_expiry_seconds", int),
+    "OWNER_USERNAME": ("owner_username", str),
+    "AUTH_TOKEN": ("auth_token", str),
+    "SIMPLE_SSO_ENABLED": ("simple_sso_enabled", lambda v: v.lower() in {"1", "true", "yes", "on"}),
+    "MAX_BODY_BYTES": ("max_body_bytes", int),
+    "AUTH_CACHE_TTL": ("auth_cache_ttl", int),
+    "LOGIN_MAX_ATTEMPTS": ("login_max_attempts", int),
+    "LOGIN_WINDOW_SECONDS": ("login_window_seconds", int),
+    "PROJECTION_POLL_SECONDS": ("projection_poll_seconds", float),
+    "LOG_LEVEL": ("log_level", str),
+}
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Read the settings from `environ` (default: os.environ); keyword overrides win."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name, (field, parse) in _ENV.items():
+        raw = environ.get(name)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[field] = parse(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not valid; unset it or give a proper value.") from None
+    values.update(overrides)
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.database_url and not settings.database_url.startswith(("postgresql://", "postgres://")):
+        raise SettingsError("DATABASE_URL must start with postgresql:// (or leave it unset for SQLite).")
+    return settings
+
+
+def postgres_env(url: str) -> dict[str, str]:
+    """Split DATABASE_URL into the POSTGRES_* variables eventsourcing reads (it has no DSN)."""
+    parsed = urlparse(url)
+    if not parsed.path.strip("/"):
+        raise SettingsError("DATABASE_URL needs a database name, e.g. postgresql://user@host:5432/ledgerllm")
+    return {
+        "POSTGRES_DBNAME": unquote(parsed.path.lstrip("/")),
+        "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parsed.port or 5432),
+        "POSTGRES_USER": unquote(parsed.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parsed.password or ""),
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+    }

@@ -1,0 +1,131 @@
+"""Read model of users, invites, sign-in tokens and system settings."""
+
+from __future__ import annotations
+
+import json
+
+from domain.invites import Invite
+from domain.system import System
+from domain.users import User
+from projections.base import SqlProjection, Tx, handles, iso
+
+
+class AccountsProjection(SqlProjection):
+    name = "accounts"
+    tables = ["users", "invites", "auth_tokens", "system_settings"]
+    schema = [
+        """CREATE TABLE IF NOT EXISTS users (
+            id BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL UNIQUE, username TEXT NOT NULL,
+            role TEXT NOT NULL,
+            suspended INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0,
+            token_version INTEGER NOT NULL DEFAULT 1, daily_message_limit INTEGER, bio TEXT,
+            pfp_filename TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS users_username ON users (username)",
+        """CREATE TABLE IF NOT EXISTS invites (
+            id BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL UNIQUE, code_hash TEXT NOT NULL UNIQUE, display_prefix TEXT NOT NULL,
+            status TEXT NOT NULL, claimed_by BIGINT, workspace_ids TEXT NOT NULL,
+            created_by BIGINT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS auth_tokens (
+            token_hash TEXT PRIMARY KEY, user_id BIGINT NOT NULL, expires_at TEXT NOT NULL,
+            used INTEGER NOT NULL DEFAULT 0)""",
+        "CREATE TABLE IF NOT EXISTS system_settings (label TEXT PRIMARY KEY, value TEXT)",
+    ]
+
+    # users ---------------------------------------------------------------------------------
+    @handles(User.Registered)
+    def _registered(self, tx: Tx, e: User.Registered) -> None:
+        tx.execute(
+            "INSERT INTO users (id, aggregate_id, username, role, daily_message_limit, bio, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (e.user_id, str(e.originator_id), e.username, e.role, e.daily_message_limit, e.bio, iso(e.timestamp), iso(e.timestamp)),
+        )
+
+    def _set(self, tx: Tx, e: User.Event, assignments: str, *values: object) -> None:
+        tx.execute(
+            f"UPDATE users SET {assignments}, updated_at = ? WHERE aggregate_id = ?",
+            (*values, iso(e.timestamp), str(e.originator_id)),
+        )
+
+    @handles(User.Renamed)
+    def _renamed(self, tx: Tx, e: User.Renamed) -> None:
+        self._set(tx, e, "username = ?", e.username)
+
+    @handles(User.RoleChanged)
+    def _role(self, tx: Tx, e: User.RoleChanged) -> None:
+        self._set(tx, e, "role = ?", e.role)
+
+    @handles(User.ProfileUpdated)
+    def _profile(self, tx: Tx, e: User.ProfileUpdated) -> None:
+        self._set(tx, e, "daily_message_limit = ?, bio = ?, pfp_filename = ?",
+                  e.daily_message_limit, e.bio, e.pfp_filename)
+
+    @handles(User.PasswordChanged, User.SessionsRevoked)
+    def _sessions(self, tx: Tx, e: User.Event) -> None:
+        self._set(tx, e, "token_version = token_version + 1")
+
+    @handles(User.Suspended)
+    def _suspended(self, tx: Tx, e: User.Suspended) -> None:
+        self._set(tx, e, "suspended = 1, token_version = token_version + 1")
+
+    @handles(User.Unsuspended)
+    def _unsuspended(self, tx: Tx, e: User.Unsuspended) -> None:
+        self._set(tx, e, "suspended = 0")
+
+    @handles(User.Deleted)
+    def _deleted(self, tx: Tx, e: User.Deleted) -> None:
+        self._set(tx, e, "deleted = 1, token_version = token_version + 1")
+
+    @handles(User.AuthTokenIssued)
+    def _token_issued(self, tx: Tx, e: User.AuthTokenIssued) -> None:
+        tx.execute(
+            "INSERT INTO auth_tokens (token_hash, user_id, expires_at)"
+            " SELECT ?, id, ? FROM users WHERE aggregate_id = ?",
+            (e.token_hash, iso(e.expires_at), str(e.originator_id)),
+        )
+
+    @handles(User.AuthTokenRedeemed)
+    def _token_redeemed(self, tx: Tx, e: User.AuthTokenRedeemed) -> None:
+        tx.execute("UPDATE auth_tokens SET used = 1 WHERE token_hash = ?", (e.token_hash,))
+
+    # invites -------------------------------------------------------------------------------
+    @handles(Invite.Created)
+    def _invite(self, tx: Tx, e: Invite.Created) -> None:
+        tx.execute(
+            "INSERT INTO invites (id, aggregate_id, code_hash, display_prefix, status, workspace_ids,"
+            " created_by, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+            (e.invite_id, str(e.originator_id), e.code_hash, e.display_prefix, json.dumps(list(e.workspace_ids)),
+             e.actor_user_id, iso(e.timestamp), iso(e.timestamp)),
+        )
+
+    @handles(Invite.Claimed)
+    def _claimed(self, tx: Tx, e: Invite.Claimed) -> None:
+        tx.execute("UPDATE invites SET status = 'claimed', claimed_by = ?, updated_at = ? WHERE aggregate_id = ?",
+                   (e.user_id, iso(e.timestamp), str(e.originator_id)))
+
+    @handles(Invite.Disabled)
+    def _disabled(self, tx: Tx, e: Invite.Disabled) -> None:
+        tx.execute("UPDATE invites SET status = 'disabled', updated_at = ? WHERE aggregate_id = ?",
+                   (iso(e.timestamp), str(e.originator_id)))
+
+    # system --------------------------------------------------------------------------------
+    def _setting(self, tx: Tx, label: str, value: str | None) -> None:
+        tx.execute(
+            "INSERT INTO system_settings (label, value) VALUES (?, ?)"
+            " ON CONFLICT (label) DO UPDATE SET value = excluded.value",
+            (label, value),
+        )
+
+    @handles(System.Installed)
+    def _installed(self, tx: Tx, e: System.Installed) -> None:
+        self._setting(tx, "owner_user_id", str(e.owner_user_id))
+        self._setting(tx, "multi_user_mode", "false")
+
+    @handles(System.MultiUserModeEnabled)
+    def _mum(self, tx: Tx, e: System.MultiUserModeEnabled) -> None:
+        self._setting(tx, "multi_user_mode", "true")
+
+    @handles(System.PreferencesUpdated)
+    def _preferences(self, tx: Tx, e: System.PreferencesUpdated) -> None:
+        for label, value in e.values.items():
+            self._setting(tx, label, value)
+

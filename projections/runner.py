@@ -1,0 +1,135 @@
+"""Runs projections: pulls new events from the store and applies them in batches.
+
+The SQLite recorder cannot subscribe, so runners poll (every `poll` seconds, and at once when
+this process saved something). `ensure(position)` gives read-after-write: the calling thread
+catches the view up itself instead of waiting for the background thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from eventsourcing.application import Application
+
+from projections.base import SqlProjection
+
+log = logging.getLogger("ledgerllm.projections")
+
+BATCH = 500
+
+
+class ProjectionLagging(RuntimeError):
+    """The view did not reach a position in time (the store or the view is unavailable)."""
+
+
+class ProjectionRunner:
+    def __init__(self, app: Application, projection: SqlProjection) -> None:
+        self.app = app
+        self.projection = projection
+        self.view = projection.view
+        self._lock = threading.Lock()
+        self._known = 0  # a position the view is known to have reached
+
+    @property
+    def name(self) -> str:
+        return self.projection.name
+
+    def position(self) -> int:
+        self._known = max(self._known, self.view.position(self.app.name))
+        return self._known
+
+    def catch_up(self, until: int | None = None, progress: Callable[[int], None] | None = None) -> int:
+        """Apply every stored event after the view's position (or up to `until`); return the position."""
+        with self._lock:
+            while True:
+                start = self.view.position(self.app.name)
+                notifications = self.app.recorder.select_notifications(start=start + 1, limit=BATCH)
+                if not notifications:
+                    break
+                items = [
+                    (self.app.mapper.to_domain_event(n), n.id)
+                    for n in notifications
+                    if self.projection.wants(n)
+                ]
+                last_id = notifications[-1].id
+                self.view.process_batch(self.app.name, start, items, self.projection.apply, last_id)
+                self._known = max(self._known, last_id)
+                if progress:
+                    progress(len(notifications))
+                if len(notifications) < BATCH or (until is not None and last_id >= until):
+                    break
+            self._known = max(self._known, self.view.position(self.app.name))
+            return self._known
+
+    def ensure(self, position: int | None, timeout: float = 10.0) -> None:
+        """Return once the view has applied the event at `position` (read-after-write)."""
+        if position is None or self._known >= position:
+            return
+        deadline = time.monotonic() + timeout
+        while self.catch_up(until=position) < position:
+            if time.monotonic() > deadline:
+                raise ProjectionLagging(f"projection {self.name} did not reach position {position}")
+            time.sleep(0.005)
+
+
+class Follower:
+    """A background thread that keeps runners caught up and calls `on_events` with new events
+    of the given topics (e.g. to drop cached principals when a key is revoked elsewhere)."""
+
+    def __init__(
+        self,
+        app: Application,
+        runners: list[ProjectionRunner],
+        poll: float,
+        topics: frozenset[str] = frozenset(),
+        on_events: Callable[[list[Any]], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.runners = runners
+        self.poll = poll
+        self.topics = topics
+        self.on_events = on_events
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seen = 0
+
+    def start(self) -> None:
+        self._seen = self.app.recorder.max_notification_id() or 0
+        self._thread = threading.Thread(target=self._run, name="ledgerllm-follower", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._notify()
+                for runner in self.runners:
+                    runner.catch_up()
+            except Exception:  # keep following: a transient store error must not stop the views
+                log.exception("projection follower failed; retrying")
+                self._stop.wait(1.0)
+            self._wake.wait(self.poll)
+            self._wake.clear()
+
+    def _notify(self) -> None:
+        while True:
+            notifications = self.app.recorder.select_notifications(start=self._seen + 1, limit=BATCH)
+            if not notifications:
+                return
+            self._seen = notifications[-1].id
+            if self.on_events:
+                events = [self.app.mapper.to_domain_event(n) for n in notifications if n.topic in self.topics]
+                if events:
+                    self.on_events(events)
