@@ -1,0 +1,67 @@
+"""The single event-sourced application (one store, one global order) and the use-case context."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from application.ports import PasswordHasher, PrincipalCache, SessionTokens
+from domain.errors import Conflict
+from projections.runner import ProjectionRunner
+
+log = logging.getLogger("ledgerllm")
+A = TypeVar("A")
+
+
+class Ledger(Application[UUID]):
+    name = "Ledger"
+
+    def find(self, aggregate_id: UUID) -> Any | None:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+
+@dataclass
+class Context:
+    """Everything a use case may touch. Built once by the app factory or the CLI."""
+
+    ledger: Ledger
+    accounts: ProjectionRunner
+    api_keys: ProjectionRunner
+    hasher: PasswordHasher
+    cache: PrincipalCache
+    tokens: SessionTokens
+    owner_username: str = "admin"
+    simple_sso_enabled: bool = False
+    on_saved: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def runners(self) -> list[ProjectionRunner]:
+        return [self.accounts, self.api_keys]
+
+    def save(self, *aggregates: Any, project: Sequence[ProjectionRunner] = ()) -> int | None:
+        """Append the aggregates' pending events atomically; wait for the named projections."""
+        recordings = self.ledger.save(*aggregates)
+        position = recordings[-1].notification.id if recordings else None
+        for runner in project:
+            runner.ensure(position)
+        for hook in self.on_saved:
+            hook()
+        return position
+
+    def retrying(self, attempt: Callable[[], A], tries: int = 5) -> A:
+        """Run a load-decide-save command again when a concurrent save won the race."""
+        for n in range(tries):
+            try:
+                return attempt()
+            except IntegrityError:
+                log.info("concurrent change; retrying command (attempt %d)", n + 2)
+        raise Conflict("The record was changed by another request at the same time; try again.")

@@ -1,0 +1,112 @@
+"""Sign-in: password login (JWT sessions), session checks, single-use sign-in tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta, timezone
+
+import msgspec
+
+from application.ledger import Context
+from application.users import UserRow, find_user, get_user, is_multi_user, owner_id, principal_for
+from domain.errors import NotFound, PermissionDenied, UserNotFound
+from domain.principal import Actor, Principal
+from domain.users import User, user_uuid
+
+AUTH_TOKEN_PREFIX = "allm-tat-"
+AUTH_TOKEN_TTL = timedelta(minutes=6)  # as upstream's code (its comment says an hour)
+
+
+class LoginResult(msgspec.Struct, frozen=True):
+    valid: bool
+    user: UserRow | None = None
+    token: str | None = None
+    message: str | None = None
+
+
+INVALID_CREDENTIALS = "[001] Invalid login credentials."  # one message: no username probing
+SUSPENDED = "[004] Account suspended by admin."
+INVALID_PASSWORD = "[003] Invalid password provided"
+
+
+def login(ctx: Context, username: str | None, password: str) -> LoginResult:
+    """Multi-user mode: username + password. Single-user mode: the owner's password."""
+    if is_multi_user(ctx):
+        row = find_user(ctx, username or "")
+        message = INVALID_CREDENTIALS
+    else:
+        row = get_user(ctx, owner_id(ctx))
+        message = INVALID_PASSWORD
+    user: User | None = ctx.ledger.find(user_uuid(row.id)) if row else None
+    if not ctx.hasher.verify(user.password_hash if user else None, password) or row is None:
+        return LoginResult(valid=False, message=message)
+    if row.suspended:
+        return LoginResult(valid=False, message=SUSPENDED)
+    token = ctx.tokens.issue(row.id, row.username, row.token_version)
+    return LoginResult(valid=True, user=row, token=token)
+
+
+def session_principal(ctx: Context, token: str) -> Principal | None:
+    """The user behind a session token, if it is valid and not revoked (token version)."""
+    claims = ctx.tokens.read(token)
+    if claims is None:
+        return None
+    user_id, version = claims
+    row = get_user(ctx, user_id)
+    if row is None or row.deleted or row.suspended or row.token_version != version:
+        return None
+    return principal_for(ctx, row)
+
+
+class IssueAuthToken(msgspec.Struct, frozen=True, kw_only=True):
+    principal: Principal
+    correlation_id: str
+    user_id: int
+
+
+def issue_auth_token(ctx: Context, cmd: IssueAuthToken) -> str:
+    """A single-use sign-in token for a user (admins only: it is a way to act as them)."""
+    if not ctx.simple_sso_enabled or not is_multi_user(ctx):
+        raise PermissionDenied("Simple SSO is not enabled. Set SIMPLE_SSO_ENABLED and enable multi-user mode.")
+    if not cmd.principal.is_admin:
+        raise PermissionDenied()
+    user: User | None = ctx.ledger.find(user_uuid(cmd.user_id))
+    if user is None or user.deleted:
+        raise UserNotFound(cmd.user_id)
+    token = AUTH_TOKEN_PREFIX + secrets.token_urlsafe(24)
+    user.issue_auth_token(
+        cmd.principal.actor(cmd.correlation_id), _hash(token), datetime.now(timezone.utc) + AUTH_TOKEN_TTL
+    )
+    ctx.save(user, project=[ctx.accounts])
+    return token
+
+
+def redeem_auth_token(ctx: Context, token: str, correlation_id: str) -> LoginResult:
+    """Swap a sign-in token for a session, once."""
+    token_hash = _hash(token)
+    with ctx.accounts.view.read() as tx:
+        row = tx.one("SELECT user_id, expires_at, used FROM auth_tokens WHERE token_hash = ?", (token_hash,))
+    now = datetime.now(timezone.utc)
+    if row is None or row["used"] or row["expires_at"] <= now.strftime("%Y-%m-%dT%H:%M:%S.000Z"):
+        raise NotFound("Invalid or expired token.")
+
+    def attempt() -> LoginResult:
+        user: User = ctx.ledger.repository.get(user_uuid(row["user_id"]))
+        with ctx.accounts.view.read() as tx:
+            if tx.scalar("SELECT used FROM auth_tokens WHERE token_hash = ?", (token_hash,)):
+                raise NotFound("Invalid or expired token.")
+        user.redeem_auth_token(Actor(user.user_id, None, correlation_id), token_hash)
+        ctx.save(user, project=[ctx.accounts])
+        users_row = get_user(ctx, user.user_id)
+        assert users_row is not None
+        if users_row.suspended or users_row.deleted:
+            return LoginResult(valid=False, message=SUSPENDED)
+        return LoginResult(valid=True, user=users_row,
+                           token=ctx.tokens.issue(users_row.id, users_row.username, users_row.token_version))
+
+    return ctx.retrying(attempt)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
