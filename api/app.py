@@ -1,0 +1,67 @@
+"""The Litestar app factory. Importing this module does no work; `create_app` does."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from api.auth import AuthMiddleware
+from api.deps import provide_ctx
+from api.errors import EXCEPTION_HANDLERS
+from api.requestlog import RequestLogMiddleware
+from api.routes import keys, public, system, v1
+from api.wiring import open_runtime
+from application.ledger import Context
+from infrastructure.settings import Settings
+
+VERSION = "0.1.0"
+
+
+def create_app(settings: Settings) -> Litestar:
+    @asynccontextmanager
+    async def runtime(app: Litestar) -> AsyncIterator[None]:
+        app.state.runtime = await anyio.to_thread.run_sync(lambda: open_runtime(settings, follow=True))
+        try:
+            yield
+        finally:
+            rt = app.state.runtime
+            for closer in rt.closers:
+                await closer.aclose()
+            await anyio.to_thread.run_sync(rt.close)
+
+    openapi = OpenAPIConfig(
+        title="ledgerllm",
+        version=VERSION,
+        description="AnythingLLM-compatible developer API, event-sourced: every change records who made it.",
+        path="/api/docs",
+        render_plugins=[SwaggerRenderPlugin(path="/")],
+        components=Components(security_schemes={
+            "BearerAuth": SecurityScheme(type="http", scheme="bearer", description="An API key (sk-...)"),
+        }),
+        security=[{"BearerAuth": []}],
+    )
+    return Litestar(
+        route_handlers=[
+            public.ping, public.multi_user_mode, public.request_token, public.simple_sso,
+            public.check_invite, public.claim_invite, system.enable_multi_user, system.check_token,
+            keys.SingleUserKeysController, keys.AdminKeysController, v1.v1_router(),
+        ],
+        lifespan=[runtime],
+        dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
+        middleware=[RequestLogMiddleware, DefineMiddleware(AuthMiddleware, exclude=["^/api/docs", "^/metrics"])],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        openapi_config=openapi,
+        cors_config=CORSConfig(allow_origins=["*"], allow_headers=["*"], expose_headers=["X-Request-Id"]),
+        request_max_body_size=settings.max_body_bytes,
+        signature_namespace={"Context": Context},
+        logging_config=None,
+    )

@@ -1,0 +1,90 @@
+"""Authentication: every request past this point has a Principal (a user, maybe a key).
+
+`/api/v1/*` takes API keys only, as upstream: `Authorization: <any word> <key>`; a missing,
+unknown, revoked or expired key is 403 `{"error": "No valid api key found."}`. The internal
+`/api/system`, `/api/admin` routes also take session tokens (JWT from /api/request-token)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import anyio
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
+from litestar.handlers import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+
+from api.errors import NO_VALID_KEY
+from application.apikeys import is_expired, lookup_principal, record_expiry
+from application.sessions import session_principal
+from domain.principal import Principal, Role
+
+KEY_PREFIX = "sk-"
+
+
+def presented_token(connection: ASGIConnection) -> str | None:
+    header = connection.headers.get("authorization")
+    if not header:
+        return None
+    parts = header.split(" ")  # the scheme word is ignored, as upstream does
+    return parts[1].strip() if len(parts) > 1 and parts[1].strip() else None
+
+
+class AuthMiddleware(AbstractAuthenticationMiddleware):
+    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
+        runtime = connection.app.state.runtime
+        v1 = connection.scope["path"].startswith("/api/v1/")
+        token = presented_token(connection)
+        principal: Principal | None = None
+        if token and token.startswith(KEY_PREFIX):
+            principal = await self._key_principal(connection, runtime, token)
+        elif token and not v1:
+            principal = await anyio.to_thread.run_sync(session_principal, runtime.ctx, token)
+        if principal is None:
+            if v1:
+                raise PermissionDeniedException(NO_VALID_KEY)
+            raise NotAuthorizedException("No valid auth token found." if token else "No auth token found.")
+        if principal.rate_limit:
+            await self._rate_limit(connection, runtime, principal)
+        return AuthenticationResult(user=principal, auth=principal.api_key_id)
+
+    async def _key_principal(self, connection: ASGIConnection, runtime, token: str) -> Principal | None:
+        secret_hash = hashlib.sha256(token.encode()).hexdigest()
+        ctx = runtime.ctx
+        entry = await ctx.cache.get(secret_hash)
+        if entry is None:
+            entry = await anyio.to_thread.run_sync(lookup_principal, ctx, secret_hash)
+            if entry is None:
+                return None
+            await ctx.cache.put(secret_hash, entry, runtime.settings.auth_cache_ttl)
+        if is_expired(entry):
+            request_id = connection.scope["state"].get("request_id", "")
+            await anyio.to_thread.run_sync(record_expiry, ctx, entry.principal.api_key_id, request_id)
+            return None
+        return entry.principal
+
+    async def _rate_limit(self, connection: ASGIConnection, runtime, principal: Principal) -> None:
+        decision = await runtime.limiter.hit(f"key:{principal.api_key_id}", principal.rate_limit, 60)
+        connection.scope["state"]["rate_limit"] = decision
+        if not decision.allowed:
+            raise TooManyRequestsException(
+                f"Rate limit of {decision.limit} requests per minute exceeded for this API key.",
+                headers={"Retry-After": str(decision.reset)},
+            )
+
+
+# guards -------------------------------------------------------------------------------------
+def requires_scope(scope: str):
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        if not connection.user.has_scope(scope):
+            raise PermissionDeniedException(f"This API key lacks the '{scope}' scope.")
+
+    return guard
+
+
+def requires_role(*roles: Role):
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        if connection.user.role not in roles:
+            raise PermissionDeniedException("Your role does not allow this action.")
+
+    return guard

@@ -1,0 +1,253 @@
+"""The `ledgerllm` command: serve, and the operator's door onto the same use cases as HTTP.
+
+The CLI acts as the owner admin (events record it, with no key); stdout carries only the
+result (`KEY=$(ledgerllm api-keys create)` works), messages go to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _runtime() -> Any:
+    from api.wiring import open_runtime
+    from infrastructure.settings import load_settings
+
+    return open_runtime(load_settings())
+
+
+def _cli_principal(ctx: Any) -> Any:
+    from application.users import get_user, owner_id, principal_for
+
+    owner = get_user(ctx, owner_id(ctx))
+    return principal_for(ctx, owner)
+
+
+def _cid() -> str:
+    return f"cli-{uuid.uuid4().hex}"
+
+
+def _password(generated_note: str) -> tuple[str, bool]:
+    """A password piped on stdin, or a generated one (then printed once)."""
+    if not sys.stdin.isatty():
+        piped = sys.stdin.readline().rstrip("\n")
+        if piped:
+            return piped, False
+    return secrets.token_urlsafe(15), True
+
+
+def _user_id(ctx: Any, username: str) -> int:
+    from application.users import find_user
+
+    row = find_user(ctx, username)
+    if row is None:
+        raise SystemExit(f"error: no user named {username!r}; see `ledgerllm users list`.")
+    return row.id
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import logging
+
+    import uvicorn
+
+    if args.host:
+        os.environ["HOST"] = args.host
+    if args.port:
+        os.environ["PORT"] = str(args.port)
+    from infrastructure.settings import load_settings
+
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.workers > 1:
+        _runtime().close()  # create tables and the owner once, before workers race to do it
+    print(f"ledgerllm serving on http://{settings.host}:{settings.port} (data: {settings.data_dir})", file=sys.stderr)
+    uvicorn.run("api.main:app", factory=True, host=settings.host, port=settings.port, workers=args.workers,
+                log_level="warning", access_log=False, lifespan="on")
+
+
+def cmd_users_create(args: argparse.Namespace) -> None:
+    from application.users import CreateUser, create_user, is_multi_user
+
+    rt = _runtime()
+    try:
+        ctx = rt.ctx
+        if not is_multi_user(ctx):
+            raise SystemExit("error: the instance is in single-user mode; run "
+                             "`ledgerllm users enable-multi-user USERNAME` first.")
+        password, generated = _password("user")
+        row = create_user(ctx, CreateUser(principal=_cli_principal(ctx), correlation_id=_cid(),
+                                          username=args.name, password=password, role=args.role))
+        print(f"created user {row.username} (id {row.id}, role {row.role})", file=sys.stderr)
+        if generated:
+            print(password)
+            print("the password above is shown once; store it now", file=sys.stderr)
+    finally:
+        rt.close()
+
+
+def cmd_enable_multi_user(args: argparse.Namespace) -> None:
+    from application.users import EnableMultiUser, enable_multi_user
+
+    rt = _runtime()
+    try:
+        password, generated = _password("admin")
+        row = enable_multi_user(rt.ctx, EnableMultiUser(
+            principal=_cli_principal(rt.ctx), correlation_id=_cid(), username=args.username, password=password))
+        print(f"multi-user mode enabled; the owner is now admin {row.username!r}", file=sys.stderr)
+        if generated:
+            print(password)
+    finally:
+        rt.close()
+
+
+def cmd_users_list(args: argparse.Namespace) -> None:
+    from application.users import list_users
+
+    rt = _runtime()
+    try:
+        rows = list_users(rt.ctx)
+    finally:
+        rt.close()
+    _table(args, ["id", "username", "role", "suspended", "created_at"],
+           [[u.id, u.username, u.role, u.suspended, u.created_at] for u in rows])
+
+
+def cmd_users_revoke_sessions(args: argparse.Namespace) -> None:
+    from application.users import RevokeSessions, revoke_sessions
+
+    rt = _runtime()
+    try:
+        revoke_sessions(rt.ctx, RevokeSessions(principal=_cli_principal(rt.ctx), correlation_id=_cid(),
+                                               user_id=_user_id(rt.ctx, args.name)))
+        print(f"every session of {args.name} is revoked", file=sys.stderr)
+    finally:
+        rt.close()
+
+
+def cmd_keys_create(args: argparse.Namespace) -> None:
+    from application.apikeys import CreateApiKey, create_api_key
+    from domain.apikeys import parse_duration
+
+    rt = _runtime()
+    try:
+        ctx = rt.ctx
+        new = create_api_key(ctx, CreateApiKey(
+            principal=_cli_principal(ctx), correlation_id=_cid(),
+            user_id=_user_id(ctx, args.user) if args.user else None, name=args.name,
+            scopes=tuple(args.scope) if args.scope else None,
+            expires_in=parse_duration(args.expires_in) if args.expires_in else None,
+            rate_limit=args.rate_limit,
+        ))
+        print(new.secret)
+        print(f"created API key {new.key.id} for {new.key.username} ({new.key.display_prefix}...); "
+              "the secret above is shown once", file=sys.stderr)
+    finally:
+        rt.close()
+
+
+def cmd_keys_list(args: argparse.Namespace) -> None:
+    from application.apikeys import list_api_keys
+
+    rt = _runtime()
+    try:
+        keys = list_api_keys(rt.ctx, include_inactive=args.all)
+    finally:
+        rt.close()
+    _table(args, ["id", "prefix", "name", "user", "scopes", "expires_at", "revoked_at", "active"],
+           [[k.id, k.display_prefix, k.name, k.username, " ".join(k.scopes), k.expires_at, k.revoked_at, k.active]
+            for k in keys])
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> None:
+    from application.apikeys import RevokeApiKey, revoke_api_key
+
+    rt = _runtime()
+    try:
+        changed = revoke_api_key(rt.ctx, RevokeApiKey(principal=_cli_principal(rt.ctx), correlation_id=_cid(),
+                                                      key_id=args.id))
+        print(f"API key {args.id} {'revoked' if changed else 'was already revoked'}", file=sys.stderr)
+    finally:
+        rt.close()
+
+
+def _table(args: argparse.Namespace, columns: list[str], rows: list[list[Any]]) -> None:
+    if args.json:
+        for row in rows:
+            print(json.dumps(dict(zip(columns, row))))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    Console().print(table)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ledgerllm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP server (HOST, PORT, DATA_DIR, DATABASE_URL, REDIS_URL)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+
+    users = sub.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)
+    create = users.add_parser("create", help="create a user; password from stdin, else generated and printed")
+    create.add_argument("name")
+    create.add_argument("--role", default="default", choices=["admin", "manager", "default"])
+    create.set_defaults(func=cmd_users_create)
+    lst = users.add_parser("list", help="list users")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=cmd_users_list)
+    rs = users.add_parser("revoke-sessions", help="invalidate every session token of a user")
+    rs.add_argument("name")
+    rs.set_defaults(func=cmd_users_revoke_sessions)
+    mum = users.add_parser("enable-multi-user", help="switch to multi-user mode; the owner gets this name")
+    mum.add_argument("username")
+    mum.set_defaults(func=cmd_enable_multi_user)
+
+    keys = sub.add_parser("api-keys", help="manage API keys").add_subparsers(dest="action", required=True)
+    kc = keys.add_parser("create", help="issue a key; prints only the secret on stdout")
+    kc.add_argument("--user", help="owner's username (default: the owner admin)")
+    kc.add_argument("--name", help="a label")
+    kc.add_argument("--expires-in", help="e.g. 30d, 12h, 15m")
+    kc.add_argument("--scope", action="append", choices=["read", "write", "chat", "admin"],
+                    help="repeat for several; default: full access")
+    kc.add_argument("--rate-limit", type=int, help="requests per minute")
+    kc.set_defaults(func=cmd_keys_create)
+    kl = keys.add_parser("list", help="list keys (masked)")
+    kl.add_argument("--all", action="store_true", help="include revoked and expired keys")
+    kl.add_argument("--json", action="store_true")
+    kl.set_defaults(func=cmd_keys_list)
+    kr = keys.add_parser("revoke", help="revoke a key by id")
+    kr.add_argument("id", type=int)
+    kr.set_defaults(func=cmd_keys_revoke)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], None] = args.func
+    from domain.errors import DomainError
+    from infrastructure.settings import SettingsError
+
+    try:
+        func(args)
+    except (DomainError, SettingsError) as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Response shapes as AnythingLLM clients parse them (field names copied from upstream)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request
+
+from application.apikeys import KeyRow
+from application.invites import InviteRow
+from application.users import UserRow
+
+MASK = "*" * 24
+
+
+class UserOut(msgspec.Struct):
+    id: int
+    username: str
+    pfpFilename: str | None
+    role: str
+    suspended: int
+    seen_recovery_codes: bool
+    createdAt: str
+    lastUpdatedAt: str
+    dailyMessageLimit: int | None
+    bio: str | None
+
+
+class UserBrief(msgspec.Struct):
+    id: int
+    username: str
+    role: str
+
+
+class KeyOwner(msgspec.Struct):
+    id: int
+    username: str | None
+    role: str | None
+
+
+class ApiKeyOut(msgspec.Struct):
+    """Upstream's api_keys row, with the secret masked (upstream leaks it) and our extras."""
+
+    id: int
+    name: str | None
+    secret: str
+    createdBy: KeyOwner | int | None
+    createdAt: str
+    lastUpdatedAt: str
+    prefix: str
+    userId: int
+    scopes: list[str]
+    expiresAt: str | None
+    rateLimit: int | None
+    revokedAt: str | None
+    active: bool
+
+
+class InviteOut(msgspec.Struct):
+    id: int
+    code: str
+    status: str
+    claimedBy: dict[str, Any] | None
+    workspaceIds: str
+    createdBy: dict[str, Any] | None
+    createdAt: str
+    lastUpdatedAt: str
+
+
+def user_out(u: UserRow) -> UserOut:
+    return UserOut(
+        id=u.id, username=u.username, pfpFilename=u.pfp_filename, role=u.role,
+        suspended=int(u.suspended), seen_recovery_codes=True, createdAt=u.created_at,
+        lastUpdatedAt=u.updated_at, dailyMessageLimit=u.daily_message_limit, bio=u.bio,
+    )
+
+
+def key_out(k: KeyRow, secret: str | None = None, owner_as_id: bool = False) -> ApiKeyOut:
+    owner: KeyOwner | int = k.user_id if owner_as_id else KeyOwner(k.user_id, k.username, k.user_role)
+    return ApiKeyOut(
+        id=k.id, name=k.name, secret=secret or k.display_prefix + MASK, createdBy=owner,
+        createdAt=k.created_at, lastUpdatedAt=k.updated_at, prefix=k.display_prefix, userId=k.user_id,
+        scopes=list(k.scopes), expiresAt=k.expires_at, rateLimit=k.rate_limit, revokedAt=k.revoked_at,
+        active=k.active,
+    )
+
+
+def invite_out(i: InviteRow, code: str | None = None) -> InviteOut:
+    import json
+
+    return InviteOut(
+        id=i.id, code=code or i.display_prefix + MASK, status=i.status, claimedBy=i.claimed_by,
+        workspaceIds=json.dumps(i.workspace_ids), createdBy=i.created_by, createdAt=i.created_at,
+        lastUpdatedAt=i.updated_at,
+    )
+
+
+def request_id(request: Request) -> str:
+    return request.scope["state"]["request_id"]
+
+
+def parse_id(value: str, what: str) -> int:
+    """Path ids arrive as text, as upstream's do; a non-number is a 400, not a 404 or a 500."""
+    from domain.errors import InvalidInput
+
+    if not value.isdigit() or len(value) > 18 or int(value) < 1:
+        raise InvalidInput(f"Invalid {what} id")
+    return int(value)

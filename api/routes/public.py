@@ -1,0 +1,122 @@
+"""Routes without a credential: liveness, mode, sign-in, invite claims."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+from msgspec import Meta
+
+from api.presenters import UserOut, request_id, user_out
+from application import invites, sessions, users
+from application.ledger import Context
+from domain.errors import DomainError
+
+Password = Annotated[str, Meta(max_length=1000)]
+Name = Annotated[str, Meta(max_length=200)]
+PUBLIC = {"exclude_from_auth": True}
+
+
+class Online(msgspec.Struct):
+    online: bool
+
+
+@get("/api/ping", opt=PUBLIC, tags=["Public"], operation_id="ping", summary="Liveness probe")
+async def ping() -> Online:
+    return Online(True)
+
+
+class MultiUserMode(msgspec.Struct):
+    multiUserMode: bool
+
+
+@get("/api/system/multi-user-mode", opt=PUBLIC, tags=["Public"], operation_id="multiUserMode", sync_to_thread=True)
+def multi_user_mode(ctx: Context) -> MultiUserMode:
+    return MultiUserMode(users.is_multi_user(ctx))
+
+
+class LoginBody(msgspec.Struct):
+    password: Password
+    username: Name | None = None
+
+
+class LoginOut(msgspec.Struct):
+    valid: bool
+    token: str | None
+    message: str | None
+    user: UserOut | None = None
+
+
+async def _login_allowed(request: Request, state: State, username: str) -> int | None:
+    """Seconds to wait when this address (or this address and username) tried too often."""
+    settings, limiter = state.runtime.settings, state.runtime.limiter
+    address = request.client.host if request.client else "unknown"
+    window, limit = settings.login_window_seconds, settings.login_max_attempts
+    for key, cap in ((f"login:{address}:{username}", limit), (f"login:{address}", limit * 5)):
+        decision = await limiter.hit(key, cap, window)
+        if not decision.allowed:
+            return decision.reset
+    return None
+
+
+@post("/api/request-token", opt=PUBLIC, tags=["Public"], operation_id="requestToken", status_code=200)
+async def request_token(request: Request, state: State, ctx: Context, data: LoginBody) -> Response[LoginOut]:
+    """Sign in. Multi-user mode: `{username, password}`; single-user mode: `{password}` of the owner.
+
+    Failures answer 200 `valid:false` in multi-user mode and 401 in single-user mode, as upstream;
+    unknown user and wrong password give the same message (upstream's differ)."""
+    wait = await _login_allowed(request, state, data.username or "")
+    if wait is not None:
+        return Response(LoginOut(False, None, "Too many login attempts. Try again later."),
+                        status_code=429, headers={"Retry-After": str(wait)})
+    result = await anyio.to_thread.run_sync(sessions.login, ctx, data.username, data.password)
+    body = LoginOut(result.valid, result.token, result.message, user_out(result.user) if result.user else None)
+    single_user_failure = not result.valid and result.message == sessions.INVALID_PASSWORD
+    return Response(body, status_code=401 if single_user_failure else 200)
+
+
+@get("/api/request-token/sso/simple", opt=PUBLIC, tags=["Public"], operation_id="simpleSso", sync_to_thread=True)
+def simple_sso(request: Request, ctx: Context, token: Annotated[str, Meta(max_length=200)]) -> Response[LoginOut]:
+    """Swap a single-use token from `/v1/users/{id}/issue-auth-token` for a session."""
+    try:
+        result = sessions.redeem_auth_token(ctx, token, request_id(request))
+    except DomainError as e:
+        return Response(LoginOut(False, None, str(e)), status_code=e.status)
+    return Response(LoginOut(result.valid, result.token, result.message,
+                             user_out(result.user) if result.user else None))
+
+
+class InviteCheck(msgspec.Struct):
+    invite: dict[str, Any] | None
+    error: str | None
+
+
+@get("/api/invite/{code:str}", opt=PUBLIC, tags=["Public"], operation_id="checkInvite", sync_to_thread=True)
+def check_invite(ctx: Context, code: str) -> Response[InviteCheck]:
+    if invites.invite_is_valid(ctx, code):
+        return Response(InviteCheck({"status": "pending"}, None))
+    return Response(InviteCheck(None, "Invite not found or is invalid."), status_code=404)
+
+
+class ClaimBody(msgspec.Struct):
+    username: Name
+    password: Password
+
+
+class Success(msgspec.Struct):
+    success: bool
+    error: str | None
+
+
+@post("/api/invite/{code:str}", opt=PUBLIC, tags=["Public"], operation_id="claimInvite", status_code=200,
+      sync_to_thread=True)
+def claim_invite(request: Request, ctx: Context, code: str, data: ClaimBody) -> Response[Success]:
+    try:
+        invites.claim_invite(ctx, invites.ClaimInvite(
+            code=code, username=data.username, password=data.password, correlation_id=request_id(request)))
+    except DomainError as e:
+        return Response(Success(False, str(e)), status_code=e.status)
+    return Response(Success(True, None))
