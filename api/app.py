@@ -17,7 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from api.auth import AuthMiddleware
 from api.deps import provide_ctx
 from api.errors import EXCEPTION_HANDLERS
-from api.requestlog import RequestLogMiddleware
+from api.requestlog import RequestIdMiddleware, stamp_response
 from api.routes import keys, public, system, v1
 from api.wiring import open_runtime
 from application.ledger import Context
@@ -51,13 +51,12 @@ def create_app(settings: Settings) -> Litestar:
     )
     return Litestar(
         route_handlers=[
-            public.ping, public.multi_user_mode, public.request_token, public.simple_sso,
-            public.check_invite, public.claim_invite, system.enable_multi_user, system.check_token,
-            keys.SingleUserKeysController, keys.AdminKeysController, v1.v1_router(),
+            public.PublicController, system.SystemController, keys.SingleUserKeysController, keys.AdminKeysController, v1.v1_router(),
         ],
         lifespan=[runtime],
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
-        middleware=[RequestLogMiddleware, DefineMiddleware(AuthMiddleware, exclude=["^/api/docs", "^/metrics"])],
+        middleware=[RequestIdMiddleware, DefineMiddleware(AuthMiddleware, exclude=["^/api/docs", "^/metrics"])],
+        before_send=[stamp_response],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=openapi,
         cors_config=CORSConfig(allow_origins=["*"], allow_headers=["*"], expose_headers=["X-Request-Id"]),

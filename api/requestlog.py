@@ -1,8 +1,10 @@
 """Request ids and the access log: one line per request, tying events to requests.
 
-The id (`X-Request-Id`, ours, or the caller's when it is a short safe token) is the
-`correlation_id` of every event the request appends. The line never holds a header value,
-a body or a query string, so no secret reaches the log."""
+The id (ours, or the caller's `X-Request-Id` when it is a short safe token) is the
+`correlation_id` of every event the request appends. It is stamped on the response and the
+access line is written from a `before_send` hook, which Litestar runs on every response,
+also on errors raised by middleware (auth, rate limits). The line never holds a header
+value, a body or a query string, so no secret reaches the log."""
 
 from __future__ import annotations
 
@@ -22,46 +24,48 @@ def loggable_path(path: str) -> str:
     return _SECRET_IN_PATH.sub(r"\1<code>", path)
 
 
-class RequestLogMiddleware:
+class RequestIdMiddleware:
+    """Gives every HTTP request its id before anything else runs."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = uuid.uuid4().hex
-        for name, value in scope["headers"]:
-            if name == b"x-request-id" and _SAFE_ID.match(value):
-                request_id = value.decode()
-        state = scope.setdefault("state", {})
-        state["request_id"] = request_id
-        started = time.perf_counter()
-        status = 500
+        if scope["type"] == "http":
+            request_id = None
+            for name, value in scope["headers"]:
+                if name == b"x-request-id" and _SAFE_ID.match(value):
+                    request_id = value.decode()
+            state = scope.setdefault("state", {})
+            state["request_id"] = request_id or uuid.uuid4().hex
+            state["started"] = time.perf_counter()
+        await self.app(scope, receive, send)
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                rate = state.get("rate_limit")
-                if rate is not None:
-                    headers += [
-                        (b"ratelimit-limit", str(rate.limit).encode()),
-                        (b"ratelimit-remaining", str(rate.remaining).encode()),
-                        (b"ratelimit-reset", str(rate.reset).encode()),
-                    ]
-                message["headers"] = headers
-            await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            user = scope.get("user")
-            log.info(
-                "%s %s %s %d %.1fms user=%s key=%s",
-                request_id, scope["method"], loggable_path(scope["path"]), status,
-                (time.perf_counter() - started) * 1000,
-                getattr(user, "user_id", "-"), getattr(user, "api_key_id", None) or "-",
-            )
+def stamp_response(message: Message, scope: Scope) -> None:
+    """before_send hook: add X-Request-Id and RateLimit-* headers, write the access line."""
+    if message["type"] != "http.response.start" or scope["type"] != "http":
+        return
+    state = scope.get("state", {})
+    request_id = state.get("request_id")
+    if request_id is None:  # the request never reached our middleware (e.g. no route at all)
+        request_id = state["request_id"] = uuid.uuid4().hex
+    headers = list(message.get("headers", []))
+    headers.append((b"x-request-id", request_id.encode()))
+    rate = state.get("rate_limit")
+    if rate is not None:
+        headers += [
+            (b"ratelimit-limit", str(rate.limit).encode()),
+            (b"ratelimit-remaining", str(rate.remaining).encode()),
+            (b"ratelimit-reset", str(rate.reset).encode()),
+        ]
+    message["headers"] = headers
+    if log.isEnabledFor(logging.INFO):
+        user = scope.get("user")
+        started = state.get("started")
+        took = (time.perf_counter() - started) * 1000 if started else 0.0
+        log.info(
+            "%s %s %s %d %.1fms user=%s key=%s",
+            request_id, scope["method"], loggable_path(scope["path"]), message["status"], took,
+            getattr(user, "user_id", "-"), getattr(user, "api_key_id", None) or "-",
+        )

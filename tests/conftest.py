@@ -51,3 +51,33 @@ def redis_url(redis_server: RedisServer) -> str:
     """URL of the shared Redis, emptied before this test."""
     redis_server.flushall()
     return redis_server.url
+
+
+# --- app ---
+# Each test body runs once embedded (SQLite files, in-process cache) and once scaled out
+# (PostgreSQL and Redis), unless it asks for one backend.
+from tests.support.app import Backend, client_for  # noqa: E402
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path) -> Backend:
+    if request.param == "sqlite":
+        return Backend("sqlite", tmp_path / "data")
+    return Backend("postgres", tmp_path / "data", request.getfixturevalue("pg_url"),
+                   request.getfixturevalue("redis_url"))
+
+
+@pytest.fixture
+def sqlite_backend(tmp_path) -> Backend:
+    return Backend("sqlite", tmp_path / "data")
+
+
+@pytest.fixture
+def pg_backend(tmp_path, pg_url: str, redis_url: str) -> Backend:
+    return Backend("postgres", tmp_path / "data", pg_url, redis_url)
+
+
+@pytest.fixture
+def client(backend: Backend):
+    with client_for(backend) as c:
+        yield c

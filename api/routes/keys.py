@@ -59,10 +59,10 @@ def _list(ctx: Context, include_revoked: bool) -> KeyList:
     return KeyList([key_out(k) for k in apikeys.list_api_keys(ctx, include_inactive=include_revoked)], None)
 
 
-def _revoke(ctx: Context, request: Request, key_id: str) -> Response[None]:
+def _revoke(ctx: Context, request: Request, key_id: str) -> Response[bytes]:
     apikeys.revoke_api_key(ctx, apikeys.RevokeApiKey(
         principal=request.user, correlation_id=request_id(request), key_id=parse_id(key_id, "API key")))
-    return Response(None, status_code=200)
+    return Response(b"", status_code=200, media_type="text/plain")  # upstream: 200, empty body
 
 
 IncludeRevoked = Annotated[bool, Parameter(query="includeRevoked", description="also list revoked and expired keys")]
@@ -90,7 +90,7 @@ class SingleUserKeysController(Controller):
         return _generate(ctx, request, data)
 
     @delete("/api-key/{key_id:str}", operation_id="systemDeleteApiKey", status_code=200, **COMMON)
-    def revoke(self, ctx: Context, request: Request, key_id: KeyId) -> Response[None]:
+    def revoke(self, ctx: Context, request: Request, key_id: KeyId) -> Response[bytes]:
         self._single_user(ctx)
         return _revoke(ctx, request, key_id)
 
@@ -111,11 +111,11 @@ class AdminKeysController(Controller):
         return _generate(ctx, request, data)
 
     @delete("/delete-api-key/{key_id:str}", operation_id="adminDeleteApiKey", status_code=200, **COMMON)
-    def delete_key(self, ctx: Context, request: Request, key_id: KeyId) -> Response[None]:
+    def delete_key(self, ctx: Context, request: Request, key_id: KeyId) -> Response[bytes]:
         users.require_multi_user(ctx)
         return _revoke(ctx, request, key_id)
 
     @delete("/api-key/{key_id:str}", operation_id="adminRevokeApiKey", status_code=200, **COMMON)
-    def revoke(self, ctx: Context, request: Request, key_id: KeyId) -> Response[None]:
+    def revoke(self, ctx: Context, request: Request, key_id: KeyId) -> Response[bytes]:
         users.require_multi_user(ctx)
         return _revoke(ctx, request, key_id)

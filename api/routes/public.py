@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import anyio
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from msgspec import Meta
 
@@ -24,18 +24,8 @@ class Online(msgspec.Struct):
     online: bool
 
 
-@get("/api/ping", opt=PUBLIC, tags=["Public"], operation_id="ping", summary="Liveness probe")
-async def ping() -> Online:
-    return Online(True)
-
-
 class MultiUserMode(msgspec.Struct):
     multiUserMode: bool
-
-
-@get("/api/system/multi-user-mode", opt=PUBLIC, tags=["Public"], operation_id="multiUserMode", sync_to_thread=True)
-def multi_user_mode(ctx: Context) -> MultiUserMode:
-    return MultiUserMode(users.is_multi_user(ctx))
 
 
 class LoginBody(msgspec.Struct):
@@ -62,43 +52,9 @@ async def _login_allowed(request: Request, state: State, username: str) -> int |
     return None
 
 
-@post("/api/request-token", opt=PUBLIC, tags=["Public"], operation_id="requestToken", status_code=200)
-async def request_token(request: Request, state: State, ctx: Context, data: LoginBody) -> Response[LoginOut]:
-    """Sign in. Multi-user mode: `{username, password}`; single-user mode: `{password}` of the owner.
-
-    Failures answer 200 `valid:false` in multi-user mode and 401 in single-user mode, as upstream;
-    unknown user and wrong password give the same message (upstream's differ)."""
-    wait = await _login_allowed(request, state, data.username or "")
-    if wait is not None:
-        return Response(LoginOut(False, None, "Too many login attempts. Try again later."),
-                        status_code=429, headers={"Retry-After": str(wait)})
-    result = await anyio.to_thread.run_sync(sessions.login, ctx, data.username, data.password)
-    body = LoginOut(result.valid, result.token, result.message, user_out(result.user) if result.user else None)
-    single_user_failure = not result.valid and result.message == sessions.INVALID_PASSWORD
-    return Response(body, status_code=401 if single_user_failure else 200)
-
-
-@get("/api/request-token/sso/simple", opt=PUBLIC, tags=["Public"], operation_id="simpleSso", sync_to_thread=True)
-def simple_sso(request: Request, ctx: Context, token: Annotated[str, Meta(max_length=200)]) -> Response[LoginOut]:
-    """Swap a single-use token from `/v1/users/{id}/issue-auth-token` for a session."""
-    try:
-        result = sessions.redeem_auth_token(ctx, token, request_id(request))
-    except DomainError as e:
-        return Response(LoginOut(False, None, str(e)), status_code=e.status)
-    return Response(LoginOut(result.valid, result.token, result.message,
-                             user_out(result.user) if result.user else None))
-
-
 class InviteCheck(msgspec.Struct):
     invite: dict[str, Any] | None
     error: str | None
-
-
-@get("/api/invite/{code:str}", opt=PUBLIC, tags=["Public"], operation_id="checkInvite", sync_to_thread=True)
-def check_invite(ctx: Context, code: str) -> Response[InviteCheck]:
-    if invites.invite_is_valid(ctx, code):
-        return Response(InviteCheck({"status": "pending"}, None))
-    return Response(InviteCheck(None, "Invite not found or is invalid."), status_code=404)
 
 
 class ClaimBody(msgspec.Struct):
@@ -111,12 +67,58 @@ class Success(msgspec.Struct):
     error: str | None
 
 
-@post("/api/invite/{code:str}", opt=PUBLIC, tags=["Public"], operation_id="claimInvite", status_code=200,
-      sync_to_thread=True)
-def claim_invite(request: Request, ctx: Context, code: str, data: ClaimBody) -> Response[Success]:
-    try:
-        invites.claim_invite(ctx, invites.ClaimInvite(
-            code=code, username=data.username, password=data.password, correlation_id=request_id(request)))
-    except DomainError as e:
-        return Response(Success(False, str(e)), status_code=e.status)
-    return Response(Success(True, None))
+class PublicController(Controller):
+    """Routes that take no credential."""
+
+    opt = PUBLIC
+    tags = ["Public"]
+
+    @get("/api/ping", operation_id="ping", summary="Liveness probe")
+    async def ping(self) -> Online:
+        return Online(True)
+
+    @get("/api/system/multi-user-mode", operation_id="multiUserMode", sync_to_thread=True)
+    def multi_user_mode(self, ctx: Context) -> MultiUserMode:
+        return MultiUserMode(users.is_multi_user(ctx))
+
+    @post("/api/request-token", operation_id="requestToken", status_code=200)
+    async def request_token(self, request: Request, state: State, ctx: Context, data: LoginBody) -> Response[LoginOut]:
+        """Sign in. Multi-user mode: `{username, password}`; single-user mode: `{password}` of the owner.
+
+        Failures answer 200 `valid:false` in multi-user mode and 401 in single-user mode, as upstream;
+        unknown user and wrong password give the same message (upstream's differ)."""
+        wait = await _login_allowed(request, state, data.username or "")
+        if wait is not None:
+            return Response(LoginOut(False, None, "Too many login attempts. Try again later."),
+                            status_code=429, headers={"Retry-After": str(wait)})
+        result = await anyio.to_thread.run_sync(sessions.login, ctx, data.username, data.password)
+        body = LoginOut(result.valid, result.token, result.message, user_out(result.user) if result.user else None)
+        single_user_failure = not result.valid and result.message == sessions.INVALID_PASSWORD
+        return Response(body, status_code=401 if single_user_failure else 200)
+
+    @get("/api/request-token/sso/simple", operation_id="simpleSso", sync_to_thread=True)
+    def simple_sso(self, request: Request, ctx: Context, token: Annotated[str, Meta(max_length=200)]) -> Response[LoginOut]:
+        """Swap a single-use token from `/v1/users/{id}/issue-auth-token` for a session."""
+        try:
+            result = sessions.redeem_auth_token(ctx, token, request_id(request))
+        except DomainError as e:
+            return Response(LoginOut(False, None, str(e)), status_code=e.status)
+        return Response(LoginOut(result.valid, result.token, result.message,
+                                 user_out(result.user) if result.user else None))
+
+    @get("/api/invite/{code:str}", operation_id="checkInvite", sync_to_thread=True)
+    def check_invite(self, ctx: Context, code: str) -> Response[InviteCheck]:
+        if invites.invite_is_valid(ctx, code):
+            return Response(InviteCheck({"status": "pending"}, None))
+        return Response(InviteCheck(None, "Invite not found or is invalid."), status_code=404)
+
+    @post("/api/invite/{code:str}", operation_id="claimInvite", status_code=200,
+          sync_to_thread=True)
+    def claim_invite(self, request: Request, ctx: Context, code: str, data: ClaimBody) -> Response[Success]:
+        try:
+            invites.claim_invite(ctx, invites.ClaimInvite(
+                code=code, username=data.username, password=data.password, correlation_id=request_id(request)))
+        except DomainError as e:
+            return Response(Success(False, str(e)), status_code=e.status)
+        return Response(Success(True, None))
+

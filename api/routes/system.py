@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Controller, Request, Response, get, post
 
 from api.auth import requires_role, requires_scope
 from api.errors import FORBIDDEN_RESPONSE
@@ -20,30 +20,32 @@ class EnableMultiUserBody(msgspec.Struct):
     password: Password
 
 
-@post("/api/system/enable-multi-user", tags=["System"], operation_id="enableMultiUser", status_code=200,
-      guards=[requires_scope("admin"), requires_role(Role.ADMIN)], sync_to_thread=True,
-      responses=FORBIDDEN_RESPONSE)
-def enable_multi_user(request: Request, ctx: Context, data: EnableMultiUserBody) -> Response[Success]:
-    """The owner becomes the first admin, named and with a password. There is no way back,
-    as upstream. Unlike upstream, a failure deletes nothing."""
-    try:
-        users.enable_multi_user(ctx, users.EnableMultiUser(
-            principal=request.user, correlation_id=request_id(request),
-            username=data.username, password=data.password))
-    except Conflict as e:
-        return Response(Success(False, str(e)), status_code=200)
-    except DomainError as e:
-        return Response(Success(False, str(e)), status_code=e.status)
-    return Response(Success(True, None))
-
-
 class CheckToken(msgspec.Struct):
     valid: bool
     user: UserOut | None
 
 
-@get("/api/system/check-token", tags=["System"], operation_id="checkToken", sync_to_thread=True,
-     responses=FORBIDDEN_RESPONSE)
-def check_token(request: Request, ctx: Context) -> CheckToken:
-    row = users.get_user(ctx, request.user.user_id)
-    return CheckToken(True, user_out(row) if row else None)
+class SystemController(Controller):
+    path = "/api/system"
+    tags = ["System"]
+
+    @post("/enable-multi-user", operation_id="enableMultiUser", status_code=200,
+          guards=[requires_scope("admin"), requires_role(Role.ADMIN)], sync_to_thread=True,
+          responses=FORBIDDEN_RESPONSE)
+    def enable_multi_user(self, request: Request, ctx: Context, data: EnableMultiUserBody) -> Response[Success]:
+        """The owner becomes the first admin, named and with a password. There is no way back,
+        as upstream. Unlike upstream, a failure deletes nothing."""
+        try:
+            users.enable_multi_user(ctx, users.EnableMultiUser(
+                principal=request.user, correlation_id=request_id(request),
+                username=data.username, password=data.password))
+        except Conflict as e:
+            return Response(Success(False, str(e)), status_code=200)
+        except DomainError as e:
+            return Response(Success(False, str(e)), status_code=e.status)
+        return Response(Success(True, None))
+
+    @get("/check-token", operation_id="checkToken", sync_to_thread=True, responses=FORBIDDEN_RESPONSE)
+    def check_token(self, request: Request, ctx: Context) -> CheckToken:
+        row = users.get_user(ctx, request.user.user_id)
+        return CheckToken(True, user_out(row) if row else None)

@@ -30,10 +30,14 @@ class Authenticated(msgspec.Struct):
     authenticated: bool
 
 
-@get("/auth", tags=["Authentication"], operation_id="v1Auth", responses=FORBIDDEN_RESPONSE)
-async def auth() -> Authenticated:
-    """Verify the attached Authorization header holds a valid API key."""
-    return Authenticated(True)
+class AuthController(Controller):
+    path = "/auth"
+    tags = ["Authentication"]
+
+    @get("/", operation_id="v1Auth", responses=FORBIDDEN_RESPONSE)
+    async def auth(self) -> Authenticated:
+        """Verify the attached Authorization header holds a valid API key."""
+        return Authenticated(True)
 
 
 class IsMultiUser(msgspec.Struct):
@@ -195,4 +199,4 @@ class UsersController(Controller):
 
 
 def v1_router() -> Router:
-    return Router(path="/api/v1", route_handlers=[auth, AdminController, UsersController])
+    return Router(path="/api/v1", route_handlers=[AuthController, AdminController, UsersController])

@@ -1,0 +1,169 @@
+"""Benchmark: throughput of an authenticated request (/api/v1/auth) against the no-auth floor (/api/ping).
+
+Starts `ledgerllm serve` on a temp DATA_DIR, issues an API key with the CLI, and drives both endpoints
+with wrk (alternating rounds: ping, auth, auth, ping). Aim: auth/ping requests/s ratio >= 0.7, i.e.
+API-key authentication (header parse, sha256, cache lookup, principal) costs at most ~30% of throughput.
+
+Run from the repo root:  .venv/bin/python bench/auth_throughput.py [--duration 10] [--connections 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+AIM = 0.7
+ROUNDS = ["ping", "auth", "auth", "ping"]  # ABBA order, so drift (thermal, cache expiry) hits both equally
+PATHS = {"ping": "/api/ping", "auth": "/api/v1/auth"}
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_status(url: str, headers: dict[str, str] | None = None) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as resp:
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def wait_ready(base: str, server: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            break
+        try:
+            if http_status(base + "/api/ping") == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    state = f"exited with code {server.returncode}" if server.poll() is not None else f"no answer in {timeout:.0f}s"
+    sys.exit(f"server not ready on /api/ping ({state}); its log:\n{log.read_text()}")
+
+
+def to_ms(value: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", value)
+    if not m:
+        raise ValueError(f"unparsable wrk latency {value!r}")
+    return float(m[1]) * _UNITS_MS[m[2]]
+
+
+def run_wrk(url: str, args: argparse.Namespace, duration: int, headers: list[str]) -> dict[str, float]:
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s", "--latency", *headers, url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    if "Non-2xx or 3xx responses" in out:
+        sys.exit(f"wrk saw error responses from {url}; results would be meaningless:\n{out}")
+    if "Socket errors" in out:
+        print(f"warning: {url}: {re.search(r'Socket errors:.*', out)[0]}", file=sys.stderr)
+    try:
+        return {
+            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),
+            # "    Latency   1.23ms  ..." (thread stats: first column is the mean)
+            "avg_ms": to_ms(re.search(r"^\s+Latency\s+(\S+)", out, re.M)[1]),
+            "p99_ms": to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M)[1]),
+        }
+    except (TypeError, ValueError) as err:  # TypeError: a regex did not match
+        sys.exit(f"could not parse wrk output ({err}):\n{out}")
+
+
+def stop(server: subprocess.Popen) -> None:
+    if server.poll() is not None:
+        return
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)  # its own session: takes uvicorn's worker processes too
+        server.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (1: wrk on one core, server on the other)")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found; install it (apt-get install -y wrk)")
+    ledgerllm = shutil.which("ledgerllm", path=str(Path(sys.executable).parent)) or shutil.which("ledgerllm")
+    if not ledgerllm:
+        sys.exit("ledgerllm console script not found; run with the project's venv python")
+
+    # SIGTERM -> SystemExit, so the finally block below also runs when we are killed politely.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    tmp = Path(tempfile.mkdtemp(prefix="ledgerllm-bench-"))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    # LOG_LEVEL=WARNING: the per-request INFO access line would otherwise be part of what we measure.
+    env = {**os.environ, "DATA_DIR": str(tmp / "data"), "LOG_LEVEL": "WARNING"}
+    log = tmp / "server.log"
+    server = None
+    try:
+        with log.open("w") as log_file:
+            server = subprocess.Popen(
+                [ledgerllm, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)],
+                env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_ready(base, server, log)
+        key = subprocess.run([ledgerllm, "api-keys", "create", "--name", "bench"], env=env,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        auth_header = ["-H", f"Authorization: Bearer {key}"]
+        headers = {"ping": [], "auth": auth_header}
+
+        with_key = http_status(base + PATHS["auth"], {"Authorization": f"Bearer {key}"})
+        without = http_status(base + PATHS["auth"])
+        if (with_key, without) != (200, 403):
+            sys.exit(f"/api/v1/auth sanity check failed: with key {with_key} (want 200), "
+                     f"without {without} (want 403); server log:\n{log.read_text()}")
+
+        for name in PATHS:  # warm-up, discarded
+            run_wrk(base + PATHS[name], args, 2, headers[name])
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in PATHS}
+        for name in ROUNDS:
+            runs[name].append(run_wrk(base + PATHS[name], args, args.duration, headers[name]))
+        mean = {name: {k: sum(r[k] for r in rs) / len(rs) for k in rs[0]} for name, rs in runs.items()}
+
+        print(f"machine: nproc={os.cpu_count()}  python={platform.python_version()}  {platform.platform()}")
+        print(f"setup:   server workers={args.workers} (LOG_LEVEL=WARNING), wrk -t{args.threads} "
+              f"-c{args.connections} -d{args.duration}s, rounds {'/'.join(ROUNDS)}, mean per endpoint")
+        print()
+        print(f"{'endpoint':<14}{'requests/s':>12}{'avg (ms)':>10}{'p99 (ms)':>10}   per-round req/s")
+        for name, path in PATHS.items():
+            m = mean[name]
+            rounds = ", ".join(f"{r['rps']:.0f}" for r in runs[name])
+            print(f"{path:<14}{m['rps']:>12.0f}{m['avg_ms']:>10.2f}{m['p99_ms']:>10.2f}   {rounds}")
+        ratio = mean["auth"]["rps"] / mean["ping"]["rps"]
+        print()
+        print(f"ratio auth/ping: {ratio:.2f}  (aim >= {AIM}: {'met' if ratio >= AIM else 'NOT met'})")
+        print(f"re-run: .venv/bin/python bench/auth_throughput.py --duration {args.duration} "
+              f"--connections {args.connections} --threads {args.threads} --workers {args.workers}")
+    except subprocess.CalledProcessError as err:
+        sys.exit(f"command failed: {' '.join(map(str, err.cmd))}\n{err.stdout}{err.stderr}")
+    except KeyboardInterrupt:
+        sys.exit("interrupted")
+    finally:
+        if server is not None:
+            stop(server)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Developer API authentication: keys as Bearer tokens, upstream's 403 body, request ids."""
+
+from __future__ import annotations
+
+from tests.support.app import bearer, owner_key
+
+NO_KEY = {"error": "No valid api key found."}
+
+
+def test_ping_answers_without_auth(client):
+    response = client.get("/api/ping")
+    assert response.status_code == 200
+    assert response.json() == {"online": True}
+
+
+def test_valid_key_is_authenticated_with_any_scheme_word(client):
+    key = owner_key(client)
+    assert client.get("/api/v1/auth", headers=bearer(key)).json() == {"authenticated": True}
+    assert client.get("/api/v1/auth", headers={"Authorization": f"Foo {key}"}).status_code == 200
+
+
+def test_missing_unknown_and_malformed_keys_are_refused_with_upstream_body(client):
+    for headers in ({}, bearer("sk-not-a-real-key"), {"Authorization": "Bearer"}, {"Authorization": "garbage"},
+                    bearer("not-even-prefixed")):
+        response = client.get("/api/v1/auth", headers=headers)
+        assert response.status_code == 403, headers
+        assert response.json() == NO_KEY
+
+
+def test_session_tokens_are_not_api_keys(client):
+    response = client.get("/api/v1/auth", headers=bearer("eyJhbGciOiJIUzI1NiJ9.e30.x"))
+    assert response.status_code == 403
+
+
+def test_revoked_key_is_refused_at_once(client):
+    admin = owner_key(client)
+    victim = owner_key(client, name="victim")
+    assert client.get("/api/v1/auth", headers=bearer(victim)).status_code == 200  # now cached
+    key_id = next(k["id"] for k in client.get("/api/system/api-keys", headers=bearer(admin)).json()["apiKeys"]
+                  if k["name"] == "victim")
+    assert client.delete(f"/api/system/api-key/{key_id}", headers=bearer(admin)).status_code == 200
+    assert client.get("/api/v1/auth", headers=bearer(victim)).status_code == 403
+
+
+def test_expired_key_is_refused_and_its_expiry_recorded(client, backend):
+    import time
+
+    key = owner_key(client, name="short")
+    # An expiry in the past cannot be requested; issue one that lapses in a second.
+    from datetime import timedelta
+
+    short = owner_key(client, name="brief", expires_in=timedelta(seconds=1))
+    assert client.get("/api/v1/auth", headers=bearer(short)).status_code == 200
+    time.sleep(1.2)
+    assert client.get("/api/v1/auth", headers=bearer(short)).json() == NO_KEY
+    expired = [e for e in backend.raw_events() if e["topic"].endswith("ApiKey.Expired")]
+    assert len(expired) == 1
+    listing = client.get("/api/system/api-keys?includeRevoked=true", headers=bearer(key)).json()["apiKeys"]
+    assert [k["active"] for k in listing if k["name"] == "brief"] == [False]
+
+
+def test_every_response_carries_a_request_id_that_events_record(client, backend):
+    key = owner_key(client)
+    response = client.post("/api/system/generate-api-key", json={"name": "traced"}, headers=bearer(key))
+    request_id = response.headers["x-request-id"]
+    assert len(request_id) >= 8
+    issued = [e for e in backend.raw_events() if e["topic"].endswith("ApiKey.Issued")
+              and e["state"]["name"] == "traced"]
+    assert issued[0]["state"]["correlation_id"] == request_id
+    assert client.get("/api/ping").headers["x-request-id"] != request_id
+    refused = client.get("/api/v1/auth")  # refused in middleware: still stamped
+    assert refused.status_code == 403 and len(refused.headers["x-request-id"]) >= 8
+
+
+def test_callers_request_id_is_kept_when_safe(client):
+    assert client.get("/api/ping", headers={"X-Request-Id": "trace-12345678"}).headers["x-request-id"] == "trace-12345678"
+    assert client.get("/api/ping", headers={"X-Request-Id": "bad id;drop"}).headers["x-request-id"] != "bad id;drop"

@@ -1,0 +1,107 @@
+"""Every event type, read back raw from the store, records who acted, with which key, in
+which request; and no secret is stored anywhere or logged."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from eventsourcing.utils import get_topic
+
+import domain.apikeys
+import domain.invites
+import domain.sequence
+import domain.system
+import domain.users
+from domain.audited import Audited
+from tests.support.app import bearer, client_for, multi_user_keys, owner_key
+
+
+def all_event_topics() -> set[str]:
+    topics = set()
+    for module in (domain.users, domain.apikeys, domain.invites, domain.system, domain.sequence):
+        for aggregate in vars(module).values():
+            if isinstance(aggregate, type) and issubclass(aggregate, Audited) and aggregate is not Audited:
+                for member in vars(aggregate).values():
+                    # the events each aggregate declares (each has an apply); not the generated bases
+                    if isinstance(member, type) and issubclass(member, Audited.Event) and "apply" in vars(member):
+                        topics.add(get_topic(member))
+    return topics
+
+
+def exercise_everything(backend, client) -> dict[str, str]:
+    """Drive every kind of change through the HTTP API and the CLI; return the secrets used."""
+    secrets = {"owner_password": "owner-password-1"}
+    keys = multi_user_keys(client)
+    admin = bearer(keys["admin"])
+    secrets.update(admin_key=keys["admin"], manager_key=keys["manager"], default_key=keys["default"])
+    uid = keys["default_id"]
+    client.post(f"/api/v1/admin/users/{uid}", headers=admin, json={
+        "username": "renamed", "role": "manager", "bio": "b", "password": "changed-password-9", "suspended": 1})
+    client.post(f"/api/v1/admin/users/{uid}", headers=admin, json={"suspended": 0})
+    deputy = client.post("/api/v1/admin/users/new", headers=admin,
+                         json={"username": "deputy", "password": "deputy-password", "role": "admin"}).json()["user"]
+    secrets["deputy_password"] = "deputy-password"
+    assert client.post(f"/api/v1/admin/users/{deputy['id']}", headers=admin, json={"suspended": 1}).json()["success"]
+    secrets["changed_password"] = "changed-password-9"
+    backend.cli("users", "revoke-sessions", "renamed")
+    invite = client.post("/api/v1/admin/invite/new", headers=admin).json()["invite"]
+    secrets["invite_code"] = invite["code"]
+    client.post(f"/api/invite/{invite['code']}", json={"username": "invitee", "password": "invitee-password"})
+    secrets["invitee_password"] = "invitee-password"
+    other = client.post("/api/v1/admin/invite/new", headers=admin).json()["invite"]
+    client.delete(f"/api/v1/admin/invite/{other['id']}", headers=admin)
+    client.post("/api/v1/admin/preferences", headers=admin, json={"support_email": "s@example.com"})
+    token = client.get(f"/api/v1/users/{uid}/issue-auth-token", headers=admin).json()["token"]
+    secrets["sso_token"] = token
+    session = client.get(f"/api/request-token/sso/simple?token={token}").json()["token"]
+    secrets["session_jwt"] = session
+    brief = owner_key(client, name="brief", expires_in=timedelta(seconds=1))
+    secrets["brief_key"] = brief
+    time.sleep(1.1)
+    assert client.get("/api/v1/auth", headers=bearer(brief)).status_code == 403  # records ApiKey.Expired
+    cli_key = backend.cli("api-keys", "create", "--name", "cli").stdout.strip()
+    secrets["cli_key"] = cli_key
+    key_id = next(k["id"] for k in client.get("/api/admin/api-keys", headers=admin).json()["apiKeys"]
+                  if k["name"] == "cli")
+    client.delete(f"/api/admin/api-key/{key_id}", headers=admin)
+    assert client.delete(f"/api/v1/admin/users/{uid}", headers=admin).json()["success"]
+    created = backend.cli("users", "create", "clio", "--role", "default", input="clio-password\n")
+    assert created.stdout == ""  # the password came from stdin: nothing to print
+    secrets["clio_password"] = "clio-password"
+    return secrets
+
+
+def test_every_event_type_records_its_actor_and_no_secret_is_stored_or_logged(backend, caplog):
+    caplog.set_level(logging.DEBUG)
+    with client_for(backend, auth_token="owner-password-1", simple_sso_enabled=True) as client:
+        secrets = exercise_everything(backend, client)
+        key_ids = {k["id"]: k for k in client.get("/api/admin/api-keys?includeRevoked=true",
+                                                  headers=bearer(secrets["admin_key"])).json()["apiKeys"]}
+    events = backend.raw_events()
+    seen = {e["topic"] for e in events}
+    assert all_event_topics() - seen == set(), "some event types were never exercised"
+    user_ids = {e["state"]["user_id"] for e in events if e["topic"].endswith("User.Registered")}
+    for event in events:
+        state = event["state"]
+        assert isinstance(state["actor_user_id"], int) and state["actor_user_id"] in user_ids, event
+        assert state["actor_api_key_id"] is None or state["actor_api_key_id"] in key_ids, event
+        assert state["correlation_id"], event
+    # a change made over HTTP with a key records that key; one made by the CLI records none
+    by_topic = {}
+    for e in events:
+        by_topic.setdefault(e["topic"].rsplit(":", 1)[1], []).append(e["state"])
+    assert by_topic["Invite.Created"][0]["actor_api_key_id"] is not None
+    assert by_topic["User.SessionsRevoked"][0]["actor_api_key_id"] is None
+    assert by_topic["User.SessionsRevoked"][0]["correlation_id"].startswith("cli-")
+    claimed = by_topic["Invite.Claimed"][0]
+    assert claimed["actor_user_id"] == claimed["user_id"]  # the invitee registers themself
+    # secrets: not in any database file or table, not in the captured logs
+    stored = backend.all_stored_bytes()
+    # our server's log lines (the test client's own httpx lines show the URLs it requested)
+    logs = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("httpx"))
+    assert len(logs) > 0
+    for name, secret in secrets.items():
+        assert secret.encode() not in stored, f"{name} found in the store"
+        assert secret not in logs, f"{name} found in the logs"

@@ -1,0 +1,116 @@
+"""Helpers to run the real app (in-process TestClient or `ledgerllm` subprocesses) in tests."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import msgspec
+import psycopg
+from litestar.testing import TestClient
+
+from api.app import create_app
+from infrastructure.settings import Settings, load_settings
+
+LEDGERLLM = str(Path(sys.executable).parent / "ledgerllm")
+
+
+@dataclass
+class Backend:
+    """Where a test's data lives: a temp dir, plus PostgreSQL and Redis when scaled out."""
+
+    name: str
+    data_dir: Path
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    def settings(self, **overrides: Any) -> Settings:
+        return load_settings({}, data_dir=self.data_dir, database_url=self.database_url,
+                             redis_url=self.redis_url, **overrides)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+        env["DATA_DIR"] = str(self.data_dir)
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
+        if self.redis_url:
+            env["REDIS_URL"] = self.redis_url
+        env.update(extra)
+        return env
+
+    def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run `ledgerllm ARGS` as a subprocess against this backend."""
+        result = subprocess.run([LEDGERLLM, *args], env=self.env(), input=input if input is not None else "",
+                                capture_output=True, text=True, timeout=120)
+        if check and result.returncode != 0:
+            raise AssertionError(f"ledgerllm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    # raw access to the event store, behind the app's back ------------------------------------
+    def raw_events(self) -> list[dict[str, Any]]:
+        """Every stored event: position, topic and decoded state, read with plain SQL."""
+        if self.database_url:
+            with psycopg.connect(self.database_url) as conn:
+                rows = conn.execute(
+                    "SELECT notification_id, topic, state FROM ledger_events ORDER BY notification_id").fetchall()
+        else:
+            with sqlite3.connect(self.data_dir / "events.db") as conn:
+                rows = conn.execute("SELECT rowid, topic, state FROM stored_events ORDER BY rowid").fetchall()
+        return [{"position": p, "topic": t, "state": msgspec.json.decode(bytes(s))} for p, t, s in rows]
+
+    def all_stored_bytes(self) -> bytes:
+        """Everything the databases hold, as bytes: SQLite files whole, every PostgreSQL row as text."""
+        blobs = [p.read_bytes() for p in self.data_dir.rglob("*") if p.is_file() and p.name != "jwt-secret"]
+        if self.database_url:
+            with psycopg.connect(self.database_url) as conn:
+                tables = [r[0] for r in conn.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")]
+                for table in tables:
+                    for row in conn.execute(f'SELECT * FROM "{table}"'):
+                        blobs.append(repr(row).encode())
+                        blobs += [bytes(v) for v in row if isinstance(v, (bytes, memoryview))]
+        return b"\n".join(blobs)
+
+
+@contextmanager
+def client_for(backend: Backend, **overrides: Any) -> Iterator[TestClient]:
+    with TestClient(create_app(backend.settings(**overrides))) as client:
+        yield client
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def owner_key(client: TestClient, **body: Any) -> str:
+    """Issue an owner key the way an operator does first: through the use case the CLI calls."""
+    from application.apikeys import CreateApiKey, create_api_key
+    from application.users import get_user, owner_id, principal_for
+
+    ctx = client.app.state.runtime.ctx
+    owner = principal_for(ctx, get_user(ctx, owner_id(ctx)))
+    return create_api_key(ctx, CreateApiKey(principal=owner, correlation_id="test-setup", **body)).secret
+
+
+def multi_user_keys(client: TestClient) -> dict[str, str]:
+    """Switch to multi-user mode and return a full-access key for an admin, a manager and a
+    default user (plus their user ids under `<role>_id`), all made through the HTTP API."""
+    admin = owner_key(client)
+    response = client.post("/api/system/enable-multi-user", json={"username": "boss", "password": "boss-password"},
+                           headers=bearer(admin))
+    assert response.json() == {"success": True, "error": None}, response.text
+    keys: dict[str, Any] = {"admin": admin, "admin_id": 1}
+    for role in ("manager", "default"):
+        user = client.post("/api/v1/admin/users/new", headers=bearer(admin),
+                           json={"username": f"{role}-user", "password": f"{role}-password", "role": role}).json()
+        assert user["error"] is None, user
+        keys[f"{role}_id"] = user["user"]["id"]
+        keys[role] = client.post("/api/admin/generate-api-key", json={"userId": user["user"]["id"]},
+                                 headers=bearer(admin)).json()["apiKey"]["secret"]
+    return keys
