@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,12 +26,15 @@ from application.ledger import Context
 from infrastructure.settings import Settings
 
 VERSION = "0.1.0"
+log = logging.getLogger("ledgerllm")
 
 
 def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def runtime(app: Litestar) -> AsyncIterator[None]:
         app.state.runtime = await anyio.to_thread.run_sync(lambda: open_runtime(settings, follow=True))
+        log.info("ledgerllm ready: %s store, %s cache", "PostgreSQL" if settings.postgres else "SQLite",
+                 "Redis" if settings.redis_url else "in-process")
         try:
             yield
         finally:
@@ -37,6 +42,7 @@ def create_app(settings: Settings) -> Litestar:
             for closer in rt.closers:
                 await closer.aclose()
             await anyio.to_thread.run_sync(rt.close)
+            log.info("ledgerllm stopped: store and views closed")
 
     openapi = OpenAPIConfig(
         title="ledgerllm",

@@ -36,7 +36,7 @@ def _cid() -> str:
     return f"cli-{uuid.uuid4().hex}"
 
 
-def _password(generated_note: str) -> tuple[str, bool]:
+def _password() -> tuple[str, bool]:
     """A password piped on stdin, or a generated one (then printed once)."""
     if not sys.stdin.isatty():
         piped = sys.stdin.readline().rstrip("\n")
@@ -83,7 +83,7 @@ def cmd_users_create(args: argparse.Namespace) -> None:
         if not is_multi_user(ctx):
             raise SystemExit("error: the instance is in single-user mode; run "
                              "`ledgerllm users enable-multi-user USERNAME` first.")
-        password, generated = _password("user")
+        password, generated = _password()
         row = create_user(ctx, CreateUser(principal=_cli_principal(ctx), correlation_id=_cid(),
                                           username=args.name, password=password, role=args.role))
         print(f"created user {row.username} (id {row.id}, role {row.role})", file=sys.stderr)
@@ -99,7 +99,7 @@ def cmd_enable_multi_user(args: argparse.Namespace) -> None:
 
     rt = _runtime()
     try:
-        password, generated = _password("admin")
+        password, generated = _password()
         row = enable_multi_user(rt.ctx, EnableMultiUser(
             principal=_cli_principal(rt.ctx), correlation_id=_cid(), username=args.username, password=password))
         print(f"multi-user mode enabled; the owner is now admin {row.username!r}", file=sys.stderr)
@@ -129,6 +129,21 @@ def cmd_users_revoke_sessions(args: argparse.Namespace) -> None:
         revoke_sessions(rt.ctx, RevokeSessions(principal=_cli_principal(rt.ctx), correlation_id=_cid(),
                                                user_id=_user_id(rt.ctx, args.name)))
         print(f"every session of {args.name} is revoked", file=sys.stderr)
+    finally:
+        rt.close()
+
+
+def cmd_users_set_password(args: argparse.Namespace) -> None:
+    from application.users import UpdateUser, update_user
+
+    rt = _runtime()
+    try:
+        password, generated = _password()
+        update_user(rt.ctx, UpdateUser(principal=_cli_principal(rt.ctx), correlation_id=_cid(),
+                                       user_id=_user_id(rt.ctx, args.name), password=password))
+        if generated:
+            print(password)
+        print(f"password of {args.name} changed; their old sessions are revoked", file=sys.stderr)
     finally:
         rt.close()
 
@@ -214,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     rs = users.add_parser("revoke-sessions", help="invalidate every session token of a user")
     rs.add_argument("name")
     rs.set_defaults(func=cmd_users_revoke_sessions)
+    sp = users.add_parser("set-password", help="set a password (stdin, else generated and printed once)")
+    sp.add_argument("name")
+    sp.set_defaults(func=cmd_users_set_password)
     mum = users.add_parser("enable-multi-user", help="switch to multi-user mode; the owner gets this name")
     mum.add_argument("username")
     mum.set_defaults(func=cmd_enable_multi_user)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Iterable
 
 from application.ports import CachedPrincipal, RateDecision
+from infrastructure.ratelimit import gcra
 
 
 class MemoryPrincipalCache:
@@ -38,22 +38,18 @@ class MemoryPrincipalCache:
 
 
 class MemoryRateLimiter:
-    """Fixed windows per key, counted in this process."""
+    """GCRA (see infrastructure/ratelimit.py), counted in this process."""
 
     def __init__(self) -> None:
-        self._windows: dict[str, tuple[int, int]] = {}  # key -> (window number, count)
+        self._tats: dict[str, float] = {}
         self._lock = threading.Lock()
 
     async def hit(self, key: str, limit: int, window: int) -> RateDecision:
         now = time.time()
-        number = int(now // window)
         with self._lock:
-            current, count = self._windows.get(key, (number, 0))
-            if current != number:
-                count = 0
-                if len(self._windows) > 100_000:
-                    self._windows = {k: v for k, v in self._windows.items() if v[0] == number}
-            count += 1
-            self._windows[key] = (number, count)
-        reset = max(1, math.ceil((number + 1) * window - now))
-        return RateDecision(count <= limit, limit, max(0, limit - count), reset)
+            if len(self._tats) > 100_000:
+                self._tats = {k: t for k, t in self._tats.items() if t > now}
+            decision, tat = gcra(self._tats.get(key, now), now, limit, window)
+            if decision.allowed:
+                self._tats[key] = tat
+        return decision

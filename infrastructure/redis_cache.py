@@ -12,6 +12,7 @@ import redis
 import redis.asyncio as aioredis
 
 from application.ports import CachedPrincipal, RateDecision
+from infrastructure.ratelimit import GCRA_LUA
 
 _PREFIX = "ledgerllm:principal:"
 _encode = msgspec.msgpack.Encoder().encode
@@ -41,21 +42,18 @@ class RedisPrincipalCache:
 
 
 class RedisRateLimiter:
-    """Fixed windows: INCR and EXPIRE in one transaction, keyed by window number."""
+    """GCRA in a Lua script: read, decide and write in one atomic step on the server."""
 
     def __init__(self, url: str) -> None:
         self._redis = aioredis.Redis.from_url(url)
+        self._script = self._redis.register_script(GCRA_LUA)
 
     async def hit(self, key: str, limit: int, window: int) -> RateDecision:
-        now = time.time()
-        number = int(now // window)
-        name = f"ledgerllm:rate:{key}:{number}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(name)
-            pipe.expire(name, window + 1)
-            count, _ = await pipe.execute()
-        reset = max(1, math.ceil((number + 1) * window - now))
-        return RateDecision(count <= limit, limit, max(0, limit - count), reset)
+        result = await self._script(keys=[f"ledgerllm:rate:{key}"], args=[time.time(), limit, window])
+        if int(result[0]) == 0:
+            return RateDecision(False, limit, 0, max(1, math.ceil(float(result[1]))))
+        remaining = int(float(result[1]) + 1e-9)
+        return RateDecision(True, limit, remaining, max(1, math.ceil(float(result[2]))))
 
     async def aclose(self) -> None:
         await self._redis.aclose()
