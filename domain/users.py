@@ -17,7 +17,7 @@ BIO_MAX = 1000
 
 
 def check_username(username: str) -> str:
-    if not (USERNAME_MIN <= len(username) <= USERNAME_MAX) or not USERNAME_RE.match(username):
+    if not (USERNAME_MIN <= len(username) <= USERNAME_MAX) or not USERNAME_RE.fullmatch(username):
         raise InvalidInput(
             "Username must be 2-64 characters, start with a lowercase letter and contain only "
             "lowercase letters, digits, '.', '_', '@' and '-'."

@@ -55,7 +55,8 @@ class ProjectionRunner:
                     if self.projection.wants(n)
                 ]
                 last_id = notifications[-1].id
-                self.view.process_batch(self.app.name, start, items, self.projection.apply, last_id)
+                if not self.view.process_batch(self.app.name, start, items, self.projection.apply, last_id):
+                    continue  # another runner moved the view first: start again from its position
                 self._known = max(self._known, last_id)
                 if progress:
                     progress(len(notifications))
@@ -86,12 +87,14 @@ class Follower:
         poll: float,
         topics: frozenset[str] = frozenset(),
         on_events: Callable[[list[Any]], None] | None = None,
+        also: list[Callable[[], None]] | None = None,
     ) -> None:
         self.app = app
         self.runners = runners
         self.poll = poll
         self.topics = topics
         self.on_events = on_events
+        self.also = also or []
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -117,6 +120,8 @@ class Follower:
                 self._notify()
                 for runner in self.runners:
                     runner.catch_up()
+                for task in self.also:
+                    task()
             except Exception:  # keep following: a transient store error must not stop the views
                 log.exception("projection follower failed; retrying")
                 self._stop.wait(1.0)
