@@ -1,0 +1,85 @@
+"""Content-addressed blob store: document bytes kept once under DATA_DIR/blobs/, named by sha256.
+
+Layout: ``root/ab/cdef...`` where ``ab`` is the first two hex characters of the digest and the
+file name is the remaining 62. A blob is written to a temporary file in its final directory,
+fsynced and renamed into place, so readers never see a partial blob and a crash leaves at most a
+stray temporary file (named ``.tmp-*``, never a valid digest). Blobs are immutable: writing the
+same bytes again is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+class BlobNotFound(KeyError):
+    """No blob has this digest."""
+
+
+class BlobStore:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def path(self, digest: str) -> Path:
+        """Where the blob with this digest lives (whether or not it exists).
+
+        Only 64 lowercase hex characters are accepted, so no digest can name a path outside the
+        root ("..", separators, NUL and the like are all rejected here).
+        """
+        if not isinstance(digest, str) or _DIGEST.fullmatch(digest) is None:
+            raise ValueError("a blob digest is 64 lowercase hexadecimal characters (sha256)")
+        return self.root / digest[:2] / digest[2:]
+
+    def put(self, data: bytes) -> str:
+        """Store ``data``; returns its sha256 hex digest. Idempotent."""
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.path(digest)
+        if target.exists():
+            return digest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            # Atomic on POSIX and Windows; a concurrent writer of the same digest wrote the same
+            # bytes, so whichever rename wins is correct.
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        _fsync_dir(target.parent)
+        return digest
+
+    def get(self, digest: str) -> bytes:
+        try:
+            return self.path(digest).read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFound(digest) from None
+
+    def exists(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable (POSIX); directories cannot be opened this way on Windows."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
