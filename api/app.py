@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,6 +36,8 @@ def create_app(settings: Settings) -> Litestar:
         app.state.runtime = await anyio.to_thread.run_sync(lambda: open_runtime(settings, follow=True))
         log.info("ledgerllm ready: %s store, %s cache", "PostgreSQL" if settings.postgres else "SQLite",
                  "Redis" if settings.redis_url else "in-process")
+        if settings.embed_model:  # load the embedding model now, without holding up start-up
+            threading.Thread(target=app.state.runtime.ctx.content.embedder.warm, daemon=True).start()
         try:
             yield
         finally:
@@ -57,7 +60,7 @@ def create_app(settings: Settings) -> Litestar:
     )
     return Litestar(
         route_handlers=[
-            public.PublicController, system.SystemController, keys.SingleUserKeysController, keys.AdminKeysController, v1.v1_router(),
+            public.PublicController, system.SystemController, keys.SingleUserKeysController, keys.AdminKeysController, v1.v1_router(settings.upload_max_bytes),
         ],
         lifespan=[runtime],
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from eventsourcing.utils import get_topic
 
 from application.apikeys import hashes_affected_by
 from application.ledger import Context, Ledger
-from application.ports import RateLimiter
+from application.ports import ContentServices, RateLimiter
 from application.users import install
 from domain.apikeys import ApiKey
 from domain.users import User
@@ -21,7 +22,10 @@ from infrastructure.settings import Settings
 from infrastructure.tokens import JwtTokens, jwt_secret
 from projections.accounts import AccountsProjection
 from projections.api_keys import ApiKeysProjection
+from projections.library import LibraryProjection
 from projections.runner import Follower, ProjectionRunner
+from projections.vector_index import FaissFollower
+from projections.vectors import VectorsProjection
 
 log = logging.getLogger("ledgerllm")
 
@@ -43,8 +47,11 @@ class Runtime:
     def close(self) -> None:
         if self.follower:
             self.follower.stop()
-        for view in (self.ctx.accounts.view, self.ctx.api_keys.view):
-            view.datastore.close()
+        index = self.ctx.content.index if self.ctx.content else None
+        if isinstance(index, FaissFollower):
+            index.save()
+        for runner in self.ctx.runners:
+            runner.view.datastore.close()
         self.ctx.ledger.close()
 
 
@@ -68,6 +75,7 @@ def open_runtime(settings: Settings, *, follow: bool = False) -> Runtime:
         tokens=JwtTokens(jwt_secret(settings), settings.jwt_expiry_seconds),
         owner_username=settings.owner_username, simple_sso_enabled=settings.simple_sso_enabled,
     )
+    _open_content(settings, ctx)
     install(ctx, settings.auth_token)
     for runner in ctx.runners:
         runner.catch_up()
@@ -78,7 +86,47 @@ def open_runtime(settings: Settings, *, follow: bool = False) -> Runtime:
         runtime.follower = Follower(
             ledger, ctx.runners, settings.projection_poll_seconds, STALE_PRINCIPAL_TOPICS,
             lambda events: ctx.cache.drop(hashes_affected_by(ctx, events)),
+            also=[ctx.content.index.sync],
         )
         ctx.on_saved.append(runtime.follower.wake)
         runtime.follower.start()
     return runtime
+
+
+def _open_content(settings: Settings, ctx: Context) -> None:
+    """Workspaces, documents and vectors: blobs, parsers, the link fetcher, the tokenizer, the
+    embedding model (loaded on first use) and this process's faiss indexes."""
+    from functools import partial
+
+    from infrastructure import parsers
+    from infrastructure.blobs import BlobStore
+    from infrastructure.faiss_index import WorkspaceIndexes
+    from infrastructure.fetch import fetch_link
+    from infrastructure.secrets import SecretSettings
+
+    blobs = BlobStore(settings.data_dir / "blobs")
+    embedder, tokenizer = _shared_models()
+    library = ProjectionRunner(ctx.ledger, LibraryProjection(open_view(settings, "library", LibraryProjection.views())))
+    vectors_view = open_view(settings, "vectors", VectorsProjection.views())
+    vectors = ProjectionRunner(ctx.ledger, VectorsProjection(
+        vectors_view, model=embedder.model_name, text_source=lambda digest: blobs.get(digest).decode(),
+        chunker=tokenizer.chunk, embed=embedder.embed,
+    ))
+    index = FaissFollower(vectors_view, embedder.model_name, WorkspaceIndexes, settings.data_dir / "faiss")
+    ctx.library, ctx.vectors = library, vectors
+    ctx.content = ContentServices(
+        blobs=blobs, embedder=embedder, tokenizer=tokenizer, index=index, parse=parsers.parse,
+        safe_filename=parsers.safe_filename, accepted_file_types=parsers.accepted_file_types,
+        fetch=partial(fetch_link, max_bytes=settings.link_max_bytes, timeout=settings.link_timeout,
+                      allow_hosts=settings.link_allowlist),
+        secrets=SecretSettings(settings.data_dir), max_upload_bytes=settings.upload_max_bytes,
+    )
+
+
+@lru_cache(maxsize=1)
+def _shared_models() -> tuple[Any, Any]:
+    """One embedding model and one tokenizer per process, whatever number of runtimes."""
+    from infrastructure.embedder import LocalEmbedder
+    from infrastructure.tokenizer import Tokenizer
+
+    return LocalEmbedder(), Tokenizer()

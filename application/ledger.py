@@ -42,10 +42,14 @@ class Context:
     owner_username: str = "admin"
     simple_sso_enabled: bool = False
     on_saved: list[Callable[[], None]] = field(default_factory=list)
+    # workspaces and documents (issue 4): set by the wiring
+    library: ProjectionRunner | None = None
+    vectors: ProjectionRunner | None = None
+    content: Any = None  # application.ports.ContentServices
 
     @property
     def runners(self) -> list[ProjectionRunner]:
-        return [self.accounts, self.api_keys]
+        return [r for r in (self.accounts, self.api_keys, self.library, self.vectors) if r is not None]
 
     def save(self, *aggregates: Any, project: Sequence[ProjectionRunner] = ()) -> int | None:
         """Append the aggregates' pending events atomically; wait for the named projections."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -51,3 +51,47 @@ class SessionTokens(Protocol):
 
     def read(self, token: str) -> tuple[int, int] | None:
         """(user id, token version) of a valid, unexpired token, else None."""
+
+
+class Embedder(Protocol):
+    model_name: str
+    dimensions: int
+    max_tokens: int
+
+    def embed(self, texts: list[str], batch_size: int = 64) -> Any:
+        """(n, dimensions) float32 numpy array, L2-normalised (inner product = cosine)."""
+
+
+class TokenCounter(Protocol):
+    def count(self, text: str) -> int: ...
+
+    def chunk(self, text: str, size: int, overlap: int) -> list[str]: ...
+
+
+class Blobs(Protocol):
+    def put(self, data: bytes) -> str: ...
+
+    def get(self, digest: str) -> bytes: ...
+
+
+class SearchIndex(Protocol):
+    """The per-process faiss indexes, kept in step with the vectors read model."""
+
+    def search(self, workspace: str, query: Any, k: int) -> list[tuple[int, float]]: ...
+
+    def count(self, workspace: str | None = None) -> int: ...
+
+
+class ContentServices(msgspec.Struct):
+    """The adapters the workspace and document use cases need (one bundle, built by the wiring)."""
+
+    blobs: Any
+    embedder: Any
+    tokenizer: Any
+    index: Any
+    parse: Any  # (filename, data, content_type) -> ParsedDocument
+    safe_filename: Any  # (name) -> name, or ValueError
+    fetch: Any  # (url, headers) -> FetchedPage
+    accepted_file_types: Any  # () -> dict[mime, list[ext]]
+    secrets: Any  # SecretSettings
+    max_upload_bytes: int = 50 << 20

@@ -46,6 +46,15 @@ class System(Audited):
             pass
 
 
+    class SettingsChanged(Audited.Event):
+        """Provider settings: plain values for public ones; for secrets only which changed."""
+
+        values: dict[str, str | None]
+        secret_keys: tuple[str, ...]
+
+        def apply(self, system: System) -> None:
+            pass
+
     @classmethod
     def install(cls, actor: Actor, owner_user_id: int) -> System:
         return cls._create(cls.Installed, id=SYSTEM_ID, **actor.stamp(), owner_user_id=owner_user_id)
@@ -60,3 +69,21 @@ class System(Audited):
         if known:
             self._record(self.PreferencesUpdated, actor, values=known)
         return known
+
+    def change_settings(self, actor: Actor, values: dict[str, str | None], secret_keys: list[str]) -> None:
+        if values or secret_keys:
+            self._record(self.SettingsChanged, actor, values=values, secret_keys=tuple(sorted(secret_keys)))
+
+
+# Settings POST /v1/system/update-env accepts (upstream's KEY_MAPPING names we act on).
+PUBLIC_SETTINGS = frozenset({
+    "LLMProvider", "LLMModel", "LLMApiBase", "LLMContextWindow", "OpenAiModelPref", "GenericOpenAiBasePath",
+    "GenericOpenAiModelPref", "GenericOpenAiTokenLimit", "OllamaLLMBasePath", "OllamaLLMModelPref",
+    "OllamaLLMTokenLimit", "LMStudioBasePath", "LMStudioModelPref", "LMStudioTokenLimit", "AnthropicModelPref",
+    "EmbeddingEngine", "EmbeddingModelPref", "VectorDB", "TextSplitterChunkSize", "TextSplitterChunkOverlap",
+})
+SECRET_SETTINGS = frozenset({
+    "LLMApiKey", "OpenAiKey", "GenericOpenAiKey", "AnthropicApiKey", "AzureOpenAiKey", "GeminiLLMApiKey",
+    "GroqApiKey", "MistralApiKey", "OpenRouterApiKey", "TogetherAiApiKey", "DeepSeekApiKey", "XAIApiKey",
+})
+FORBIDDEN_SETTINGS = frozenset({"AuthToken", "JWTSecret"})

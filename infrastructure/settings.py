@@ -30,6 +30,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     login_window_seconds: int = 300
     projection_poll_seconds: float = 0.05
     log_level: str = "INFO"
+    upload_max_bytes: int = 50 << 20
+    link_max_bytes: int = 10 << 20
+    link_timeout: float = 20.0
+    link_allowlist: frozenset[str] = frozenset()  # hosts/IPs the link fetcher may reach though private
+    embed_model: bool = True  # load the embedding model at start (off: on first use)
 
     @property
     def postgres(self) -> bool:
@@ -53,6 +58,10 @@ _ENV = {
     "LOGIN_WINDOW_SECONDS": ("login_window_seconds", int),
     "PROJECTION_POLL_SECONDS": ("projection_poll_seconds", float),
     "LOG_LEVEL": ("log_level", str),
+    "UPLOAD_MAX_BYTES": ("upload_max_bytes", int),
+    "LINK_MAX_BYTES": ("link_max_bytes", int),
+    "LINK_TIMEOUT": ("link_timeout", float),
+    "LINK_ALLOWLIST": ("link_allowlist", lambda v: frozenset(h.strip() for h in v.split(",") if h.strip())),
 }
 
 

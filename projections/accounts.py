@@ -124,6 +124,13 @@ class AccountsProjection(SqlProjection):
     def _mum(self, tx: Tx, e: System.MultiUserModeEnabled) -> None:
         self._setting(tx, "multi_user_mode", "true")
 
+    @handles(System.SettingsChanged)
+    def _settings(self, tx: Tx, e: System.SettingsChanged) -> None:
+        for key, value in e.values.items():
+            self._setting(tx, f"env:{key}", value)
+        for key in e.secret_keys:  # only that a secret is set, never its value
+            self._setting(tx, f"secret:{key}", "set")
+
     @handles(System.PreferencesUpdated)
     def _preferences(self, tx: Tx, e: System.PreferencesUpdated) -> None:
         for label, value in e.values.items():

@@ -57,6 +57,7 @@ class SqlView:
 
     schema: ClassVar[list[str]] = []
     tables: ClassVar[list[str]] = []
+    after_reset: ClassVar[list[str]] = []  # statements run by a reset after the tables are emptied
     postgres: ClassVar[bool] = False
     datastore: Any
     _insert_tracking: Callable[[Any, Tracking], None]
@@ -76,15 +77,15 @@ class SqlView:
 
     def process_batch(
         self, app_name: str, expected_position: int, items: Sequence[tuple[Any, int]],
-        apply: Callable[[Tx, Any], None], last_id: int,
+        apply: Callable[[Tx, Any, int], None], last_id: int,
     ) -> bool:
         """Apply `items` (event, notification id) and record `last_id`, if nobody moved first."""
         with self.datastore.transaction(commit=True) as cursor:
             tx = Tx(cursor, self.postgres)
             if self._lock_and_position(tx, app_name) != expected_position:
                 return False  # another runner got there first; it has applied these events
-            for event, _ in items:
-                apply(tx, event)
+            for event, position in items:
+                apply(tx, event, position)
             self._insert_tracking(cursor, Tracking(app_name, last_id))
         return True
 
@@ -97,6 +98,8 @@ class SqlView:
             self._lock_and_position(tx, app_name)
             for table in self.tables:
                 tx.execute(f"DELETE FROM {table}")
+            for statement in self.after_reset:
+                tx.execute(statement)
             tx.execute(f"DELETE FROM {self._tracking_table} WHERE application_name = ?", (app_name,))
 
     @property
@@ -141,9 +144,10 @@ class PostgresSqlView(SqlView, PostgresTrackingRecorder):
         return tx.cursor.fetchone()["notification_id"]
 
 
-def view_classes(name: str, schema: list[str], tables: list[str]) -> dict[str, type[TrackingRecorder]]:
+def view_classes(name: str, schema: list[str], tables: list[str], after_reset: list[str] | None = None,
+                 ) -> dict[str, type[TrackingRecorder]]:
     """The SQLite and PostgreSQL view classes of one projection."""
-    attrs = {"schema": schema, "tables": tables}
+    attrs = {"schema": schema, "tables": tables, "after_reset": after_reset or []}
     return {
         "sqlite": type(f"{name}SQLiteView", (SQLiteSqlView,), attrs),
         "postgres": type(f"{name}PostgresView", (PostgresSqlView,), attrs),
@@ -154,13 +158,15 @@ Handler = Callable[[Any, Tx, Any], None]
 
 
 class SqlProjection(Projection[Any]):
-    """A read model: `handlers` maps event classes to methods `(self, tx, event)`.
+    """A read model: `handlers` maps event classes to methods `(self, tx, event)`; the event's
+    position in the store is `self.position` while a handler runs.
 
     Subclasses set `name`, `schema` (CREATE statements in SQL both backends accept) and
     `tables` (in the order a reset empties them), and register handlers with `@handles`."""
 
     schema: ClassVar[list[str]] = []
     tables: ClassVar[list[str]] = []
+    after_reset: ClassVar[list[str]] = []
     handlers: ClassVar[dict[type, Handler]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -175,11 +181,14 @@ class SqlProjection(Projection[Any]):
 
     @classmethod
     def views(cls) -> dict[str, type[TrackingRecorder]]:
-        return view_classes(cls.name, cls.schema, cls.tables)
+        return view_classes(cls.name, cls.schema, cls.tables, cls.after_reset)
 
-    def apply(self, tx: Tx, event: Any) -> None:
+    position: int = 0
+
+    def apply(self, tx: Tx, event: Any, position: int = 0) -> None:
         handler = self.handlers.get(type(event))
         if handler is not None:
+            self.position = position
             handler(self, tx, event)
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:

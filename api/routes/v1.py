@@ -198,5 +198,14 @@ class UsersController(Controller):
         return AuthTokenOut(token, f"/sso/simple?token={token}")
 
 
-def v1_router() -> Router:
-    return Router(path="/api/v1", route_handlers=[AuthController, AdminController, UsersController])
+def v1_router(upload_max_bytes: int) -> Router:
+    from api.routes.documents import DocumentController
+    from api.routes.system_v1 import EmbedController, OpenAiController, SystemV1Controller
+    from api.routes.workspaces import WorkspaceController, WorkspaceMembersController
+
+    # Uploads may be larger than other bodies: that controller gets its own limit.
+    documents = type("DocumentController", (DocumentController,), {"request_max_body_size": upload_max_bytes + (1 << 20)})
+    return Router(path="/api/v1", route_handlers=[
+        AuthController, AdminController, UsersController, WorkspaceController, WorkspaceMembersController,
+        documents, SystemV1Controller, OpenAiController, EmbedController,
+    ])

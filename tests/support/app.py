@@ -19,6 +19,7 @@ from api.app import create_app
 from infrastructure.settings import Settings, load_settings
 
 LEDGERLLM = str(Path(sys.executable).parent / "ledgerllm")
+SECRET_STORES = {"jwt-secret", "secrets.json"}
 
 
 @dataclass
@@ -65,8 +66,10 @@ class Backend:
         return [{"position": p, "topic": t, "state": msgspec.json.decode(bytes(s))} for p, t, s in rows]
 
     def all_stored_bytes(self) -> bytes:
-        """Everything the databases hold, as bytes: SQLite files whole, every PostgreSQL row as text."""
-        blobs = [p.read_bytes() for p in self.data_dir.rglob("*") if p.is_file() and p.name != "jwt-secret"]
+        """Everything stored under DATA_DIR (but the two secret stores, `jwt-secret` and
+        `secrets.json`, which exist to hold secrets) and every PostgreSQL row, as bytes."""
+        blobs = [p.read_bytes() for p in self.data_dir.rglob("*")
+                 if p.is_file() and p.name not in SECRET_STORES]
         if self.database_url:
             with psycopg.connect(self.database_url) as conn:
                 tables = [r[0] for r in conn.execute(

@@ -1,0 +1,64 @@
+"""Instance settings over /v1/system: read them, change provider settings, count vectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from application.access import check_admin, check_scope
+from application.ledger import Context
+from domain.errors import InvalidInput
+from domain.principal import Principal, Scope
+from domain.system import FORBIDDEN_SETTINGS, PUBLIC_SETTINGS, SECRET_SETTINGS, SYSTEM_ID, System
+
+MASK = "**********"
+
+
+def current_settings(ctx: Context, principal: Principal) -> dict[str, Any]:
+    """Public values in plain text, secrets as booleans (set or not), as upstream shows them."""
+    check_scope(principal, Scope.READ)
+    with ctx.accounts.view.read() as tx:
+        rows = {r["label"]: r["value"] for r in tx.all("SELECT label, value FROM system_settings")}
+    settings: dict[str, Any] = {
+        "VectorDB": "faiss", "EmbeddingEngine": "native", "EmbeddingModelPref": ctx.content.embedder.model_name,
+        "MultiUserMode": rows.get("multi_user_mode") == "true", "LLMProvider": None,
+    }
+    settings.update({label[4:]: value for label, value in rows.items() if label.startswith("env:")})
+    secret_keys = {label[7:] for label in rows if label.startswith("secret:")} | ctx.content.secrets.keys()
+    settings.update({key: key in secret_keys for key in sorted(SECRET_SETTINGS)})
+    return settings
+
+
+def update_env(ctx: Context, principal: Principal, correlation_id: str, body: dict[str, Any]) -> tuple[dict[str, str], str | None]:
+    """Returns (newValues with secrets masked, error). Values containing `******` are ignored
+    (clients echo masked values back), as upstream. Non-string values are refused (upstream
+    crashes on them)."""
+    check_admin(principal)
+    bad = [k for k, v in body.items() if not isinstance(v, str)]
+    if bad:
+        raise InvalidInput(f"Setting values must be strings: {', '.join(sorted(bad))}")
+    refused = sorted(k for k in body if k in FORBIDDEN_SETTINGS or (k not in PUBLIC_SETTINGS and k not in SECRET_SETTINGS))
+    public = {k: v for k, v in body.items() if k in PUBLIC_SETTINGS and "******" not in v}
+    secret = {k: v for k, v in body.items() if k in SECRET_SETTINGS and "******" not in v}
+    if any(len(v) > 10_000 for v in (*public.values(), *secret.values())):
+        raise InvalidInput("Setting values must be at most 10000 characters")
+    if secret:
+        ctx.content.secrets.update(secret)
+
+    def attempt() -> None:
+        system: System = ctx.ledger.repository.get(SYSTEM_ID)
+        system.change_settings(principal.actor(correlation_id), {k: v or None for k, v in public.items()}, list(secret))
+        if system.pending_events:
+            ctx.save(system, project=[ctx.accounts])
+
+    ctx.retrying(attempt)
+    new_values = {**public, **{k: MASK for k in secret}}
+    error = f"Unknown or protected settings ignored: {', '.join(refused)}" if refused else None
+    return new_values, error
+
+
+def setting_value(ctx: Context, key: str) -> str | None:
+    """A provider setting: secrets from the secrets store, public ones from the read model."""
+    if key in SECRET_SETTINGS:
+        return ctx.content.secrets.get(key)
+    with ctx.accounts.view.read() as tx:
+        return tx.scalar("SELECT value FROM system_settings WHERE label = ?", (f"env:{key}",))
