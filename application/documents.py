@@ -54,18 +54,20 @@ def _published() -> str:
 
 
 def _metadata(name: str, source: str, url: str | None, parsed: dict[str, str], given: dict[str, Any]) -> dict[str, str]:
-    """Upstream's metadata keys with its defaults; what the file says, then what the caller says."""
+    """Upstream's metadata keys with its defaults; what the file says, then what the caller
+    says. Only those keys are kept, so no caller can overwrite a document's location or id."""
     meta = {
         "url": url or f"file://{name}", "title": name, "docAuthor": "Unknown", "description": "Unknown",
         "docSource": {"upload": "a file uploaded by the user.", "link": "URL link uploaded by the user.",
                       "raw-text": "raw text uploaded by the user."}[source],
         "chunkSource": f"link://{url}" if url else name, "published": _published(),
     }
+    parsed = {("docAuthor" if k == "author" else k): v for k, v in parsed.items()}
     meta.update({k: str(v) for k, v in parsed.items() if v and k in METADATA_KEYS})
     for key, value in given.items():
-        if value is None:
+        if value is None or key not in METADATA_KEYS:
             continue
-        if not isinstance(value, (str, int, float, bool)) or len(str(value)) > 10_000 or len(key) > 100:
+        if not isinstance(value, (str, int, float, bool)) or len(str(value)) > 10_000:
             raise InvalidInput(f"metadata value for {key!r} must be a short string")
         meta[key] = str(value)
     return meta
@@ -250,7 +252,9 @@ def move_files(ctx: Context, principal: Principal, correlation_id: str, moves: l
         plan.append((source, folder))
 
     def attempt() -> tuple[int, int]:
-        changed, skipped = [], 0
+        folders: dict[str, Folder] = {}
+        docs: dict[str, Document] = {}
+        skipped = 0
         for source, folder in plan:
             row = document_by_path(ctx, source)
             if row is None:
@@ -258,15 +262,17 @@ def move_files(ctx: Context, principal: Principal, correlation_id: str, moves: l
             if embedded_in(ctx, source):
                 skipped += 1
                 continue
-            target: Folder | None = ctx.ledger.find(folder_uuid(folder))
-            if target is None:
-                changed.append(Folder.create(actor, folder))
-            elif target.removed:
-                target.restore(actor)
-                changed.append(target)
-            doc: Document = ctx.ledger.repository.get(uuid.UUID(row.document_id))
-            if doc.move(actor, folder):
-                changed.append(doc)
+            if folder not in folders:
+                target: Folder | None = ctx.ledger.find(folder_uuid(folder))
+                if target is None:
+                    target = Folder.create(actor, folder)
+                elif target.removed:
+                    target.restore(actor)
+                folders[folder] = target
+            doc = docs.get(row.document_id) or ctx.ledger.repository.get(uuid.UUID(row.document_id))
+            docs[row.document_id] = doc
+            doc.move(actor, folder)
+        changed = [a for a in (*folders.values(), *docs.values()) if a.pending_events]
         if changed:
             ctx.save(*changed, project=[ctx.library])
         return len(plan) - skipped, skipped

@@ -26,7 +26,7 @@ MAX_LISTING = 1000
 def document_out(ctx: Context, d: docs.DocumentRow, *, text: str | None = None) -> dict[str, Any]:
     """Upstream's document entry: location/name, the metadata keys, counts and where it is used."""
     out = {
-        "id": d.document_id, "location": d.docpath, "name": d.filename, "type": "file", **d.metadata,
+        **d.metadata, "id": d.document_id, "location": d.docpath, "name": d.filename, "type": "file",
         "wordCount": d.word_count, "token_count_estimate": d.token_count,
         "cached": bool(docs.embedded_in(ctx, d.docpath)), "pinnedWorkspaces": docs.pinned_in(ctx, d.docpath),
         "watched": False,
