@@ -36,8 +36,11 @@ def create_app(settings: Settings) -> Litestar:
         app.state.runtime = await anyio.to_thread.run_sync(lambda: open_runtime(settings, follow=True))
         log.info("ledgerllm ready: %s store, %s cache", "PostgreSQL" if settings.postgres else "SQLite",
                  "Redis" if settings.redis_url else "in-process")
-        if settings.embed_model:  # load the embedding model now, without holding up start-up
-            threading.Thread(target=app.state.runtime.ctx.content.embedder.warm, daemon=True).start()
+        ctx = app.state.runtime.ctx
+        if settings.embed_model:  # load the models now, without holding up start-up
+            threading.Thread(target=ctx.content.embedder.warm, daemon=True).start()
+            if settings.llm_model:
+                threading.Thread(target=ctx.completions.warm, daemon=True).start()
         try:
             yield
         finally:

@@ -11,6 +11,7 @@ from eventsourcing.utils import get_topic
 
 from application.apikeys import hashes_affected_by
 from application.ledger import Context, Ledger
+from application.llm import CompletionFailed, IdBlocks, LLMDefaults
 from application.ports import ContentServices, RateLimiter
 from application.users import install
 from domain.apikeys import ApiKey
@@ -22,6 +23,7 @@ from infrastructure.settings import Settings
 from infrastructure.tokens import JwtTokens, jwt_secret
 from projections.accounts import AccountsProjection
 from projections.api_keys import ApiKeysProjection
+from projections.chats import ChatsProjection
 from projections.library import LibraryProjection
 from projections.runner import Follower, ProjectionRunner
 from projections.vector_index import FaissFollower
@@ -76,6 +78,7 @@ def open_runtime(settings: Settings, *, follow: bool = False) -> Runtime:
         owner_username=settings.owner_username, simple_sso_enabled=settings.simple_sso_enabled,
     )
     _open_content(settings, ctx)
+    _open_chat(settings, ctx)
     install(ctx, settings.auth_token)
     for runner in ctx.runners:
         runner.catch_up()
@@ -130,3 +133,55 @@ def _shared_models() -> tuple[Any, Any]:
     from infrastructure.tokenizer import Tokenizer
 
     return LocalEmbedder(), Tokenizer()
+
+
+class CompletionsPort:
+    """The litellm adapter behind the application's port: its errors become CompletionFailed.
+    litellm is imported on the first chat, not at start-up (it takes seconds)."""
+
+    def __init__(self) -> None:
+        self._adapter: Any = None
+
+    def _get(self) -> Any:
+        if self._adapter is None:
+            from infrastructure.completions import LiteLLMCompletions
+
+            self._adapter = LiteLLMCompletions()
+        return self._adapter
+
+    def warm(self) -> None:
+        """Import litellm now (seconds), so the first chat does not wait for it."""
+        from infrastructure.completions import load_litellm
+
+        load_litellm()
+
+    def complete(self, config: Any, messages: list[dict[str, Any]], **kwargs: Any) -> Any:
+        from infrastructure.completions import CompletionError
+
+        try:
+            return self._get().complete(config, messages, **kwargs)
+        except CompletionError as e:
+            raise CompletionFailed(e.message, e.kind, e.status) from None
+
+    def stream(self, config: Any, messages: list[dict[str, Any]], **kwargs: Any) -> Any:
+        from infrastructure.completions import CompletionError
+
+        try:
+            yield from self._get().stream(config, messages, **kwargs)
+        except CompletionError as e:
+            raise CompletionFailed(e.message, e.kind, e.status) from None
+
+
+def _llm_config(**fields: Any) -> Any:
+    from infrastructure.completions import LLMConfig
+
+    return LLMConfig(**fields)
+
+
+def _open_chat(settings: Settings, ctx: Context) -> None:
+    ctx.chats = ProjectionRunner(ctx.ledger, ChatsProjection(open_view(settings, "chats", ChatsProjection.views())))
+    ctx.completions = CompletionsPort()
+    ctx.completions_config = _llm_config
+    ctx.llm_defaults = LLMDefaults(settings.llm_model, settings.llm_api_base, settings.llm_api_key,
+                                   settings.llm_context_window, settings.llm_timeout)
+    ctx.chat_ids = IdBlocks("chats")

@@ -46,10 +46,16 @@ class Context:
     library: ProjectionRunner | None = None
     vectors: ProjectionRunner | None = None
     content: Any = None  # application.ports.ContentServices
+    # chat (issue 5): set by the wiring
+    chats: ProjectionRunner | None = None
+    completions: Any = None  # infrastructure.completions.LiteLLMCompletions
+    completions_config: Any = None  # (model, api_base, api_key, timeout) -> its LLMConfig
+    llm_defaults: Any = None  # application.llm.LLMDefaults
+    chat_ids: Any = None  # application.llm.IdBlocks
 
     @property
     def runners(self) -> list[ProjectionRunner]:
-        return [r for r in (self.accounts, self.api_keys, self.library, self.vectors) if r is not None]
+        return [r for r in (self.accounts, self.api_keys, self.library, self.vectors, self.chats) if r is not None]
 
     def save(self, *aggregates: Any, project: Sequence[ProjectionRunner] = ()) -> int | None:
         """Append the aggregates' pending events atomically; wait for the named projections."""

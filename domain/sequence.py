@@ -34,6 +34,20 @@ class Sequence(Audited):
     def start(cls, actor: Actor, name: str) -> Sequence:
         return cls._create(cls.Started, id=sequence_uuid(name), **actor.stamp(), name=name)
 
+    class Reserved(Audited.Event):
+        """A block of ids for one process to hand out without touching the store again."""
+
+        first: int
+        count: int
+
+        def apply(self, seq: Sequence) -> None:
+            seq.last = self.first + self.count - 1
+
     def take(self, actor: Actor) -> int:
         self._record(self.Advanced, actor, value=self.last + 1)
         return self.last
+
+    def reserve(self, actor: Actor, count: int) -> range:
+        first = self.last + 1
+        self._record(self.Reserved, actor, first=first, count=count)
+        return range(first, first + count)

@@ -165,6 +165,8 @@ class Workspace(Audited):
             (ws.pinned.add if self.pinned else ws.pinned.discard)(self.docpath)
 
     class Deleted(Audited.Event):
+        workspace_id: int
+
         def apply(self, ws: Workspace) -> None:
             ws.deleted = True
 
@@ -212,7 +214,7 @@ class Workspace(Audited):
 
     def delete(self, actor: Actor) -> None:
         if not self.deleted:
-            self._record(self.Deleted, actor)
+            self._record(self.Deleted, actor, workspace_id=self.workspace_id)
 
 
 WORKSPACE_DIRECTORY_ID = uuid5(NAMESPACE_URL, "ledgerllm:/workspace-directory")

@@ -35,6 +35,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     link_timeout: float = 20.0
     link_allowlist: frozenset[str] = frozenset()  # hosts/IPs the link fetcher may reach though private
     embed_model: bool = True  # load the embedding model at start (off: on first use)
+    llm_model: str | None = None  # a litellm model string: openai/<name>, ollama/<name>, ...
+    llm_api_base: str | None = None
+    llm_api_key: str | None = None
+    llm_context_window: int = 8192
+    llm_timeout: float = 120.0
 
     @property
     def postgres(self) -> bool:
@@ -61,6 +66,11 @@ _ENV = {
     "UPLOAD_MAX_BYTES": ("upload_max_bytes", int),
     "LINK_MAX_BYTES": ("link_max_bytes", int),
     "LINK_TIMEOUT": ("link_timeout", float),
+    "LLM_MODEL": ("llm_model", str),
+    "LLM_API_BASE": ("llm_api_base", str),
+    "LLM_API_KEY": ("llm_api_key", str),
+    "LLM_CONTEXT_WINDOW": ("llm_context_window", int),
+    "LLM_TIMEOUT": ("llm_timeout", float),
     "LINK_ALLOWLIST": ("link_allowlist", lambda v: frozenset(h.strip() for h in v.split(",") if h.strip())),
 }
 

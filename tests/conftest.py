@@ -81,3 +81,32 @@ def pg_backend(tmp_path, pg_url: str, redis_url: str) -> Backend:
 def client(backend: Backend):
     with client_for(backend) as c:
         yield c
+
+
+# --- model ---
+# A real OpenAI-compatible server on loopback: the app reaches it through litellm's real client.
+from tests.support.llm_server import LLMServer  # noqa: E402
+
+PROVIDER_KEY = "sk-test-provider-key-9f8e7d"
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[LLMServer]:
+    server = LLMServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def llm(llm_server: LLMServer) -> LLMServer:
+    llm_server.reset()
+    return llm_server
+
+
+@pytest.fixture
+def llm_settings(llm: LLMServer) -> dict:
+    """Settings overrides that point the app at the loopback model."""
+    return {"llm_model": "openai/test-model", "llm_api_base": llm.base_url, "llm_api_key": PROVIDER_KEY,
+            "llm_context_window": 4096, "llm_timeout": 10.0}

@@ -199,6 +199,7 @@ class UsersController(Controller):
 
 
 def v1_router(upload_max_bytes: int) -> Router:
+    from api.routes.chat import ChatController, ChatLogsController, OpenAiChatController
     from api.routes.documents import DocumentController
     from api.routes.system_v1 import EmbedController, OpenAiController, SystemV1Controller
     from api.routes.workspaces import WorkspaceController, WorkspaceMembersController
@@ -207,5 +208,6 @@ def v1_router(upload_max_bytes: int) -> Router:
     documents = type("DocumentController", (DocumentController,), {"request_max_body_size": upload_max_bytes + (1 << 20)})
     return Router(path="/api/v1", route_handlers=[
         AuthController, AdminController, UsersController, WorkspaceController, WorkspaceMembersController,
-        documents, SystemV1Controller, OpenAiController, EmbedController,
+        documents, SystemV1Controller, OpenAiController, EmbedController, ChatController, ChatLogsController,
+        OpenAiChatController,
     ])

@@ -16,14 +16,14 @@ from tests.support.servers import free_port
 
 
 class ServerProcess:
-    def __init__(self, backend: Backend, log_path: Path, *args: str) -> None:
+    def __init__(self, backend: Backend, log_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = open(log_path, "w")
         self.proc = subprocess.Popen(
             [LEDGERLLM, "serve", "--port", str(self.port), *args],
-            env=backend.env(HOST="127.0.0.1"), stdout=self._log, stderr=subprocess.STDOUT,
+            env=backend.env(HOST="127.0.0.1", **(env or {})), stdout=self._log, stderr=subprocess.STDOUT,
         )
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -52,8 +52,9 @@ class ServerProcess:
 
 
 @contextmanager
-def running_server(backend: Backend, log_path: Path, *args: str) -> Iterator[ServerProcess]:
-    server = ServerProcess(backend, log_path, *args)
+def running_server(backend: Backend, log_path: Path, *args: str,
+                   env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    server = ServerProcess(backend, log_path, *args, env=env)
     try:
         server.wait_ready()
         yield server

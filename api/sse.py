@@ -1,0 +1,62 @@
+"""Server-sent events from a synchronous frame generator running in a worker thread.
+
+The generator (the chat pipeline) blocks on the model; frames cross to the event loop
+through a queue. If the client goes away, the `cancel` event is set: the pipeline stops the
+upstream call and records what it has as a partial exchange."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import anyio
+import msgspec
+from litestar.response import Stream
+
+log = logging.getLogger("ledgerllm.api")
+_DONE = object()
+SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive", "Access-Control-Allow-Origin": "*",
+               "X-Accel-Buffering": "no"}
+_encode = msgspec.json.Encoder().encode
+
+
+def frame(data: Any) -> bytes:
+    return b"data: " + (data if isinstance(data, bytes) else _encode(data)) + b"\n\n"
+
+
+def sse(produce: Callable[[threading.Event], Iterator[Any]], on_error: Callable[[Exception], Any] | None = None,
+        tail: bytes = b"") -> Stream:
+    """A `text/event-stream` response of `data: <json>` frames; `tail` ends the stream
+    (OpenAI's `data: [DONE]`; nothing for AnythingLLM's own framing)."""
+
+    async def frames() -> AsyncIterator[bytes]:
+        cancel = threading.Event()
+        items: queue.Queue[Any] = queue.Queue()
+
+        def work() -> None:
+            try:
+                for item in produce(cancel):
+                    items.put(item)
+            except Exception as e:  # noqa: BLE001 - sent to the client as an abort frame
+                log.exception("stream failed")
+                if on_error is not None:
+                    items.put(on_error(e))
+            finally:
+                items.put(_DONE)
+
+        threading.Thread(target=work, name="ledgerllm-stream", daemon=True).start()
+        try:
+            while True:
+                item = await anyio.to_thread.run_sync(items.get, abandon_on_cancel=True)
+                if item is _DONE:
+                    break
+                yield frame(item)
+            if tail:
+                yield tail
+        finally:
+            cancel.set()
+
+    return Stream(frames(), media_type="text/event-stream", headers={**SSE_HEADERS, "Content-Type": "text/event-stream"})

@@ -1,0 +1,380 @@
+"""The chat pipeline: authorize → thread/session → reset → retrieval → history → fit the
+window → model → record the exchange (after the reply is complete) → AnythingLLM's shapes.
+
+Every exchange belongs to the acting user and key. History for the next prompt is read
+from the chat read model for that workspace, user, thread and session only."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+
+from application.access import check_scope
+from application.context_window import fit
+from application.ledger import Context
+from application.llm import CompletionFailed, ResolvedLLM, resolve_llm
+from application.search import embed_query
+from application.users import get_user, is_multi_user
+from application.workspaces import WorkspaceRow, member_ids, visible_workspace, workspace_documents
+from domain.chats import Chat, HistoryReset
+from domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
+from domain.principal import Principal, Role, Scope
+from projections.chats import NO_SESSION, NO_THREAD
+from projections.vectors import chunks_by_ids
+
+MODES = ("chat", "query", "automatic")
+REFUSAL = "There is no relevant information in this workspace to answer your query."
+RESET_TEXT = "Chat history was reset!"
+EMPTY_COMPLETION = "No text completion could be completed with this input."
+MAX_MESSAGE_CHARS = 2_000_000
+MAX_ATTACHMENTS = 10
+MAX_ATTACHMENT_BYTES = 10 << 20
+SOURCE_PREVIEW = 1000
+
+
+class ChatFailed(DomainError):
+    """The model could not answer; `abort` is upstream's abort object."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
+    principal: Principal
+    correlation_id: str
+    slug: str
+    message: Any = None
+    mode: Any = None
+    session_id: Any = None
+    attachments: Any = None
+    reset: bool = False
+    thread_slug: str | None = None
+    user_id: Any = None  # thread routes: admins may chat as a member of the workspace
+    history: list[tuple[str, str]] | None = None  # OpenAI-compatible route: the client's own history
+    system_prompt: str | None = None  # OpenAI-compatible route: the client's system message
+    temperature: float | None = None
+    embed_id: int | None = None
+
+
+class Prepared(msgspec.Struct, kw_only=True):
+    request: ChatRequest
+    workspace: WorkspaceRow
+    user_id: int
+    thread_id: int | None
+    session_id: str | None
+    mode: str
+    prompt: str
+    messages: list[dict[str, Any]]
+    sources: list[dict[str, Any]]
+    attachments: list[dict[str, Any]]
+    llm: ResolvedLLM
+    temperature: float | None
+
+
+class Immediate(msgspec.Struct):
+    """A reply that needs no model: a reset confirmation or a query-mode refusal."""
+
+    text: str
+    chat_id: int | None = None
+
+
+def abort(message: str) -> dict[str, Any]:
+    return {"id": str(uuid.uuid4()), "type": "abort", "textResponse": None, "sources": [], "close": True,
+            "error": message}
+
+
+# preparing ----------------------------------------------------------------------------------
+def prepare(ctx: Context, req: ChatRequest) -> Prepared | Immediate:
+    check_scope(req.principal, Scope.CHAT)
+    workspace = visible_workspace(ctx, req.principal, req.slug)
+    user_id = _acting_user(ctx, req, workspace)
+    thread_id = _thread(ctx, req, workspace, user_id)
+    session_id = None if req.session_id is None else str(req.session_id)[:255]
+    if req.reset:
+        record_reset(ctx, req, workspace.id, user_id, thread_id, session_id)
+        if not req.message:
+            return Immediate(RESET_TEXT)
+    message = req.message
+    if not isinstance(message, str) or not message.strip():
+        raise InvalidInput("Message is empty")
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise InvalidInput(f"Message is longer than {MAX_MESSAGE_CHARS} characters")
+    mode = req.mode if req.mode is not None else workspace.settings.get("chatMode", "chat")
+    if mode not in MODES:
+        raise InvalidInput(f"{mode} is not a valid mode.")
+    mode = "chat" if mode == "automatic" else mode
+    llm = resolve_llm(ctx, workspace.settings)
+    images, doc_context, doc_sources, attachment_meta = _attachments(ctx, req.attachments)
+    context, sources = _retrieve(ctx, workspace, message)
+    context, sources = doc_context + context, doc_sources + sources
+    if mode == "query" and not context:
+        refusal = workspace.settings.get("queryRefusalResponse") or REFUSAL
+        chat_id = record(ctx, req, workspace.id, user_id, thread_id, session_id, prompt=message, text=refusal,
+                         mode=mode, sources=[], attachments=attachment_meta, model=None, usage=(0, 0),
+                         latency_ms=0.0, include=False, status="refused")
+        return Immediate(refusal, chat_id)
+    history = req.history if req.history is not None else load_history(
+        ctx, workspace, user_id, thread_id, session_id, req.embed_id)
+    system = _system_prompt(req.system_prompt or workspace.settings.get("openAiPrompt") or "")
+    prompt: str | list[dict[str, Any]] = message
+    if images:
+        prompt = [{"type": "text", "text": message}] + images
+    messages, _ = fit(ctx.content.tokenizer, llm.context_window, system, context, history, prompt)
+    temperature = req.temperature if req.temperature is not None else workspace.settings.get("openAiTemp")
+    return Prepared(request=req, workspace=workspace, user_id=user_id, thread_id=thread_id, session_id=session_id,
+                    mode=mode, prompt=message, messages=messages, sources=sources, attachments=attachment_meta,
+                    llm=llm, temperature=temperature)
+
+
+def _acting_user(ctx: Context, req: ChatRequest, workspace: WorkspaceRow) -> int:
+    """The key's (or session's) user. `userId` is honoured for admins only, and only for an
+    active user who may use the workspace (upstream trusts it blindly)."""
+    if req.user_id is None or req.user_id == req.principal.user_id:
+        return req.principal.user_id
+    if isinstance(req.user_id, bool) or not isinstance(req.user_id, int):
+        raise InvalidInput("userId must be an integer")
+    if not req.principal.is_admin:
+        raise PermissionDenied("Only admins may chat on behalf of another user.")
+    user = get_user(ctx, req.user_id)
+    if user is None or user.deleted or user.suspended:
+        raise NotFound("User not found or suspended")
+    if is_multi_user(ctx) and user.role == Role.DEFAULT.value and user.id not in member_ids(ctx, workspace.id):
+        raise PermissionDenied("That user is not a member of this workspace.")
+    return user.id
+
+
+def _thread(ctx: Context, req: ChatRequest, workspace: WorkspaceRow, user_id: int) -> int | None:
+    if req.thread_slug is None:
+        return None
+    with ctx.chats.view.read() as tx:
+        row = tx.one("SELECT id, workspace_id, user_id FROM threads WHERE slug = ?", (req.thread_slug,))
+    if row is None or row["workspace_id"] != workspace.id:
+        raise NotFound(f"Workspace {workspace.slug} or thread {req.thread_slug} is not valid.")
+    if row["user_id"] != user_id and not req.principal.is_admin:
+        raise NotFound(f"Workspace {workspace.slug} or thread {req.thread_slug} is not valid.")
+    return row["id"]
+
+
+def _system_prompt(template: str) -> str:
+    now = datetime.now(timezone.utc)
+    return (template.replace("{datetime}", now.strftime("%Y-%m-%d %H:%M UTC"))
+            .replace("{date}", now.strftime("%Y-%m-%d")).replace("{time}", now.strftime("%H:%M UTC")))
+
+
+def _attachments(ctx: Context, raw: Any) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Images become image parts for the model; `application/anythingllm-document` files are
+    parsed and added as context and sources. Only name and type are recorded."""
+    if raw is None:
+        return [], [], [], []
+    if not isinstance(raw, list) or len(raw) > MAX_ATTACHMENTS:
+        raise InvalidInput(f"attachments must be a list of at most {MAX_ATTACHMENTS} items")
+    images, context, sources, meta = [], [], [], []
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("contentString"), str):
+            raise InvalidInput("each attachment needs name, mime and contentString")
+        name, mime = str(item.get("name") or "attachment")[:255], str(item.get("mime") or "")[:100]
+        content = item["contentString"]
+        if len(content) > MAX_ATTACHMENT_BYTES * 4 // 3 + 100:
+            raise InvalidInput(f"attachment {name} is larger than {MAX_ATTACHMENT_BYTES} bytes")
+        meta.append({"name": name, "mime": mime})
+        if mime == "application/anythingllm-document":
+            data = _decode_base64(content, name)
+            try:
+                parsed = ctx.content.parse(ctx.content.safe_filename(name), data, None)
+            except ValueError as e:
+                raise InvalidInput(f"attachment {name}: {e}") from None
+            context.append(parsed.text)
+            sources.append({"id": str(uuid.uuid4()), "title": parsed.title or name, "text": parsed.text[:SOURCE_PREVIEW]})
+            continue
+        url = content if content.startswith("data:") else f"data:{mime or 'image/png'};base64,{content}"
+        _decode_base64(url.split(",", 1)[-1], name)
+        images.append({"type": "image_url", "image_url": {"url": url}})
+    return images, context, sources, meta
+
+
+def _decode_base64(text: str, name: str) -> bytes:
+    try:
+        return base64.b64decode(text.split(",", 1)[-1] if text.startswith("data:") else text, validate=True)
+    except ValueError:
+        raise InvalidInput(f"attachment {name} is not valid base64") from None
+
+
+def _retrieve(ctx: Context, workspace: WorkspaceRow, message: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """Pinned documents (whole text, as upstream) and the top-N chunks above the threshold."""
+    context: list[str] = []
+    sources: list[dict[str, Any]] = []
+    pinned_paths = set()
+    for link in workspace_documents(ctx, workspace.id):
+        if link["pinned"]:
+            pinned_paths.add(link["docpath"])
+            text = _document_text(ctx, link["document_id"])
+            if text:
+                context.append(text)
+                meta = msgspec.json.decode(link["metadata"] or "{}")
+                sources.append({"id": link["doc_id"], **meta, "text": text[:SOURCE_PREVIEW] + "...continued on in source document..."})
+    index = ctx.content.index
+    if index.count(workspace.aggregate_id) == 0:
+        return context, sources
+    top_n = int(workspace.settings.get("topN") or 4)
+    threshold = float(workspace.settings.get("similarityThreshold") or 0.0)
+    hits = index.search(workspace.aggregate_id, embed_query(ctx, message[:20_000]), top_n + len(pinned_paths) * 4)
+    rows = chunks_by_ids(ctx.vectors.view, [i for i, _ in hits])
+    meta_by_doc = _doc_meta(ctx, {r.document_id for r in rows.values()})
+    for chunk_id, score in hits:
+        row = rows.get(chunk_id)
+        if row is None or score < threshold or row.docpath in pinned_paths or len(context) >= top_n + len(pinned_paths):
+            continue
+        context.append(row.text)
+        sources.append({"id": row.vector_id, **meta_by_doc.get(row.document_id, {}), "text": row.text,
+                        "score": round(score, 6)})
+    return context, sources
+
+
+def _document_text(ctx: Context, document_id: str) -> str | None:
+    with ctx.library.view.read() as tx:
+        digest = tx.scalar("SELECT text_hash FROM documents WHERE document_id = ?", (document_id,))
+    return ctx.content.blobs.get(digest).decode() if digest else None
+
+
+def _doc_meta(ctx: Context, ids: set[str]) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    with ctx.library.view.read() as tx:
+        rows = tx.all(f"SELECT document_id, metadata, word_count, token_count FROM documents WHERE document_id IN ({marks})",
+                      tuple(ids))
+    return {r["document_id"]: {**msgspec.json.decode(r["metadata"]), "wordCount": r["word_count"],
+                               "token_count_estimate": r["token_count"]} for r in rows}
+
+
+def load_history(ctx: Context, workspace: WorkspaceRow, user_id: int, thread_id: int | None, session_id: str | None,
+                 embed_id: int | None = None) -> list[tuple[str, str]]:
+    """The newest N included exchanges of exactly this partition, oldest first. N is the
+    workspace's openAiHistory (0 means none; upstream turns 0 into 20)."""
+    limit = int(workspace.settings.get("openAiHistory", 20) or 0)
+    if limit <= 0:
+        return []
+    with ctx.chats.view.read() as tx:
+        if embed_id is not None:
+            rows = tx.all("SELECT prompt, response FROM chats WHERE embed_id = ? AND session_key = ? AND include = 1"
+                          " ORDER BY position DESC LIMIT ?", (embed_id, session_id or NO_SESSION, limit))
+        else:
+            rows = tx.all(
+                "SELECT prompt, response FROM chats WHERE workspace_id = ? AND user_id = ? AND thread_key = ?"
+                " AND session_key = ? AND include = 1 AND embed_id IS NULL ORDER BY position DESC LIMIT ?",
+                (workspace.id, user_id, NO_THREAD if thread_id is None else thread_id,
+                 NO_SESSION if session_id is None else session_id, limit))
+    return [(r["prompt"], msgspec.json.decode(r["response"])["text"]) for r in reversed(rows)]
+
+
+# recording ----------------------------------------------------------------------------------
+def record(ctx: Context, req: ChatRequest, workspace_id: int, user_id: int, thread_id: int | None,
+           session_id: str | None, *, prompt: str, text: str, mode: str, sources: list[dict[str, Any]],
+           attachments: list[dict[str, Any]], model: str | None, usage: tuple[int, int], latency_ms: float,
+           include: bool, status: str, error: str | None = None) -> int:
+    """Record one exchange as an event (with its user and key) and wait for the history view."""
+    actor = req.principal.actor(req.correlation_id)
+    chat_id = ctx.chat_ids.next(ctx, actor)
+    chat = Chat.record(
+        actor, chat_id, workspace_id=workspace_id, user_id=user_id, thread_id=thread_id, session_id=session_id,
+        embed_id=req.embed_id, prompt=prompt, response=text, mode=mode, sources=sources, attachments=attachments,
+        model=model, prompt_tokens=usage[0], completion_tokens=usage[1], latency_ms=round(latency_ms, 3),
+        include=include, status=status, error=error,
+    )
+    ctx.save(chat, project=[ctx.chats])
+    return chat_id
+
+
+def record_reset(ctx: Context, req: ChatRequest, workspace_id: int, user_id: int, thread_id: int | None,
+                 session_id: str | None) -> None:
+    reset = HistoryReset.record(req.principal.actor(req.correlation_id), workspace_id, user_id, thread_id,
+                                session_id, req.embed_id)
+    ctx.save(reset, project=[ctx.chats])
+
+
+def _record_prepared(ctx: Context, p: Prepared, text: str, usage: tuple[int, int], latency_ms: float,
+                     status: str, error: str | None = None) -> int:
+    return record(ctx, p.request, p.workspace.id, p.user_id, p.thread_id, p.session_id, prompt=p.prompt, text=text,
+                  mode=p.mode, sources=p.sources, attachments=p.attachments, model=p.llm.config.model,
+                  usage=usage, latency_ms=latency_ms, include=status == "ok", status=status, error=error)
+
+
+def metrics(p: Prepared, usage: tuple[int, int], seconds: float) -> dict[str, Any]:
+    return {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage),
+            "outputTps": round(usage[1] / seconds, 3) if seconds > 0 else 0, "duration": round(seconds, 3),
+            "model": p.llm.config.model, "provider": p.llm.provider}
+
+
+# answering ----------------------------------------------------------------------------------
+def answer(ctx: Context, p: Prepared) -> dict[str, Any]:
+    """Sync chat: the ResponseObject. A provider failure is recorded (outside history) and
+    raised as ChatFailed, which the route answers with upstream's abort object."""
+    started = time.perf_counter()
+    try:
+        completion = ctx.completions.complete(p.llm.config, p.messages, temperature=p.temperature)
+    except CompletionFailed as e:
+        _record_prepared(ctx, p, "", (0, 0), (time.perf_counter() - started) * 1000, "failed", e.message)
+        raise ChatFailed(e.message, 504 if e.kind == "timeout" else 502) from None
+    seconds = time.perf_counter() - started
+    usage = (completion.usage.prompt_tokens, completion.usage.completion_tokens)
+    if not completion.text.strip():
+        _record_prepared(ctx, p, "", usage, seconds * 1000, "failed", EMPTY_COMPLETION)
+        return {**abort(EMPTY_COMPLETION), "metrics": metrics(p, usage, seconds)}
+    chat_id = _record_prepared(ctx, p, completion.text, usage, seconds * 1000, "ok")
+    return {"id": str(uuid.uuid4()), "type": "textResponse", "textResponse": completion.text, "sources": p.sources,
+            "close": True, "error": None, "chatId": chat_id, "metrics": metrics(p, usage, seconds)}
+
+
+class StreamFrame(msgspec.Struct):
+    """One SSE frame of upstream's stream-chat, or the end."""
+
+    data: dict[str, Any]
+
+
+def stream(ctx: Context, p: Prepared, cancel: Any) -> Iterator[dict[str, Any]]:
+    """Streaming chat, framed as upstream's stream-chat (reference §2.4): token chunks, a
+    closing chunk with the sources, then `finalizeResponseStream` after the exchange is
+    recorded. A provider error ends with an `abort` frame. A client that goes away (`cancel`
+    set) stops the upstream call; what was streamed so far is recorded as a partial exchange."""
+    response_id = str(uuid.uuid4())
+    started = time.perf_counter()
+    parts: list[str] = []
+    usage = (0, 0)
+    try:
+        for event in ctx.completions.stream(p.llm.config, p.messages, temperature=p.temperature, cancel=cancel):
+            if event.text:
+                parts.append(event.text)
+                yield {"uuid": response_id, "sources": [], "type": "textResponseChunk", "textResponse": event.text,
+                       "close": False, "error": False}
+            if event.done:
+                usage = (event.usage.prompt_tokens, event.usage.completion_tokens) if event.usage else usage
+    except CompletionFailed as e:
+        text, seconds = "".join(parts), time.perf_counter() - started
+        if e.kind == "cancelled":
+            _record_prepared(ctx, p, text, usage, seconds * 1000, "partial", "client disconnected")
+            return
+        _record_prepared(ctx, p, text, usage, seconds * 1000, "failed", e.message)
+        yield {**abort(e.message), "uuid": response_id}
+        return
+    text, seconds = "".join(parts), time.perf_counter() - started
+    if not text.strip():
+        _record_prepared(ctx, p, "", usage, seconds * 1000, "failed", EMPTY_COMPLETION)
+        yield {**abort(EMPTY_COMPLETION), "uuid": response_id}
+        return
+    yield {"uuid": response_id, "sources": p.sources, "type": "textResponseChunk", "textResponse": "",
+           "close": True, "error": False}
+    chat_id = _record_prepared(ctx, p, text, usage, seconds * 1000, "ok")
+    yield {"uuid": response_id, "type": "finalizeResponseStream", "close": True, "error": False, "chatId": chat_id,
+           "metrics": metrics(p, usage, seconds), "sources": p.sources}
+
+
+def immediate_response(result: Immediate) -> dict[str, Any]:
+    return {"id": str(uuid.uuid4()), "type": "textResponse", "textResponse": result.text, "sources": [],
+            "close": True, "error": None, "metrics": {}, **({"chatId": result.chat_id} if result.chat_id else {})}

@@ -1,0 +1,96 @@
+"""Which model a workspace chats with: the workspace's override, the instance settings
+(POST /v1/system/update-env), or the environment (LLM_MODEL, ...), in that order of precedence
+for the model; the environment wins for base URL, key and window (operators set those)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import msgspec
+
+from application.ledger import Context
+from domain.errors import DomainError
+from domain.sequence import Sequence, sequence_uuid
+
+
+class LLMNotConfigured(DomainError):
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__(
+            "No LLM is configured. Set LLM_MODEL (a litellm model string such as openai/gpt-4o-mini or "
+            "ollama/llama3) with LLM_API_BASE and LLM_API_KEY as the provider needs, or send "
+            "POST /api/v1/system/update-env {\"LLMModel\": ...}."
+        )
+
+
+class CompletionFailed(Exception):
+    """The completions port failed: `kind` is provider, timeout, config or cancelled; the
+    message is safe to show (it never holds a key)."""
+
+    def __init__(self, message: str, kind: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message, self.kind, self.status = message, kind, status
+
+
+class LLMDefaults(msgspec.Struct, frozen=True):
+    model: str | None
+    api_base: str | None
+    api_key: str | None
+    context_window: int
+    timeout: float
+
+
+class ResolvedLLM(msgspec.Struct, frozen=True):
+    config: Any  # the completions adapter's LLMConfig
+    context_window: int
+    provider: str
+
+
+def resolve_llm(ctx: Context, workspace_settings: dict[str, Any]) -> ResolvedLLM:
+    from application.system import setting_value
+
+    defaults: LLMDefaults = ctx.llm_defaults
+    model = workspace_settings.get("chatModel") or None
+    provider = workspace_settings.get("chatProvider") or None
+    if model and "/" not in model:
+        model = f"{provider or 'openai'}/{model}"
+    model = model or setting_value(ctx, "LLMModel") or defaults.model
+    if not model:
+        raise LLMNotConfigured()
+    window = defaults.context_window
+    stored_window = setting_value(ctx, "LLMContextWindow")
+    if stored_window and stored_window.isdigit():
+        window = int(stored_window)
+    config = ctx.completions_config(
+        model=model,
+        api_base=defaults.api_base or setting_value(ctx, "LLMApiBase"),
+        api_key=defaults.api_key or setting_value(ctx, "LLMApiKey"),
+        timeout=defaults.timeout,
+    )
+    return ResolvedLLM(config, window, model.split("/", 1)[0])
+
+
+class IdBlocks:
+    """Hands out chat ids from blocks reserved in the store, so that recording a chat never
+    contends on a shared counter. Ids are unique and stable (stored in the chat's event);
+    across processes they are not in time order (order by position for that)."""
+
+    def __init__(self, name: str, block: int = 200) -> None:
+        self.name = name
+        self.block = block
+        self._ids: list[int] = []
+        self._lock = threading.Lock()
+
+    def next(self, ctx: Context, actor: Any) -> int:
+        with self._lock:
+            if not self._ids:
+                self._ids = list(ctx.retrying(lambda: self._reserve(ctx, actor)))
+            return self._ids.pop(0)
+
+    def _reserve(self, ctx: Context, actor: Any) -> range:
+        seq = ctx.ledger.find(sequence_uuid(self.name)) or Sequence.start(actor, self.name)
+        ids = seq.reserve(actor, self.block)
+        ctx.save(seq)
+        return ids

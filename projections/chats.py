@@ -1,0 +1,99 @@
+"""Read model of chat history and threads: what prompts read as history and what the chat
+listings and exports show. Partitioned by workspace, user, thread and session, with
+`include` turned off by scoped resets (never by a broader one)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from domain.chats import Chat, HistoryReset
+from domain.threads import Thread
+from domain.workspaces import Workspace
+from projections.base import SqlProjection, Tx, handles, iso
+
+NO_THREAD, NO_SESSION = -1, ""  # the keys of "default thread" and "no session": indexable, never NULL
+_json = msgspec.json.encode
+
+
+class ChatsProjection(SqlProjection):
+    name = "chats"
+    tables = ["chats", "threads"]
+    schema = [
+        """CREATE TABLE IF NOT EXISTS chats (
+            id BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL UNIQUE, position BIGINT NOT NULL,
+            workspace_id BIGINT NOT NULL,
+            user_id BIGINT NOT NULL, thread_key BIGINT NOT NULL, session_key TEXT NOT NULL,
+            embed_id BIGINT, api_key_id BIGINT, prompt TEXT NOT NULL, response TEXT NOT NULL,
+            include INTEGER NOT NULL, status TEXT NOT NULL, feedback INTEGER, created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS chats_partition ON chats"
+        " (workspace_id, user_id, thread_key, session_key, include, position)",
+        "CREATE INDEX IF NOT EXISTS chats_embed ON chats (embed_id, session_key)",
+        "CREATE INDEX IF NOT EXISTS chats_position ON chats (position)",
+        """CREATE TABLE IF NOT EXISTS threads (
+            id BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL UNIQUE, workspace_id BIGINT NOT NULL,
+            user_id BIGINT NOT NULL, name TEXT NOT NULL,
+            slug TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS threads_ws_user ON threads (workspace_id, user_id)",
+    ]
+
+    @handles(Chat.Recorded)
+    def _recorded(self, tx: Tx, e: Chat.Recorded) -> None:
+        response = {
+            "text": e.response, "sources": e.sources, "type": e.mode, "attachments": e.attachments,
+            "metrics": {"prompt_tokens": e.prompt_tokens, "completion_tokens": e.completion_tokens,
+                        "total_tokens": e.prompt_tokens + e.completion_tokens, "duration": e.latency_ms / 1000,
+                        "model": e.model},
+            "status": e.status, "error": e.error,
+        }
+        tx.execute(
+            "INSERT INTO chats (id, aggregate_id, position, workspace_id, user_id, thread_key, session_key, embed_id,"
+            " api_key_id, prompt, response, include, status, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (e.chat_id, str(e.originator_id), self.position, e.workspace_id, e.user_id, _thread(e.thread_id), _session(e.session_id),
+             e.embed_id, e.actor_api_key_id, e.prompt, _json(response).decode(), int(e.include), e.status,
+             iso(e.timestamp), iso(e.timestamp)),
+        )
+
+    @handles(HistoryReset.Recorded)
+    def _reset(self, tx: Tx, e: HistoryReset.Recorded) -> None:
+        if e.embed_id is not None:
+            tx.execute("UPDATE chats SET include = 0 WHERE embed_id = ? AND session_key = ? AND position < ?",
+                       (e.embed_id, _session(e.session_id), self.position))
+            return
+        tx.execute(
+            "UPDATE chats SET include = 0 WHERE workspace_id = ? AND user_id = ? AND thread_key = ?"
+            " AND session_key = ? AND embed_id IS NULL AND position < ?",
+            (e.workspace_id, e.user_id, _thread(e.thread_id), _session(e.session_id), self.position),
+        )
+
+    @handles(Thread.Created)
+    def _thread(self, tx: Tx, e: Thread.Created) -> None:
+        tx.execute("INSERT INTO threads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   (e.thread_id, str(e.originator_id), e.workspace_id, e.user_id, e.name, e.slug, iso(e.timestamp), iso(e.timestamp)))
+
+    @handles(Thread.Renamed)
+    def _renamed(self, tx: Tx, e: Thread.Renamed) -> None:
+        tx.execute("UPDATE threads SET name = ?, updated_at = ? WHERE aggregate_id = ?",
+                   (e.name, iso(e.timestamp), str(e.originator_id)))
+
+    @handles(Thread.Deleted)
+    def _deleted(self, tx: Tx, e: Thread.Deleted) -> None:
+        thread_id = tx.scalar("SELECT id FROM threads WHERE aggregate_id = ?", (str(e.originator_id),))
+        tx.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
+        tx.execute("DELETE FROM chats WHERE thread_key = ?", (thread_id,))
+
+
+    @handles(Workspace.Deleted)
+    def _workspace_deleted(self, tx: Tx, e: Workspace.Deleted) -> None:
+        tx.execute("DELETE FROM chats WHERE workspace_id = ?", (e.workspace_id,))
+        tx.execute("DELETE FROM threads WHERE workspace_id = ?", (e.workspace_id,))
+
+
+def _thread(thread_id: int | None) -> int:
+    return NO_THREAD if thread_id is None else thread_id
+
+
+def _session(session_id: str | None) -> str:
+    return NO_SESSION if session_id is None else session_id
+

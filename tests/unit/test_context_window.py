@@ -1,0 +1,79 @@
+"""Fitting a chat into the context window never raises, always fits, keeps the newest message."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from application.context_window import MARKER, fit, reply_buffer, total_tokens
+from infrastructure.tokenizer import Tokenizer
+
+WORDS = ("ledger event user key workspace vector chunk answer question context window history token model "
+         "reply stream thread session audit replay projection").split()
+
+
+@pytest.fixture(scope="module")
+def tokens() -> Tokenizer:
+    return Tokenizer()
+
+
+def text(rng: random.Random, n_words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n_words))
+
+
+def test_what_fits_is_left_untouched(tokens):
+    messages, cut = fit(tokens, 4096, "Be brief.", ["some context"], [("hi", "hello")], "How are you?")
+    assert not cut
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[0]["content"].startswith("Be brief.\nContext:\n[CONTEXT 0]:\nsome context")
+    assert messages[-1]["content"] == "How are you?"
+
+
+def test_a_prompt_longer_than_the_window_is_cut_in_the_middle_and_sent_alone(tokens):
+    prompt = "BEGIN " + "word " * 20_000 + " END"
+    messages, cut = fit(tokens, 4096, "system", ["ctx"], [("a", "b")] * 10, prompt)
+    assert cut and len(messages) == 1 and messages[0]["role"] == "user"
+    content = messages[0]["content"]
+    assert content.startswith("BEGIN") and content.endswith("END") and MARKER in content
+    assert total_tokens(tokens, messages) <= 4096 - reply_buffer(4096)
+
+
+def test_oldest_history_goes_first(tokens):
+    history = [(f"question {i} " + "x " * 50, f"answer {i} " + "y " * 50) for i in range(200)]
+    messages, cut = fit(tokens, 4096, "system", [], history, "newest")
+    assert cut
+    kept = [m["content"] for m in messages if m["role"] == "user"][:-1]
+    numbers = [int(c.split()[1]) for c in kept]
+    assert numbers == sorted(numbers) and numbers[-1] == 199 and 0 not in numbers
+    assert messages[-1]["content"] == "newest"
+
+
+def test_image_parts_survive_and_count(tokens):
+    prompt = [{"type": "text", "text": "look " * 10_000}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]
+    messages, _ = fit(tokens, 2048, "s", [], [], prompt)
+    parts = messages[-1]["content"]
+    assert any(p["type"] == "image_url" for p in parts)
+    assert total_tokens(tokens, messages) <= 2048 - reply_buffer(2048)
+
+
+def test_random_chats_always_fit_and_keep_the_newest_message(tokens):
+    """Property-style: random histories (0-2,000 exchanges), prompts up to 10x the window,
+    windows from 1k to 128k. The result fits and ends with the newest user message, whose
+    head and tail survive any cut."""
+    rng = random.Random(20261123)
+    windows = [1024, 2048, 4096, 8192, 16_384, 32_768, 131_072]
+    for case in range(60):
+        window = rng.choice(windows)
+        n_history = rng.choice([0, 1, 3, 20, 200, 2000])
+        history = [(text(rng, rng.randint(1, 60)), text(rng, rng.randint(1, 120))) for _ in range(n_history)]
+        prompt_words = rng.randint(1, window * 10 // 1) if rng.random() < 0.5 else rng.randint(1, 50)
+        prompt = "HEAD " + text(rng, min(prompt_words, window * 10)) + " TAIL"
+        system = text(rng, rng.choice([5, 200, window]))
+        context = [text(rng, rng.randint(10, 400)) for _ in range(rng.randint(0, 6))]
+        messages, _ = fit(tokens, window, system, context, history, prompt)
+        assert total_tokens(tokens, messages) <= window - reply_buffer(window), (case, window)
+        last = messages[-1]
+        assert last["role"] == "user", case
+        assert last["content"].startswith("HEAD") and last["content"].endswith("TAIL"), case
+        assert all(m["role"] in ("system", "user", "assistant") for m in messages)
