@@ -76,7 +76,7 @@ def embed_out(e: embeds.EmbedRow) -> dict[str, Any]:
     return {"id": e.id, "uuid": e.uuid, "enabled": e.settings.get("enabled", True),
             "chat_mode": e.settings.get("chat_mode"), "createdAt": e.created_at,
             "workspace": {"id": e.workspace_id, "name": e.workspace_name, "slug": e.workspace_slug},
-            "chat_count": 0, **{k: v for k, v in e.settings.items() if k not in ("enabled", "chat_mode")}}
+            "chat_count": e.chat_count, **{k: v for k, v in e.settings.items() if k not in ("enabled", "chat_mode")}}
 
 
 class EmbedController(Controller):
@@ -116,13 +116,11 @@ class EmbedController(Controller):
 
     @get("/{embed_uuid:str}/chats", operation_id="v1EmbedChats", **COMMON)
     def chats(self, ctx: Context, request: Request, embed_uuid: str) -> dict[str, Any]:
-        """Widget chats arrive with the chat routes; until then every embed has none."""
-        embeds.get_embed(ctx, request.user, embed_uuid)
-        return {"chats": []}
+        """The widget's chats, newest first (404 for an unknown embed; upstream answers [])."""
+        return {"chats": embeds.embed_chats(ctx, request.user, embed_uuid, None)}
 
     @get("/{embed_uuid:str}/chats/{session_uuid:str}", operation_id="v1EmbedSessionChats", **COMMON)
     def session_chats(self, ctx: Context, request: Request, embed_uuid: str, session_uuid: str) -> dict[str, Any]:
-        embeds.get_embed(ctx, request.user, embed_uuid)
-        return {"chats": []}
+        return {"chats": embeds.embed_chats(ctx, request.user, embed_uuid, session_uuid)}
 
 

@@ -221,3 +221,39 @@ def test_openai_models_and_sync_completions(backend, llm, llm_settings):
         assert bad.status_code == 400
         assert client.post("/api/v1/openai/chat/completions", headers=bearer(key), json={
             "model": "nope", "messages": [{"role": "user", "content": "x"}]}).status_code == 404
+
+
+def _sse(text: str) -> list[dict]:
+    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+
+
+def test_embed_widget_chats_are_attributed_scoped_and_limited(backend, llm, llm_settings):
+    with client_for(backend, **llm_settings) as client:
+        key = owner_key(client)
+        client.post("/api/v1/workspace/new", headers=bearer(key), json={"name": "site"})
+        embed = client.post("/api/v1/embed/new", headers=bearer(key), json={
+            "workspace_slug": "site", "chat_mode": "chat", "allowlist_domains": "https://site.example",
+            "max_chats_per_session": 2}).json()["embed"]
+        url = f"/api/embed/{embed['uuid']}/stream-chat"
+        origin = {"Origin": "https://site.example"}
+        refused = client.post(url, json={"sessionId": "v1", "message": "hi"}, headers={"Origin": "https://evil.example"})
+        assert refused.status_code == 403 and refused.json()["type"] == "abort"
+        llm.reply("Welcome!")
+        frames = _sse(client.post(url, json={"sessionId": "v1", "message": "hi"}, headers=origin).text)
+        assert frames[-1]["type"] == "finalizeResponseStream"
+        assert "".join(f["textResponse"] for f in frames if f["type"] == "textResponseChunk") == "Welcome!"
+        client.post(url, json={"sessionId": "v2", "message": "other visitor"}, headers=origin)
+        history = client.get(f"/api/embed/{embed['uuid']}/v1", headers=origin).json()["history"]
+        assert [h["content"] for h in history] == ["hi", "Welcome!"]
+        client.post(url, json={"sessionId": "v1", "message": "second"}, headers=origin)
+        over = client.post(url, json={"sessionId": "v1", "message": "third"}, headers=origin)
+        assert over.status_code == 403 and "limit" in over.json()["error"]
+        assert client.delete(f"/api/embed/{embed['uuid']}/v1", headers=origin).json()["success"] is True
+        assert client.get(f"/api/embed/{embed['uuid']}/v1", headers=origin).json()["history"] == []
+        assert len(client.get(f"/api/embed/{embed['uuid']}/v2", headers=origin).json()["history"]) == 2
+        listed = client.get(f"/api/v1/embed/{embed['uuid']}/chats", headers=bearer(key)).json()["chats"]
+        assert len(listed) == 3 and "connection_information" not in listed[0]
+        assert client.get("/api/v1/embed", headers=bearer(key)).json()["embeds"][0]["chat_count"] == 3
+        assert client.get("/api/embed/nope/v1").status_code == 404
+    recorded = [e["state"] for e in backend.raw_events() if e["topic"].endswith("Chat.Recorded")]
+    assert {r["embed_id"] for r in recorded} == {embed["id"]} and {r["actor_user_id"] for r in recorded} == {1}

@@ -10,11 +10,13 @@ from datetime import timedelta
 from eventsourcing.utils import get_topic
 
 import domain.apikeys
+import domain.chats
 import domain.documents
 import domain.embeds
 import domain.invites
 import domain.sequence
 import domain.system
+import domain.threads
 import domain.users
 import domain.workspaces
 from domain.audited import Audited, event_classes
@@ -24,7 +26,7 @@ from tests.support.app import bearer, client_for, multi_user_keys, owner_key
 def all_event_topics() -> set[str]:
     topics = set()
     for module in (domain.users, domain.apikeys, domain.invites, domain.system, domain.sequence,
-                   domain.workspaces, domain.documents, domain.embeds):
+                   domain.workspaces, domain.documents, domain.embeds, domain.chats, domain.threads):
         for aggregate in vars(module).values():
             if isinstance(aggregate, type) and issubclass(aggregate, Audited) and aggregate is not Audited:
                 topics |= {get_topic(e) for e in event_classes(aggregate)}
@@ -99,16 +101,23 @@ def exercise_content(client, admin, secrets) -> None:
     assert client.request("DELETE", "/api/v1/document/remove-folder", headers=admin,
                           json={"name": "archive"}).json()["success"]
     assert client.post("/api/v1/document/create-folder", headers=admin, json={"name": "archive"}).json()["success"]
+    thread = client.post("/api/v1/workspace/alpha/thread/new", headers=admin, json={"name": "t"}).json()["thread"]
+    client.post(f"/api/v1/workspace/alpha/thread/{thread['slug']}/update", headers=admin, json={"name": "t2"})
+    assert client.post(f"/api/v1/workspace/alpha/thread/{thread['slug']}/chat", headers=admin,
+                       json={"message": "hello"}).status_code == 200
+    assert client.post("/api/v1/workspace/alpha/chat", headers=admin, json={"reset": True}).status_code == 200
+    client.delete(f"/api/v1/workspace/alpha/thread/{thread['slug']}", headers=admin)
     embed = client.post("/api/v1/embed/new", headers=admin, json={"workspace_slug": "alpha"}).json()["embed"]
     assert client.post(f"/api/v1/embed/{embed['uuid']}", headers=admin, json={"enabled": False}).json()["success"]
     assert client.delete(f"/api/v1/embed/{embed['uuid']}", headers=admin).json()["success"]
     assert client.delete("/api/v1/workspace/alpha", headers=admin).status_code == 200
 
 
-def test_every_event_type_records_its_actor_and_no_secret_is_stored_or_logged(backend, caplog):
+def test_every_event_type_records_its_actor_and_no_secret_is_stored_or_logged(backend, caplog, llm_settings):
     caplog.set_level(logging.DEBUG)
-    with client_for(backend, auth_token="owner-password-1", simple_sso_enabled=True) as client:
+    with client_for(backend, auth_token="owner-password-1", simple_sso_enabled=True, **llm_settings) as client:
         secrets = exercise_everything(backend, client)
+        secrets["llm_api_key"] = llm_settings["llm_api_key"]
         key_ids = {k["id"]: k for k in client.get("/api/admin/api-keys?includeRevoked=true",
                                                   headers=bearer(secrets["admin_key"])).json()["apiKeys"]}
     events = backend.raw_events()
