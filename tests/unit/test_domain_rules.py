@@ -10,12 +10,17 @@ from typing import Any
 import pytest
 
 import domain.apikeys
+import domain.chats
+import domain.documents
+import domain.embeds
+import domain.threads
+import domain.workspaces
 import domain.invites
 import domain.sequence
 import domain.system
 import domain.users
 from domain.apikeys import MAX_RATE_LIMIT, ApiKey, check_rate_limit, check_scopes, parse_duration
-from domain.audited import Audited
+from domain.audited import Audited, event_classes
 from domain.errors import Conflict, InvalidInput, LastAdmin, UsernameTaken
 from domain.invites import Invite
 from domain.principal import ALL_SCOPES, Actor, Role
@@ -472,21 +477,14 @@ def test_a_sequence_hands_out_consecutive_ids() -> None:
 
 
 # every event: actor stamp, no secrets -------------------------------------------------------
-def declares_apply(event_class: type) -> bool:
-    """The library's aggregate metaclass replaces each declared event class by a subclass of
-    it, so the `apply` sits on the declared class (same qualified name), one step up the MRO."""
-    return any("apply" in vars(c) for c in event_class.__mro__ if c.__qualname__ == event_class.__qualname__)
-
-
 def all_event_classes() -> list[type]:
     """Every event class an aggregate declares (each has an `apply`); not the generated bases."""
     found = []
-    for module in (domain.users, domain.apikeys, domain.invites, domain.system, domain.sequence):
+    for module in (domain.users, domain.apikeys, domain.invites, domain.system, domain.sequence,
+                   domain.workspaces, domain.documents, domain.embeds, domain.chats, domain.threads):
         for aggregate in vars(module).values():
             if isinstance(aggregate, type) and issubclass(aggregate, Audited) and aggregate is not Audited:
-                for member in vars(aggregate).values():
-                    if isinstance(member, type) and issubclass(member, Audited.Event) and declares_apply(member):
-                        found.append(member)
+                found += event_classes(aggregate)
     return found
 
 
@@ -531,10 +529,51 @@ def every_kind_of_event(actor: Actor) -> list[Any]:
     system.enable_multi_user_mode(actor)
     system.update_preferences(actor, {"support_email": "s@example.com"})
     system.change_settings(actor, {"LLMProvider": "openai"}, ["OpenAiKey"])
+    seq.reserve(actor, 10)
+    content = _content_tour(actor)
     events: list[Any] = []
-    for aggregate in (admin, deputy, directory, seq, key, invite, other_invite, system):
+    for aggregate in (admin, deputy, directory, seq, key, invite, other_invite, system, *content):
         events += aggregate.collect_events()
     return events
+
+
+def _content_tour(actor: Actor) -> list[Any]:
+    """Workspaces, documents, embeds, threads and chats."""
+    from domain.chats import Chat, HistoryReset
+    from domain.documents import Document, Folder
+    from domain.embeds import Embed
+    from domain.threads import Thread, ThreadSlug
+    from domain.workspaces import Workspace, WorkspaceDirectory, WorkspaceDoc
+
+    spaces = WorkspaceDirectory.open(actor)
+    spaces.take_slug(actor, 1, "alpha")
+    workspace = Workspace.create(actor, 1, "Alpha", "alpha", {"topN": 3})
+    workspace.update(actor, {"topN": 5})
+    workspace.set_members(actor, {2}, replace=True)
+    workspace.embed(actor, [WorkspaceDoc("d1", "f/x.json", "00000000-0000-0000-0000-000000000001", "h" * 64, 200, 20, 1)])
+    workspace.pin(actor, "f/x.json", True)
+    workspace.remove_documents(actor, ["f/x.json"])
+    workspace.delete(actor)
+    spaces.free_slug(actor, "alpha")
+    folder = Folder.create(actor, "archive")
+    folder.remove(actor)
+    folder.restore(actor)
+    doc = Document.upload(actor, "00000000-0000-0000-0000-000000000002", "archive", "a.txt", "upload", "text/plain",
+                          "c" * 64, "t" * 64, 10, 2, 3, {"title": "a"})
+    doc.move(actor, "custom-documents")
+    doc.delete(actor)
+    embed = Embed.create(actor, 1, "00000000-0000-0000-0000-000000000003", 1, {"chat_mode": "chat"})
+    embed.update(actor, {"enabled": False})
+    embed.delete(actor)
+    thread = Thread.create(actor, 1, 1, 1, "t", "t-1")
+    thread.rename(actor, "t2")
+    thread.delete(actor)
+    claim = ThreadSlug.claim(actor, "t-1", 1)
+    chat = Chat.record(actor, 1, workspace_id=1, user_id=1, thread_id=None, session_id=None, embed_id=None,
+                       prompt="p", response="r", mode="chat", sources=[], attachments=[], model="m",
+                       prompt_tokens=1, completion_tokens=1, latency_ms=1.0, include=True, status="ok", error=None)
+    reset = HistoryReset.record(actor, 1, 1, None, None)
+    return [spaces, workspace, folder, doc, embed, thread, claim, chat, reset]
 
 
 def test_the_command_tour_produces_every_kind_of_event() -> None:
