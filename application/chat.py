@@ -332,12 +332,6 @@ def answer(ctx: Context, p: Prepared) -> dict[str, Any]:
             "close": True, "error": None, "chatId": chat_id, "metrics": metrics(p, usage, seconds)}
 
 
-class StreamFrame(msgspec.Struct):
-    """One SSE frame of upstream's stream-chat, or the end."""
-
-    data: dict[str, Any]
-
-
 def stream(ctx: Context, p: Prepared, cancel: Any) -> Iterator[dict[str, Any]]:
     """Streaming chat, framed as upstream's stream-chat (reference §2.4): token chunks, a
     closing chunk with the sources, then `finalizeResponseStream` after the exchange is

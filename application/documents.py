@@ -16,7 +16,7 @@ from application.access import check_can_manage_content, check_scope
 from application.ledger import Context
 from application.workspaces import EmbedFailure, UpdateEmbeddings, get_workspace, update_embeddings
 from domain.documents import DEFAULT_FOLDER, METADATA_KEYS, Document, Folder, check_folder, folder_uuid, split_docpath
-from domain.errors import Conflict, DomainError, InvalidInput, NotFound
+from domain.errors import DomainError, InvalidInput, NotFound
 from domain.principal import Principal, Scope
 from domain.workspaces import workspace_uuid
 

@@ -12,8 +12,8 @@ import msgspec
 from application.access import check_admin_or_manager, check_can_manage_content, check_scope
 from application.ledger import Context
 from application.users import get_user, is_multi_user, setting
-from domain.embeds import Embed, embed_uuid
-from domain.errors import InvalidInput, NotFound, PermissionDenied
+from domain.embeds import embed_uuid
+from domain.errors import NotFound, PermissionDenied
 from domain.principal import Principal, Role, Scope
 from domain.workspaces import (
     WORKSPACE_DIRECTORY_ID, Workspace, WorkspaceDirectory, WorkspaceDoc, check_name, slugify, workspace_uuid,
