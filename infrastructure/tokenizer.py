@@ -172,9 +172,9 @@ class Tokenizer:
         while budget >= 2:
             head_n = budget - budget // 2
             tail_n = budget // 2
-            # Cut at a word boundary when one is near (within ~10 %), else on a character.
-            slack = max(1, min(32, budget // 20))
-            head_end = _choose_cut(data, offsets, starts_char, 0, head_n, slack)
+            # Cut at the nearest word boundary when one is close, else on a character.
+            slack = max(1, min(8, budget // 10))
+            head_end = _word_floor(data, offsets, starts_char, head_n, slack)
             tail_start = _word_ceil(data, offsets, starts_char, n - tail_n, n, slack)
             head = data[: offsets[head_end]].decode("utf-8")
             tail_text = data[offsets[tail_start] :].decode("utf-8")
@@ -251,6 +251,16 @@ def _char_ceil(starts_char: list[bool], pos: int, n: int) -> int:
     while pos < n and not starts_char[pos]:
         pos += 1
     return pos
+
+
+def _word_floor(data: bytes, offsets: list[int], starts_char: list[bool], pos: int, slack: int) -> int:
+    """The last word boundary in (pos - slack, pos], else the last character boundary
+    (or, if only part of one character lies before ``pos``, the end of that character)."""
+    for j in range(pos, max(0, pos - slack), -1):
+        if starts_char[j] and _rank(data, offsets[j]) > _RANK_NONE:
+            return j
+    cut = _char_floor(starts_char, pos)
+    return cut if cut > 0 else _char_ceil(starts_char, pos, len(starts_char) - 1)
 
 
 def _word_ceil(data: bytes, offsets: list[int], starts_char: list[bool], pos: int, n: int, slack: int) -> int:
