@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
+
+from infrastructure.files import atomic_write
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
@@ -42,23 +43,8 @@ class BlobStore:
         target = self.path(digest)
         if target.exists():
             return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            # Atomic on POSIX and Windows; a concurrent writer of the same digest wrote the same
-            # bytes, so whichever rename wins is correct.
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        _fsync_dir(target.parent)
+        # A concurrent writer of the same digest writes the same bytes: whichever rename wins is right.
+        atomic_write(target, data)
         return digest
 
     def get(self, digest: str) -> bytes:
@@ -70,16 +56,3 @@ class BlobStore:
     def exists(self, digest: str) -> bool:
         return self.path(digest).is_file()
 
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable (POSIX); directories cannot be opened this way on Windows."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

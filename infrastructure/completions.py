@@ -44,16 +44,13 @@ from __future__ import annotations
 import contextvars
 import copy
 import functools
-import importlib.util
 import inspect
 import json
-import os
 import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -124,14 +121,6 @@ _import_lock = threading.Lock()
 _litellm: Any = None
 
 
-def _tiktoken_cache_dir() -> str | None:
-    spec = importlib.util.find_spec("litellm")  # locates the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "litellm_core_utils" / "tokenizers"
-    return str(path) if path.is_dir() else None
-
-
 def load_litellm() -> Any:
     """Import and configure litellm once (offline cost map, bundled tiktoken files, no
     telemetry, no debug hints)."""
@@ -139,11 +128,9 @@ def load_litellm() -> Any:
     if _litellm is None:
         with _import_lock:
             if _litellm is None:
-                os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-                if "TIKTOKEN_CACHE_DIR" not in os.environ:
-                    cache = _tiktoken_cache_dir()
-                    if cache is not None:
-                        os.environ["TIKTOKEN_CACHE_DIR"] = cache
+                from infrastructure.tokenizer import configure_offline
+
+                configure_offline()  # offline cost map, tiktoken files from litellm's own copy
                 import litellm
 
                 litellm.telemetry = False

@@ -111,6 +111,12 @@ class LocalEmbedder:
 
     def _load(self) -> Any:
         configure_offline()
+        # OpenMP threads sleep instead of spinning between parallel regions. Measured on the
+        # 2-core machine while other processes ran (load ~5): with the default spin policy
+        # two torch threads took 4-6 s and ~8 CPU-s for a batch that one thread did in 0.8 s
+        # and 4 CPU-s; with PASSIVE, two threads took 0.5-1 s and 4.2 CPU-s. Read when torch
+        # loads its OpenMP runtime, so it only applies if torch isn't imported yet.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import torch
 
         threads = self._threads or _default_threads()

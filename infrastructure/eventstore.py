@@ -7,8 +7,9 @@ events in `ledger_events`, each projection's tables and `<name>_tracking` beside
 from __future__ import annotations
 
 from pathlib import Path
+from uuid import UUID
 
-from eventsourcing.persistence import InfrastructureFactory, TrackingRecorder
+from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory, TrackingRecorder
 from eventsourcing.utils import Environment, get_topic
 
 from infrastructure.mapper import MsgspecMapper
@@ -57,3 +58,20 @@ def open_view(settings: Settings, name: str, view_classes: dict[str, type[Tracki
     factory = InfrastructureFactory.construct(env)
     backend = "postgres" if settings.database_url else "sqlite"
     return factory.tracking_recorder(view_classes[backend])
+
+
+def aggregate_positions(recorder: ApplicationRecorder, originator_id: UUID) -> dict[int, int]:
+    """Version → position (notification id) of one aggregate's stored events: the library's
+    `events.get` yields the events without their place in the global order."""
+    from eventsourcing.postgres import PostgresApplicationRecorder
+    from psycopg.sql import SQL, Identifier
+
+    table = recorder.events_table_name  # type: ignore[attr-defined]
+    datastore = recorder.datastore  # type: ignore[attr-defined]
+    with datastore.transaction(commit=False) as cursor:
+        if isinstance(recorder, PostgresApplicationRecorder):
+            cursor.execute(SQL("SELECT originator_version, notification_id FROM {}.{} WHERE originator_id = %s")
+                           .format(Identifier(datastore.schema), Identifier(table)), (originator_id,))
+            return {r["originator_version"]: r["notification_id"] for r in cursor.fetchall()}
+        cursor.execute(f"SELECT originator_version, rowid FROM {table} WHERE originator_id = ?", (originator_id.hex,))
+        return {r[0]: r[1] for r in cursor.fetchall()}

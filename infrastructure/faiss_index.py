@@ -16,16 +16,17 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from infrastructure.files import atomic_write
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 DIMENSIONS = 384
 FORMAT = 1
@@ -68,6 +69,8 @@ def set_faiss_threads(n: int) -> None:
 
 
 def _as_ids(ids: Any) -> np.ndarray:
+    import numpy as np
+
     arr = np.asarray(ids)
     if arr.ndim == 0:
         arr = arr.reshape(1)
@@ -79,6 +82,8 @@ def _as_ids(ids: Any) -> np.ndarray:
 
 
 def _as_vectors(vectors: Any, dims: int) -> np.ndarray:
+    import numpy as np
+
     arr = np.asarray(vectors, dtype=np.float32)
     if arr.ndim == 1:
         arr = arr.reshape(1, -1)
@@ -153,6 +158,8 @@ class VectorIndex:
     """
 
     def __init__(self, dimensions: int = DIMENSIONS, *, _index: Any = None) -> None:
+        import numpy as np
+
         faiss = _get_faiss()
         self.dimensions = dimensions
         self._lock = _ReadWriteLock()
@@ -171,6 +178,8 @@ class VectorIndex:
 
     def add(self, ids: Any, vectors: Any) -> None:
         """Insert or replace: an id already present gets the new vector."""
+        import numpy as np
+
         ids = _as_ids(ids)
         vectors = _as_vectors(vectors, self.dimensions)
         if len(ids) != len(vectors):
@@ -189,6 +198,8 @@ class VectorIndex:
 
     def remove(self, ids: Any) -> int:
         """Remove these ids (unknown ones are ignored); returns how many were removed."""
+        import numpy as np
+
         ids = _as_ids(ids)
         with self._lock.write():
             present = np.asarray(sorted({i for i in ids.tolist() if i in self._ids}), dtype=np.int64)
@@ -236,6 +247,8 @@ class VectorIndex:
 
     def ids(self) -> np.ndarray:
         """Every id in the index (int64, in storage order)."""
+        import numpy as np
+
         with self._lock.read():
             if self._index.ntotal == 0:
                 return np.zeros(0, dtype=np.int64)
@@ -266,12 +279,14 @@ class VectorIndex:
             "bytes": int(blob.nbytes),
             "sha256": hashlib.sha256(blob).hexdigest(),
         }
-        _atomic_write(path, blob)
-        _atomic_write(_sidecar(path), json.dumps(meta, sort_keys=True).encode())
+        atomic_write(path, blob)
+        atomic_write(_sidecar(path), json.dumps(meta, sort_keys=True).encode())
 
     @classmethod
     def load(cls, path: Path) -> tuple[VectorIndex, int] | None:
         """(index, position) saved at ``path``; None when either file is missing or corrupt."""
+        import numpy as np
+
         path = Path(path)
         try:
             meta = json.loads(_sidecar(path).read_bytes())
@@ -365,7 +380,7 @@ class WorkspaceIndexes:
                         self._saved_versions[workspace_id] = version
             entries.append({"id": workspace_id, "file": file.name})
         manifest = {"format": FORMAT, "position": int(position), "dimensions": self.dimensions, "workspaces": entries}
-        _atomic_write(directory / MANIFEST, json.dumps(manifest, sort_keys=True).encode())
+        atomic_write(directory / MANIFEST, json.dumps(manifest, sort_keys=True).encode())
         keep = {e["file"] for e in entries}
         for stale in _index_files(directory):
             if stale.name not in keep:
@@ -442,40 +457,3 @@ def _remove_leftover_temps(directory: Path) -> None:
 
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + SIDECAR_SUFFIX)
-
-
-def _atomic_write(path: Path, data: bytes | np.ndarray) -> None:
-    """Write to a temp file in the same directory, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (best effort: not every platform allows it)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

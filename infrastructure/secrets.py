@@ -7,9 +7,10 @@ which key changed. With several machines, set provider keys in each machine's en
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
+
+from infrastructure.files import atomic_write
 
 
 class SecretSettings:
@@ -31,12 +32,4 @@ class SecretSettings:
 
     def update(self, values: dict[str, str]) -> None:
         with self._lock:
-            data = {**self._read(), **values}
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._path.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self._path)
+            atomic_write(self._path, json.dumps({**self._read(), **values}).encode())  # mode 0600
