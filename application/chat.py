@@ -263,15 +263,15 @@ def load_history(ctx: Context, workspace: WorkspaceRow, user_id: int, thread_id:
         return []
     with ctx.chats.view.read() as tx:
         if embed_id is not None:
-            rows = tx.all("SELECT prompt, response FROM chats WHERE embed_id = ? AND session_key = ? AND include = 1"
+            rows = tx.all("SELECT prompt, reply FROM chats WHERE embed_id = ? AND session_key = ? AND include = 1"
                           " ORDER BY position DESC LIMIT ?", (embed_id, session_id or NO_SESSION, limit))
         else:
             rows = tx.all(
-                "SELECT prompt, response FROM chats WHERE workspace_id = ? AND user_id = ? AND thread_key = ?"
+                "SELECT prompt, reply FROM chats WHERE workspace_id = ? AND user_id = ? AND thread_key = ?"
                 " AND session_key = ? AND include = 1 AND embed_id IS NULL ORDER BY position DESC LIMIT ?",
                 (workspace.id, user_id, NO_THREAD if thread_id is None else thread_id,
                  NO_SESSION if session_id is None else session_id, limit))
-    return [(r["prompt"], msgspec.json.decode(r["response"])["text"]) for r in reversed(rows)]
+    return [(r["prompt"], r["reply"]) for r in reversed(rows)]
 
 
 # recording ----------------------------------------------------------------------------------

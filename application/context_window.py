@@ -80,12 +80,12 @@ def fit(
     window = max(MIN_WINDOW, int(window))
     budget = window - reply_buffer(window)
     user = {"role": "user", "content": prompt}
-    full = [{"role": "system", "content": system_message(system, context)}]
-    for asked, answered in history:
-        full += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
-    full.append(user)
-    if total_tokens(tokens, full) <= budget:
-        return full, False
+    system_msg = {"role": "system", "content": system_message(system, context)}
+    if _fits_whole(tokens, budget, system_msg, history, user):
+        full = [system_msg]
+        for asked, answered in history:
+            full += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
+        return full + [user], False
 
     limits = {"system": int(0.15 * window), "history": int(0.15 * window), "user": int(0.7 * window)}
     prompt_text = _text_of(prompt)
@@ -94,12 +94,24 @@ def fit(
         cut = tokens.truncate_middle(prompt_text, int(0.8 * window), MARKER)
         return _squeeze(tokens, budget, [], [], {"role": "user", "content": _with_text(prompt, cut)}), True
 
-    system_text = full[0]["content"]
+    system_text = system_msg["content"]
     if tokens.count(system_text) > limits["system"]:
         system_text = _cut_system(tokens, system, context, limits["system"])
     kept = _history(tokens, history, limits["history"])
     system_msg = {"role": "system", "content": system_text}
     return _squeeze(tokens, budget, [system_msg], kept, user), True
+
+
+def _fits_whole(tokens: Tokens, budget: int, system: dict[str, Any], history: Sequence[tuple[str, str]],
+                user: dict[str, Any]) -> bool:
+    """Whether everything fits, counting the newest exchanges first and stopping as soon as
+    the budget is passed (a long history is not counted to the end on every chat)."""
+    running = 3 + message_tokens(tokens, system) + message_tokens(tokens, user)
+    for asked, answered in reversed(history):
+        if running > budget:
+            return False
+        running += tokens.count(asked) + tokens.count(answered) + 2 * MESSAGE_OVERHEAD
+    return running <= budget
 
 
 def _cut_system(tokens: Tokens, instructions: str, context: Sequence[str], limit: int) -> str:

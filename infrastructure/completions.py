@@ -41,6 +41,7 @@ whose ``completion_stream`` is the OpenAI SDK's ``openai.Stream``, whose ``.resp
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextvars
 import copy
 import functools
@@ -311,24 +312,18 @@ def _call_with_deadline(fn: Any, timeout: float) -> Any:
 
     httpx bounds each read by ``timeout`` too, so an abandoned call ends soon after by itself.
     """
-    done = threading.Event()
-    box: dict[str, Any] = {}
     context = contextvars.copy_context()
+    future = _calls().submit(context.run, fn)
+    try:
+        return future.result(timeout)
+    except concurrent.futures.TimeoutError:
+        raise _DeadlineExceeded from None
 
-    def run() -> None:
-        try:
-            box["value"] = context.run(fn)
-        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
-            box["error"] = e
-        finally:
-            done.set()
 
-    threading.Thread(target=run, name="llm-complete", daemon=True).start()
-    if not done.wait(timeout):
-        raise _DeadlineExceeded
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+@functools.lru_cache(maxsize=1)
+def _calls() -> concurrent.futures.ThreadPoolExecutor:
+    """Long-lived threads for sync calls (a new thread per call cost a few ms under load)."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="llm-complete")
 
 
 # --- streams: cancellation and stall detection -------------------------------------------

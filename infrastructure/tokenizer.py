@@ -14,9 +14,10 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import functools
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     import tiktoken
@@ -37,6 +38,12 @@ _RUN_SCAN = 32  # bytes of whitespace looked at on each side of a cut
 
 _lock = threading.Lock()
 _encoding: tiktoken.Encoding | None = None
+_MEMO_MAX_CHARS = 8_000  # with 8,192 entries: at most ~64 MB of remembered text
+
+
+@functools.lru_cache(maxsize=8_192)
+def _memo_count(encoding: Any, text: str) -> int:
+    return len(encoding.encode_ordinary(text))
 
 
 def _tiktoken_cache_dir() -> str | None:
@@ -90,6 +97,8 @@ class Tokenizer:
     def count(self, text: str) -> int:
         if not text:
             return 0
+        if len(text) <= _MEMO_MAX_CHARS:  # history texts come back every chat: count them once
+            return _memo_count(self._enc, text)
         return len(self._enc.encode_ordinary(text))
 
     # --- chunking ---

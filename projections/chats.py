@@ -23,7 +23,7 @@ class ChatsProjection(SqlProjection):
             id BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL UNIQUE, position BIGINT NOT NULL,
             workspace_id BIGINT NOT NULL,
             user_id BIGINT NOT NULL, thread_key BIGINT NOT NULL, session_key TEXT NOT NULL,
-            embed_id BIGINT, api_key_id BIGINT, prompt TEXT NOT NULL, response TEXT NOT NULL,
+            embed_id BIGINT, api_key_id BIGINT, prompt TEXT NOT NULL, reply TEXT NOT NULL, response TEXT NOT NULL,
             include INTEGER NOT NULL, status TEXT NOT NULL, feedback INTEGER, created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS chats_partition ON chats"
@@ -48,10 +48,10 @@ class ChatsProjection(SqlProjection):
         }
         tx.execute(
             "INSERT INTO chats (id, aggregate_id, position, workspace_id, user_id, thread_key, session_key, embed_id,"
-            " api_key_id, prompt, response, include, status, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " api_key_id, prompt, reply, response, include, status, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (e.chat_id, str(e.originator_id), self.position, e.workspace_id, e.user_id, _thread(e.thread_id), _session(e.session_id),
-             e.embed_id, e.actor_api_key_id, e.prompt, _json(response).decode(), int(e.include), e.status,
+             e.embed_id, e.actor_api_key_id, e.prompt, e.response, _json(response).decode(), int(e.include), e.status,
              iso(e.timestamp), iso(e.timestamp)),
         )
 

@@ -19,6 +19,7 @@ from projections.base import SqlProjection
 log = logging.getLogger("ledgerllm.projections")
 
 BATCH = 500
+SKIP_WRITE_LIMIT = 1000  # ignored events are recorded as passed at least this often
 
 
 class ProjectionLagging(RuntimeError):
@@ -32,6 +33,10 @@ class ProjectionRunner:
         self.view = projection.view
         self._lock = threading.Lock()
         self._known = 0  # a position the view is known to have reached
+        # Events after the stored position that this view ignores, already looked at: they
+        # are skipped without a write (one commit per ignored event batch cost an fsync).
+        self._scanned = 0
+        self._stored = 0  # the stored position last seen; going back means a rebuild
 
     @property
     def name(self) -> str:
@@ -41,11 +46,21 @@ class ProjectionRunner:
         self._known = max(self._known, self.view.position(self.app.name))
         return self._known
 
+    def reset(self) -> None:
+        """Empty the view and forget every position: the next catch-up rebuilds it."""
+        with self._lock:
+            self.view.reset(self.app.name)
+            self._known = self._scanned = self._stored = 0
+
     def catch_up(self, until: int | None = None, progress: Callable[[int], None] | None = None) -> int:
         """Apply every stored event after the view's position (or up to `until`); return the position."""
         with self._lock:
             while True:
-                start = self.view.position(self.app.name)
+                stored = self.view.position(self.app.name)
+                if stored < self._stored:  # rebuilt elsewhere: nothing known holds any more
+                    self._known = self._scanned = 0
+                self._stored = stored
+                start = max(stored, self._scanned)
                 notifications = self.app.recorder.select_notifications(start=start + 1, limit=BATCH)
                 if not notifications:
                     break
@@ -55,9 +70,12 @@ class ProjectionRunner:
                     if self.projection.wants(n)
                 ]
                 last_id = notifications[-1].id
-                if not self.view.process_batch(self.app.name, start, items, self.projection.apply, last_id):
-                    continue  # another runner moved the view first: start again from its position
-                self._known = max(self._known, last_id)
+                if items or last_id - stored >= SKIP_WRITE_LIMIT:
+                    # The batch's position covers the skipped events before it too.
+                    if not self.view.process_batch(self.app.name, stored, items, self.projection.apply, last_id):
+                        continue  # another runner moved the view first: start again from its position
+                    self._stored = last_id
+                self._scanned = self._known = max(self._known, last_id)
                 if progress:
                     progress(len(notifications))
                 if len(notifications) < BATCH or (until is not None and last_id >= until):

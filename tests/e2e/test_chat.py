@@ -165,7 +165,7 @@ def test_history_and_exports_are_identical_after_a_projection_rebuild(backend, l
 
         before = snapshot()
         ctx = client.app.state.runtime.ctx
-        ctx.chats.view.reset(ctx.ledger.name)
+        ctx.chats.reset()
         ctx.chats.catch_up()
         assert snapshot() == before
     csv_text = before[4]

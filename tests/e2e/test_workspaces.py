@@ -130,7 +130,7 @@ def test_rebuilding_the_vector_index_from_events_gives_the_same_results(backend)
         before = [_search(client, key, "facts", q, topN=3, scoreThreshold=0) for q in queries]
         ctx = client.app.state.runtime.ctx
         # rebuild the vectors read model from zero while the app runs: the faiss copy starts over
-        ctx.vectors.view.reset(ctx.ledger.name)
+        ctx.vectors.reset()
         ctx.vectors.catch_up()
         assert [_search(client, key, "facts", q, topN=3, scoreThreshold=0) for q in queries] == before
     # and with the faiss files gone, a restart rebuilds them from the read model

@@ -164,7 +164,8 @@ def test_rebuild_from_zero_gives_the_same_rows(backend: Backend) -> None:
         for runner in account_views(ctx):  # each use case waits only for the read model it reads back
             runner.catch_up()
         before = {r.name: rows_of(r) for r in account_views(ctx)}
-        positions = {r.name: r.view.position(ctx.ledger.name) for r in account_views(ctx)}
+        # the runner's position: the stored one may trail it by events the view ignores
+        positions = {r.name: r.position() for r in account_views(ctx)}
         # the use cases left the rows one expects
         users = {u["username"]: u for u in before["accounts"]["users"]}
         assert set(users) == {"boss", "mia", "daniel"}
@@ -205,7 +206,7 @@ def test_views_catch_up_with_events_appended_while_the_runtime_was_closed(backen
 
     with runtime_of(backend) as reopened:
         ctx = reopened.ctx
-        assert [r.view.position(name) for r in account_views(ctx)] == [head(ctx.ledger)] * 2
+        assert [r.position() for r in account_views(ctx)] == [head(ctx.ledger)] * 2
         assert revoke_position == head(ctx.ledger) and silent_position < revoke_position
         keys = {k["id"]: k for k in rows_of(ctx.api_keys)["api_keys"]}
         assert set(keys) == {early.key.id, later.key.id, silent_id}
@@ -287,7 +288,8 @@ def test_a_runner_that_loses_the_race_does_not_report_a_position_the_view_has_no
     with runtime_of(backend) as one, runtime_of(backend) as two:
         name = one.ctx.ledger.name
         runner_a, view_b = one.ctx.api_keys, two.ctx.api_keys.view
-        start = runner_a.catch_up()
+        runner_a.catch_up()
+        start = runner_a.view.position(name)  # stored; may trail the runner by ignored events
         _, h0 = append_key(one.ctx, "first")
         second_key, h1 = append_key(one.ctx, "second")
         items_b = [(one.ctx.ledger.mapper.to_domain_event(n), n.id)

@@ -96,7 +96,7 @@ class PostgresServer:
             # our own directory instead of the system-wide /var/run/postgresql.
             options = (
                 f"-p {self.port} -k {self._dir} -c listen_addresses={self.host}"
-                " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+                " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400"
             )
             self._run(
                 pg_ctl, "-D", str(self._data_dir), "-l", str(self._log_file),
