@@ -208,6 +208,41 @@ def _table(args: argparse.Namespace, columns: list[str], rows: list[list[Any]]) 
     Console().print(table)
 
 
+def _lazy(name: str) -> Callable[[argparse.Namespace], None]:
+    """A command of api/cli_events.py, imported only when it runs (the parser stays fast)."""
+
+    def run(args: argparse.Namespace) -> None:
+        from api import cli_events
+
+        getattr(cli_events, name)(args)
+
+    return run
+
+
+def _add_events_commands(sub: Any) -> None:
+    events = sub.add_parser("events", help="read the event store").add_subparsers(dest="action", required=True)
+    tail = events.add_parser("tail", help="the newest events, oldest first; --follow keeps printing (Ctrl-C stops)")
+    tail.add_argument("--follow", "-f", action="store_true")
+    tail.add_argument("--limit", "-n", type=int, default=20)
+    show = events.add_parser("show", help="one event by position, or an aggregate's whole history by its id")
+    show.add_argument("target", metavar="POSITION|AGGREGATE_ID")
+    export = events.add_parser("export", help="every event as one JSON object per line on stdout")
+    audit = sub.add_parser("audit", help="the audit log (every event: who, which key, which request), newest first")
+    audit.add_argument("--key", help="API key id")
+    audit.add_argument("--limit", type=int, default=100, help="1 to 1000")
+    audit.add_argument("--offset", type=int, default=0)
+    for parser in (tail, audit):
+        parser.add_argument("--type", help="an event type like ApiKey.Issued, or a prefix like ApiKey")
+        parser.add_argument("--user", help="acting user: id or username")
+    for parser in (export, audit):
+        parser.add_argument("--since", help="ISO 8601 time or event position (inclusive)")
+        parser.add_argument("--until", help="ISO 8601 time or event position (inclusive)")
+    for parser in (tail, show, audit):
+        parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    for parser, name in ((tail, "cmd_tail"), (show, "cmd_show"), (export, "cmd_export"), (audit, "cmd_audit")):
+        parser.set_defaults(func=_lazy(name))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ledgerllm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -252,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     kr = keys.add_parser("revoke", help="revoke a key by id")
     kr.add_argument("id", type=int)
     kr.set_defaults(func=cmd_keys_revoke)
+    _add_events_commands(sub)
     return parser
 
 

@@ -23,6 +23,7 @@ from infrastructure.settings import Settings
 from infrastructure.tokens import JwtTokens, jwt_secret
 from projections.accounts import AccountsProjection
 from projections.api_keys import ApiKeysProjection
+from projections.audit_log import AuditLogProjection
 from projections.chats import ChatsProjection
 from projections.library import LibraryProjection
 from projections.runner import Follower, ProjectionRunner
@@ -79,6 +80,7 @@ def open_runtime(settings: Settings, *, follow: bool = False) -> Runtime:
     )
     _open_content(settings, ctx)
     _open_chat(settings, ctx)
+    _open_audit(settings, ctx)
     install(ctx, settings.auth_token)
     for runner in ctx.runners:
         runner.catch_up()
@@ -91,7 +93,6 @@ def open_runtime(settings: Settings, *, follow: bool = False) -> Runtime:
             lambda events: ctx.cache.drop(hashes_affected_by(ctx, events)),
             also=[ctx.content.index.sync],
         )
-        ctx.on_saved.append(runtime.follower.wake)
         runtime.follower.start()
     return runtime
 
@@ -185,3 +186,10 @@ def _open_chat(settings: Settings, ctx: Context) -> None:
     ctx.llm_defaults = LLMDefaults(settings.llm_model, settings.llm_api_base, settings.llm_api_key,
                                    settings.llm_context_window, settings.llm_timeout)
     ctx.chat_ids = IdBlocks("chats")
+
+
+def _open_audit(settings: Settings, ctx: Context) -> None:
+    # One pooled PostgreSQL connection: the follower writes the log, admins read it rarely;
+    # every process's views share the server's connection limit (100 by default).
+    ctx.audit = ProjectionRunner(ctx.ledger, AuditLogProjection(
+        open_view(settings, "audit_log", AuditLogProjection.views(), pool_size=1)))

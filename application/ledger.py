@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -41,7 +41,6 @@ class Context:
     tokens: SessionTokens
     owner_username: str = "admin"
     simple_sso_enabled: bool = False
-    on_saved: list[Callable[[], None]] = field(default_factory=list)
     # workspaces and documents (issue 4): set by the wiring
     library: ProjectionRunner | None = None
     vectors: ProjectionRunner | None = None
@@ -52,10 +51,13 @@ class Context:
     completions_config: Any = None  # (model, api_base, api_key, timeout) -> its LLMConfig
     llm_defaults: Any = None  # application.llm.LLMDefaults
     chat_ids: Any = None  # application.llm.IdBlocks
+    # audit (issue 6): set by the wiring
+    audit: ProjectionRunner | None = None
 
     @property
     def runners(self) -> list[ProjectionRunner]:
-        return [r for r in (self.accounts, self.api_keys, self.library, self.vectors, self.chats) if r is not None]
+        runners = (self.accounts, self.api_keys, self.library, self.vectors, self.chats, self.audit)
+        return [r for r in runners if r is not None]
 
     def save(self, *aggregates: Any, project: Sequence[ProjectionRunner] = ()) -> int | None:
         """Append the aggregates' pending events atomically; wait for the named projections."""
@@ -63,8 +65,6 @@ class Context:
         position = recordings[-1].notification.id if recordings else None
         for runner in project:
             runner.ensure(position)
-        for hook in self.on_saved:
-            hook()
         return position
 
     def retrying(self, attempt: Callable[[], A], tries: int = 5) -> A:

@@ -33,8 +33,9 @@ class LocalEmbedder:
     product of two vectors is their cosine similarity.
 
     Thread-safe: calls from several threads are serialized by a lock (one encode already
-    uses every core through torch's intra-op threads). The model loads on first use or on
-    ``warm()``. Texts longer than ``max_tokens`` word pieces are truncated by the model.
+    uses every core through torch's intra-op threads: ``threads``, default one per usable
+    core). The model loads on first use or on ``warm()``. Texts longer than ``max_tokens``
+    word pieces are truncated by the model.
     """
 
     model_name = MODEL_NAME

@@ -29,8 +29,9 @@ def ledger_env(settings: Settings) -> dict[str, str]:
     }
     if settings.database_url:
         env.update(postgres_env(settings.database_url), PERSISTENCE_MODULE="eventsourcing.postgres")
-        env["POSTGRES_POOL_SIZE"] = "4"
-        env["POSTGRES_MAX_OVERFLOW"] = "8"
+        # Connections kept open per process; more (up to the overflow) are opened under load.
+        env["POSTGRES_POOL_SIZE"] = "2"
+        env["POSTGRES_MAX_OVERFLOW"] = "10"
     else:
         env.update(
             PERSISTENCE_MODULE="eventsourcing.sqlite",
@@ -40,10 +41,12 @@ def ledger_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def projection_env(settings: Settings, name: str) -> dict[str, str]:
+def projection_env(settings: Settings, name: str, pool_size: int = 1) -> dict[str, str]:
+    """`pool_size`: PostgreSQL connections the view keeps open (more are opened under load)."""
     if settings.database_url:
         env = postgres_env(settings.database_url)
-        env.update(PERSISTENCE_MODULE="eventsourcing.postgres", POSTGRES_POOL_SIZE="4")
+        env.update(PERSISTENCE_MODULE="eventsourcing.postgres", POSTGRES_POOL_SIZE=str(pool_size),
+                   POSTGRES_MAX_OVERFLOW="6")
         return env
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
@@ -52,9 +55,10 @@ def projection_env(settings: Settings, name: str) -> dict[str, str]:
     }
 
 
-def open_view(settings: Settings, name: str, view_classes: dict[str, type[TrackingRecorder]]) -> TrackingRecorder:
+def open_view(settings: Settings, name: str, view_classes: dict[str, type[TrackingRecorder]],
+              pool_size: int = 1) -> TrackingRecorder:
     """Construct the projection `name`'s view for the configured backend, creating its tables."""
-    env = Environment(name, projection_env(settings, name))
+    env = Environment(name, projection_env(settings, name, pool_size))
     factory = InfrastructureFactory.construct(env)
     backend = "postgres" if settings.database_url else "sqlite"
     return factory.tracking_recorder(view_classes[backend])
