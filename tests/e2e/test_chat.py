@@ -36,6 +36,9 @@ def test_seed_regression_api_key_chats_keep_their_user_and_never_overflow(backen
         assert response.status_code == 200 and response.json()["textResponse"] == "I read your very long message."
         history = client.get("/api/v1/workspace/test/chats", headers=bearer(key)).json()["history"]
         assert len(history) == 42 and history[0] == {**history[0], "role": "user", "content": "Message 0"}
+        with client.app.state.runtime.ctx.chats.view.read() as tx:  # the history read model itself
+            rows = tx.all("SELECT user_id, api_key_id FROM chats ORDER BY position")
+        assert rows == [{"user_id": 1, "api_key_id": key_id}] * 21
     for request in llm.chat_requests:
         assert _model_tokens(request) <= 4096, "the model received more than its window"
         assert request.headers["authorization"] == f"Bearer {llm_settings['llm_api_key']}"
