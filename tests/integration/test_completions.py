@@ -211,7 +211,7 @@ def test_hung_server_times_out(server: LLMServer, completions: LiteLLMCompletion
         completions.complete(config(server, timeout=1.5), MESSAGES)
     elapsed = time.monotonic() - started
     assert info.value.kind == "timeout" and info.value.status is None
-    assert 1.0 < elapsed < 3.0, elapsed
+    assert elapsed > 1.0 and elapsed < 3.0, elapsed  # the deadline held: no hang
 
 
 def test_hung_stream_times_out(server: LLMServer, completions: LiteLLMCompletions) -> None:
