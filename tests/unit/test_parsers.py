@@ -12,7 +12,6 @@ import pypdf
 import pytest
 
 from infrastructure import parsers
-from tests.support.files import make_pdf
 from infrastructure.parsers import (
     DOCX_MIME,
     ParsedDocument,
@@ -23,6 +22,7 @@ from infrastructure.parsers import (
     parse,
     safe_filename,
 )
+from tests.support.files import make_pdf
 
 # --- file builders ---
 
