@@ -17,6 +17,9 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
+from eventsourcing.utils import get_topic
+
+from api import metrics
 from api.auth import AuthMiddleware
 from api.deps import provide_ctx
 from api.errors import EXCEPTION_HANDLERS
@@ -24,6 +27,7 @@ from api.requestlog import RequestIdMiddleware, stamp_response
 from api.routes import embed_public, keys, public, system, v1
 from api.wiring import open_runtime
 from application.ledger import Context
+from domain.chats import Chat
 from infrastructure.settings import Settings
 
 VERSION = "0.1.0"
@@ -33,7 +37,9 @@ log = logging.getLogger("ledgerllm")
 def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def runtime(app: Litestar) -> AsyncIterator[None]:
-        app.state.runtime = await anyio.to_thread.run_sync(lambda: open_runtime(settings, follow=True))
+        app.state.runtime = await anyio.to_thread.run_sync(lambda: open_runtime(
+            settings, follow=True, observe=metrics.observe, observed_topics=frozenset({get_topic(Chat.Recorded)})))
+        metrics.LAG.runtime = app.state.runtime
         log.info("ledgerllm ready: %s store, %s cache", "PostgreSQL" if settings.postgres else "SQLite",
                  "Redis" if settings.redis_url else "in-process")
         ctx = app.state.runtime.ctx
@@ -47,6 +53,8 @@ def create_app(settings: Settings) -> Litestar:
             rt = app.state.runtime
             for closer in rt.closers:
                 await closer.aclose()
+            if metrics.LAG.runtime is rt:
+                metrics.LAG.runtime = None
             await anyio.to_thread.run_sync(rt.close)
             log.info("ledgerllm stopped: store and views closed")
 
@@ -64,11 +72,12 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=[
             public.PublicController, system.SystemController, keys.SingleUserKeysController, keys.AdminKeysController, v1.v1_router(settings.upload_max_bytes),
-            embed_public.EmbedWidgetController,
+            embed_public.EmbedWidgetController, metrics.Metrics,
         ],
         lifespan=[runtime],
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
-        middleware=[RequestIdMiddleware, DefineMiddleware(AuthMiddleware, exclude=["^/api/docs", "^/metrics"])],
+        middleware=[RequestIdMiddleware, metrics.metrics_config().middleware,
+                    DefineMiddleware(AuthMiddleware, exclude=["^/api/docs", "^/metrics"])],
         before_send=[stamp_response],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=openapi,

@@ -58,7 +58,8 @@ class Runtime:
         self.ctx.ledger.close()
 
 
-def open_runtime(settings: Settings, *, follow: bool = False) -> Runtime:
+def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = None,
+                 observed_topics: frozenset[str] = frozenset()) -> Runtime:
     """Open the store, the views and the adapters; install the owner on first start.
 
     `follow=True` (the server) starts a thread that keeps the views caught up with events
@@ -91,7 +92,7 @@ def open_runtime(settings: Settings, *, follow: bool = False) -> Runtime:
         runtime.follower = Follower(
             ledger, ctx.runners, settings.projection_poll_seconds, STALE_PRINCIPAL_TOPICS,
             lambda events: ctx.cache.drop(hashes_affected_by(ctx, events)),
-            also=[ctx.content.index.sync],
+            also=[ctx.content.index.sync], on_topics=observe, observed_topics=observed_topics,
         )
         runtime.follower.start()
     return runtime

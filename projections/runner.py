@@ -106,6 +106,8 @@ class Follower:
         topics: frozenset[str] = frozenset(),
         on_events: Callable[[list[Any]], None] | None = None,
         also: list[Callable[[], None]] | None = None,
+        on_topics: Callable[[list[str], list[Any]], None] | None = None,
+        observed_topics: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.runners = runners
@@ -113,6 +115,8 @@ class Follower:
         self.topics = topics
         self.on_events = on_events
         self.also = also or []
+        self.on_topics = on_topics  # every new event's topic, plus the decoded `observed_topics` ones
+        self.observed_topics = observed_topics
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -156,3 +160,7 @@ class Follower:
                 events = [self.app.mapper.to_domain_event(n) for n in notifications if n.topic in self.topics]
                 if events:
                     self.on_events(events)
+            if self.on_topics:
+                observed = [self.app.mapper.to_domain_event(n) for n in notifications
+                            if n.topic in self.observed_topics]
+                self.on_topics([n.topic for n in notifications], observed)

@@ -1,0 +1,31 @@
+"""/metrics in Prometheus format: requests by route template, events by type, LLM figures, lag."""
+
+from __future__ import annotations
+
+from tests.support.app import bearer, client_for, owner_key
+
+
+def _value(text: str, prefix: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def test_metrics_count_requests_events_and_chats(sqlite_backend, llm, llm_settings):
+    import time
+
+    with client_for(sqlite_backend, **llm_settings) as client:
+        key = owner_key(client)
+        client.post("/api/v1/workspace/new", headers=bearer(key), json={"name": "m"})
+        client.post("/api/v1/workspace/m/chat", headers=bearer(key), json={"message": "hello"})
+        client.delete("/api/system/api-key/12345", headers=bearer(key))
+        deadline = time.monotonic() + 5
+        while True:  # the follower counts events from the log on its next poll
+            text = client.get("/metrics").text
+            if _value(text, 'ledgerllm_events_appended_total{type="Chat.Recorded"}') >= 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    assert _value(text, 'ledgerllm_events_appended_total{type="Workspace.Created"}') >= 1
+    assert _value(text, 'ledgerllm_llm_tokens_total{kind="prompt",model="openai/test-model"}') > 0
+    assert _value(text, "ledgerllm_llm_seconds_count") >= 1
+    assert "ledgerllm_projection_lag_events" in text
+    assert 'path="/api/v1/workspace/{slug}/chat"' in text  # route templates, never raw paths
+    assert "12345" not in text and key not in text
