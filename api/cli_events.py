@@ -273,3 +273,33 @@ def cmd_audit(args: argparse.Namespace) -> None:
     if not args.json:
         more = f"; more with --offset {query.offset + len(page.events)}" if page.has_more else ""
         print(f"{len(page.events)} of {page.total} events, newest first{more}", file=sys.stderr)
+
+
+def projections_status(args: argparse.Namespace) -> None:
+    """Each read model's stored position, the head of the store and how far behind it is.
+    A view records its position at least every 1,000 events it ignores, so an idle view can
+    read a little behind while being complete."""
+    from infrastructure.eventstore import open_view
+    from projections.accounts import AccountsProjection
+    from projections.api_keys import ApiKeysProjection
+    from projections.audit_log import AuditLogProjection
+    from projections.chats import ChatsProjection
+    from projections.library import LibraryProjection
+    from projections.vectors import VectorsProjection
+
+    with _store() as store:
+        head = store.recorder.max_notification_id() or 0
+        rows = []
+        for projection in (AccountsProjection, ApiKeysProjection, LibraryProjection, VectorsProjection,
+                           ChatsProjection, AuditLogProjection):
+            view = open_view(store.settings, projection.name, projection.views(), pool_size=1)
+            try:
+                position = view.max_tracking_id(store.ledger.name) or 0
+            finally:
+                view.datastore.close()
+            rows.append({"projection": projection.name, "position": position, "head": head, "behind": head - position})
+    for row in rows:
+        if args.json:
+            print(_encode(row).decode())
+        else:
+            print(f"{row['projection']:<10} position {row['position']:>9}  head {row['head']:>9}  behind {row['behind']:>7}")

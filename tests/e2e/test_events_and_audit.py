@@ -200,3 +200,19 @@ def test_tail_follow_prints_new_events_until_ctrl_c(backend):
         page = _audit(client, admin, type="ApiKey.Issued")
         assert page["total"] == 2 and 'name="late"' in page["events"][0]["summary"]
     assert follower.returncode == 0 and "Traceback" not in err
+
+
+def test_projections_status_shows_each_read_model_against_the_head(backend):
+    import json as _json
+
+    from tests.support.app import client_for, owner_key
+
+    with client_for(backend) as client:
+        owner_key(client)
+    rows = [_json.loads(line) for line in backend.cli("projections", "status", "--json").stdout.splitlines()]
+    assert [r["projection"] for r in rows] == ["accounts", "api_keys", "library", "vectors", "chats", "audit_log"]
+    head = len(backend.raw_events())
+    assert all(r["head"] == head and 0 <= r["behind"] <= head and r["position"] + r["behind"] == head for r in rows)
+    assert next(r for r in rows if r["projection"] == "api_keys")["behind"] == 0  # it applied the last event
+    human = backend.cli("projections", "status").stdout
+    assert "audit_log" in human and "behind" in human
