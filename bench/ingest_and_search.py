@@ -49,7 +49,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import httpx  # noqa: E402
+import httpx  # noqa: E402 - after the offline settings above
 
 AIM_RATIO = 0.8
 CHUNK_SIZE, CHUNK_OVERLAP = 200, 20  # the server's defaults (application/workspaces.py chunk_settings)
@@ -110,9 +110,9 @@ Abara Novak Lindqvist Mensah Ortega Hoffmann""".split()
 PLACES = """Lisbon Kraków Valparaíso Tromsø Nairobi Hobart Quito Tallinn Osaka Marseille Dundee
 Bergen Cusco Antwerp Halifax Tbilisi Zanzibar Galway Porto Trieste Uppsala Mombasa Leipzig Perth
 Seville Hanoi Ghent Riga Kyoto Bremen""".split()
-CONNECTIVES = """However, Moreover, In practice, As a result, By contrast, Later, Meanwhile, For this
-reason, In most cases, At first, Eventually, Nevertheless, Consequently, In the meantime, Even so,""".split(",")
-CONNECTIVES = [c.strip() + "," for c in CONNECTIVES if c.strip()]
+CONNECTIVES = ["However,", "Moreover,", "In practice,", "As a result,", "By contrast,", "Later,", "Meanwhile,",
+               "For this reason,", "In most cases,", "At first,", "Eventually,", "Nevertheless,", "Consequently,",
+               "In the meantime,", "Even so,"]
 
 
 _AN = re.compile(r"\b([Aa]) ([aeiouAEIOU])")
@@ -313,7 +313,7 @@ class Server:
 
     def api_key(self) -> str:
         out = subprocess.run([self.ledgerllm, "api-keys", "create", "--name", "bench"], env=self.env,
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, check=False)
         if out.returncode != 0 or not out.stdout.strip():
             raise BenchError(f"ledgerllm api-keys create failed ({out.returncode}):\n{out.stdout}{out.stderr}")
         return out.stdout.strip()
