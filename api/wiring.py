@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from eventsourcing.persistence import TrackingRecorder
 from eventsourcing.utils import get_topic
 
 from application.apikeys import hashes_affected_by
@@ -26,6 +27,7 @@ from projections.api_keys import ApiKeysProjection
 from projections.audit_log import AuditLogProjection
 from projections.chats import ChatsProjection
 from projections.library import LibraryProjection
+from projections.base import SqlProjection
 from projections.runner import Follower, ProjectionRunner
 from projections.vector_index import FaissFollower
 from projections.vectors import VectorsProjection
@@ -65,8 +67,8 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
     `follow=True` (the server) starts a thread that keeps the views caught up with events
     written by other processes and drops cached principals those events made stale."""
     ledger = Ledger(env=ledger_env(settings))
-    accounts = ProjectionRunner(ledger, AccountsProjection(open_view(settings, "accounts", AccountsProjection.views())))
-    api_keys = ProjectionRunner(ledger, ApiKeysProjection(open_view(settings, "api_keys", ApiKeysProjection.views())))
+    accounts = ProjectionRunner(ledger, make_projection(settings, "accounts"))
+    api_keys = ProjectionRunner(ledger, make_projection(settings, "api_keys"))
     if settings.redis_url:
         from infrastructure.redis_cache import RedisPrincipalCache, RedisRateLimiter
 
@@ -111,13 +113,9 @@ def _open_content(settings: Settings, ctx: Context) -> None:
 
     blobs = BlobStore(settings.data_dir / "blobs")
     embedder, tokenizer = _shared_models()
-    library = ProjectionRunner(ctx.ledger, LibraryProjection(open_view(settings, "library", LibraryProjection.views())))
-    vectors_view = open_view(settings, "vectors", VectorsProjection.views())
-    vectors = ProjectionRunner(ctx.ledger, VectorsProjection(
-        vectors_view, model=embedder.model_name, text_source=lambda digest: blobs.get(digest).decode(),
-        chunker=tokenizer.chunk, embed=embedder.embed,
-    ))
-    index = FaissFollower(vectors_view, embedder.model_name, WorkspaceIndexes, settings.data_dir / "faiss")
+    library = ProjectionRunner(ctx.ledger, make_projection(settings, "library"))
+    vectors = ProjectionRunner(ctx.ledger, make_projection(settings, "vectors"))
+    index = FaissFollower(vectors.view, embedder.model_name, WorkspaceIndexes, settings.data_dir / "faiss")
     ctx.library, ctx.vectors = library, vectors
     ctx.content = ContentServices(
         blobs=blobs, embedder=embedder, tokenizer=tokenizer, index=index, parse=parsers.parse,
@@ -126,6 +124,31 @@ def _open_content(settings: Settings, ctx: Context) -> None:
                       allow_hosts=settings.link_allowlist),
         secrets=SecretSettings(settings.data_dir), max_upload_bytes=settings.upload_max_bytes,
     )
+
+
+PROJECTIONS: dict[str, type[SqlProjection]] = {
+    p.name: p for p in (AccountsProjection, ApiKeysProjection, LibraryProjection, VectorsProjection,
+                        ChatsProjection, AuditLogProjection)
+}
+# PostgreSQL connections each view keeps open in a server process (more open under load).
+_POOL_SIZES = {"audit_log": 1}  # the follower writes it, admins read it rarely
+
+
+def make_projection(settings: Settings, name: str, view: TrackingRecorder | None = None) -> SqlProjection:
+    """The read model `name` on its live view (or on `view`, e.g. a scratch one for a rebuild),
+    with the adapters it needs: the vectors projection re-chunks document text from the blob
+    store and takes vectors from its embedding cache (the model loads only on a miss)."""
+    cls = PROJECTIONS[name]
+    if view is None:
+        view = open_view(settings, name, cls.views(), pool_size=_POOL_SIZES.get(name, 1))
+    if cls is VectorsProjection:
+        from infrastructure.blobs import BlobStore
+
+        blobs = BlobStore(settings.data_dir / "blobs")
+        embedder, tokenizer = _shared_models()
+        return VectorsProjection(view, model=embedder.model_name, text_source=lambda digest: blobs.get(digest).decode(),
+                                 chunker=tokenizer.chunk, embed=embedder.embed)
+    return cls(view)
 
 
 @lru_cache(maxsize=1)
@@ -181,7 +204,7 @@ def _llm_config(**fields: Any) -> Any:
 
 
 def _open_chat(settings: Settings, ctx: Context) -> None:
-    ctx.chats = ProjectionRunner(ctx.ledger, ChatsProjection(open_view(settings, "chats", ChatsProjection.views())))
+    ctx.chats = ProjectionRunner(ctx.ledger, make_projection(settings, "chats"))
     ctx.completions = CompletionsPort()
     ctx.completions_config = _llm_config
     ctx.llm_defaults = LLMDefaults(settings.llm_model, settings.llm_api_base, settings.llm_api_key,
@@ -190,7 +213,4 @@ def _open_chat(settings: Settings, ctx: Context) -> None:
 
 
 def _open_audit(settings: Settings, ctx: Context) -> None:
-    # One pooled PostgreSQL connection: the follower writes the log, admins read it rarely;
-    # every process's views share the server's connection limit (100 by default).
-    ctx.audit = ProjectionRunner(ctx.ledger, AuditLogProjection(
-        open_view(settings, "audit_log", AuditLogProjection.views(), pool_size=1)))
+    ctx.audit = ProjectionRunner(ctx.ledger, make_projection(settings, "audit_log"))

@@ -2,7 +2,8 @@
 
 Embedded (default): `DATA_DIR/events.db`, and one SQLite file per projection, since the
 library's SQLite tracking table has a fixed name. PostgreSQL (`DATABASE_URL`): one database,
-events in `ledger_events`, each projection's tables and `<name>_tracking` beside them."""
+events in `ledger_events` (and their digest chain in `ledger_chain`,
+see infrastructure/chain.py), each projection's tables and `<name>_tracking` beside them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from uuid import UUID
 from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory, TrackingRecorder
 from eventsourcing.utils import Environment, get_topic
 
+from infrastructure.chain import ChainedPostgresRecorder, ChainedSQLiteRecorder
 from infrastructure.mapper import MsgspecMapper
 from infrastructure.settings import Settings, postgres_env
 
@@ -28,7 +30,8 @@ def ledger_env(settings: Settings) -> dict[str, str]:
         "AGGREGATE_CACHE_MAXSIZE": "1000",
     }
     if settings.database_url:
-        env.update(postgres_env(settings.database_url), PERSISTENCE_MODULE="eventsourcing.postgres")
+        env.update(postgres_env(settings.database_url), PERSISTENCE_MODULE="eventsourcing.postgres",
+                   APPLICATION_RECORDER_TOPIC=get_topic(ChainedPostgresRecorder))
         # Connections kept open per process; more (up to the overflow) are opened under load.
         env["POSTGRES_POOL_SIZE"] = "2"
         env["POSTGRES_MAX_OVERFLOW"] = "10"
@@ -37,6 +40,7 @@ def ledger_env(settings: Settings) -> dict[str, str]:
             PERSISTENCE_MODULE="eventsourcing.sqlite",
             SQLITE_DBNAME=str(_data_dir(settings) / "events.db"),
             SQLITE_LOCK_TIMEOUT="10",
+            APPLICATION_RECORDER_TOPIC=get_topic(ChainedSQLiteRecorder),
         )
     return env
 
