@@ -8,8 +8,10 @@ event chained before it, and
 
 Writers are already serialised (SQLite's write lock, taken by the first INSERT; PostgreSQL's
 `LOCK TABLE ... IN EXCLUSIVE MODE`, taken by the library before it inserts), so reading the
-last link inside that transaction is race-free. A store written before the chain existed gets
-its links on first open (`create_table`): tampering before that moment can't be seen.
+last link inside that transaction is race-free. A store written before the chain existed (its
+chain is empty) gets its links on first open: tampering before that moment can't be seen.
+Once the chain has links, nothing links events after the fact: an event appended behind the
+application's back stays without a link, and verify names it.
 
 `verify_chain` walks both tables in position order and names the first position where a row
 was altered, inserted or removed behind the app's back. Deleting the newest events together
@@ -82,7 +84,8 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
 
     def create_table(self) -> None:
         super().create_table()
-        self.link_unchained()
+        if not self.read_links(-1, 1):  # a store from before the chain: link it once
+            self.link_unchained()
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs)  # the first INSERT took the write lock
@@ -140,7 +143,8 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     def create_table(self) -> None:
         super().create_table()
-        self.link_unchained()
+        if not self.read_links(-1, 1):  # a store from before the chain: link it once
+            self.link_unchained()
 
     def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent],
                                        **kwargs: Any) -> Sequence[int] | None:

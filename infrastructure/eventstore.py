@@ -8,10 +8,14 @@ see infrastructure/chain.py), each projection's tables and `<name>_tracking` bes
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory, TrackingRecorder
+from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import Environment, get_topic
+from psycopg.sql import SQL, Identifier
 
 from infrastructure.chain import ChainedPostgresRecorder, ChainedSQLiteRecorder
 from infrastructure.mapper import MsgspecMapper
@@ -60,12 +64,54 @@ def projection_env(settings: Settings, name: str, pool_size: int = 1) -> dict[st
 
 
 def open_view(settings: Settings, name: str, view_classes: dict[str, type[TrackingRecorder]],
-              pool_size: int = 1) -> TrackingRecorder:
-    """Construct the projection `name`'s view for the configured backend, creating its tables."""
-    env = Environment(name, projection_env(settings, name, pool_size))
-    factory = InfrastructureFactory.construct(env)
+              pool_size: int = 1, *, directory: Path | None = None, schema: str | None = None,
+              ) -> TrackingRecorder:
+    """Construct the projection `name`'s view for the configured backend, creating its tables.
+
+    A view beside the live one (a rebuild, a verify): with SQLite, `directory` holds its file;
+    with PostgreSQL, `schema` holds its tables (created if missing)."""
     backend = "postgres" if settings.database_url else "sqlite"
+    if backend == "postgres" and schema:
+        return _schema_view(settings, name, view_classes[backend], schema)
+    env_vars = projection_env(settings, name, pool_size)
+    if backend == "sqlite" and directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+        env_vars["SQLITE_DBNAME"] = str(directory / f"{name}.db")
+    factory = InfrastructureFactory.construct(Environment(name, env_vars))
     return factory.tracking_recorder(view_classes[backend])
+
+
+class _SchemaDatastore(PostgresDatastore):
+    """A datastore whose connections resolve unqualified table names in its own schema, so
+    a projection's SQL (written without a schema) works unchanged on a scratch copy."""
+
+    def after_connect_func(self) -> Any:
+        configure = super().after_connect_func()
+        statement = SQL("SET search_path TO {}").format(Identifier(self.schema))
+
+        def after_connect(conn: Any) -> None:
+            configure(conn)
+            conn.execute(statement)
+
+        return after_connect
+
+
+def _schema_view(settings: Settings, name: str, view_class: type[TrackingRecorder], schema: str) -> TrackingRecorder:
+    env = postgres_env(settings.database_url or "")
+    with psycopg.connect(settings.database_url or "", autocommit=True) as conn:
+        conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+    datastore = _SchemaDatastore(
+        dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+        user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"],
+        connect_timeout=float(env["POSTGRES_CONNECT_TIMEOUT"]), pool_size=1, max_overflow=2, schema=schema)
+    view = view_class(datastore=datastore, tracking_table_name=f"{name}_tracking")  # type: ignore[call-arg]
+    view.create_table()  # type: ignore[attr-defined]
+    return view
+
+
+def drop_schema(settings: Settings, schema: str) -> None:
+    with psycopg.connect(settings.database_url or "", autocommit=True) as conn:
+        conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
 
 
 def aggregate_positions(recorder: ApplicationRecorder, originator_id: UUID) -> dict[int, int]:

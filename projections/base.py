@@ -130,7 +130,8 @@ class PostgresSqlView(SqlView, PostgresTrackingRecorder):
 
     def _lock_and_position(self, tx: Tx, app_name: str) -> int:
         table = self.tracking_table_name
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (table,))
+        # Keyed by schema too: a rebuild's scratch copy must not wait for the live view's lock.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"{self.datastore.schema}.{table}",))
         tx.cursor.execute(
             SQL("INSERT INTO {} VALUES (%s, 0) ON CONFLICT (application_name) DO NOTHING").format(
                 Identifier(table)
@@ -162,11 +163,16 @@ class SqlProjection(Projection[Any]):
     position in the store is `self.position` while a handler runs.
 
     Subclasses set `name`, `schema` (CREATE statements in SQL both backends accept) and
-    `tables` (in the order a reset empties them), and register handlers with `@handles`."""
+    `tables` (in the order a reset empties them; rebuilds and `ledgerllm verify` replace and
+    compare exactly these), and register handlers with `@handles`."""
 
     schema: ClassVar[list[str]] = []
     tables: ClassVar[list[str]] = []
     after_reset: ClassVar[list[str]] = []
+    # Tables that outlive a rebuild (a cache): a rebuild starts from their rows and keeps its own.
+    kept: ClassVar[list[str]] = []
+    # Tables a rebuild neither empties nor compares (bookkeeping such as a generation counter).
+    meta_tables: ClassVar[list[str]] = []
     handlers: ClassVar[dict[type, Handler]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -52,8 +52,12 @@ class ProjectionRunner:
             self.view.reset(self.app.name)
             self._known = self._scanned = self._stored = 0
 
-    def catch_up(self, until: int | None = None, progress: Callable[[int], None] | None = None) -> int:
-        """Apply every stored event after the view's position (or up to `until`); return the position."""
+    def catch_up(self, until: int | None = None, progress: Callable[[int], None] | None = None,
+                 stop: int | None = None) -> int:
+        """Apply every stored event after the view's position; return the position.
+
+        `until`: return once the view has reached it (it may go further, a batch at a time).
+        `stop`: apply no event after it (a view as it was at that position)."""
         with self._lock:
             while True:
                 stored = self.view.position(self.app.name)
@@ -61,7 +65,9 @@ class ProjectionRunner:
                     self._known = self._scanned = 0
                 self._stored = stored
                 start = max(stored, self._scanned)
-                notifications = self.app.recorder.select_notifications(start=start + 1, limit=BATCH)
+                if stop is not None and start >= stop:
+                    break
+                notifications = self.app.recorder.select_notifications(start=start + 1, limit=BATCH, stop=stop)
                 if not notifications:
                     break
                 items = [
@@ -78,7 +84,7 @@ class ProjectionRunner:
                 self._scanned = self._known = max(self._known, last_id)
                 if progress:
                     progress(len(notifications))
-                if len(notifications) < BATCH or (until is not None and last_id >= until):
+                if len(notifications) < BATCH or (until is not None and last_id >= until) or last_id == stop:
                     break
             self._known = max(self._known, self.view.position(self.app.name))
             return self._known

@@ -30,6 +30,8 @@ class VectorsProjection(SqlProjection):
     name = "vectors"
     tables = ["chunks", "vector_changes"]
     after_reset = ["UPDATE vector_meta SET value = value + 1 WHERE name = 'generation'"]
+    kept = ["embedding_cache"]
+    meta_tables = ["vector_meta"]
     schema = [
         """CREATE TABLE IF NOT EXISTS chunks (
             id BIGINT PRIMARY KEY, vector_id TEXT NOT NULL UNIQUE, workspace TEXT NOT NULL,
