@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from api.cli_ops import _add_ops_commands, cmd_events_import
+
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -227,6 +229,10 @@ def _add_events_commands(sub: Any) -> None:
     show = events.add_parser("show", help="one event by position, or an aggregate's whole history by its id")
     show.add_argument("target", metavar="POSITION|AGGREGATE_ID")
     export = events.add_parser("export", help="every event as one JSON object per line on stdout")
+    imported = events.add_parser("import", help="append an `events export` file (FILE, or - for stdin) to an "
+                                 "empty store")
+    imported.add_argument("file", metavar="FILE")
+    imported.set_defaults(func=cmd_events_import)
     projections = sub.add_parser("projections", help="the read models").add_subparsers(dest="action", required=True)
     status = projections.add_parser("status", help="each read model's position, the store's head, the lag")
     status.add_argument("--json", action="store_true")
@@ -292,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     kr.add_argument("id", type=int)
     kr.set_defaults(func=cmd_keys_revoke)
     _add_events_commands(sub)
+    _add_ops_commands(sub)
     return parser
 
 
