@@ -145,7 +145,7 @@ def test_backup_while_a_server_keeps_writing(sqlite_backend, tmp_path):
             stop.set()
             writer.join(timeout=30)
         exported = _export(backend)
-    assert failures == [] and during < after + 5
+    assert failures == []
 
     head = _manifest(backup)["events_head"]
     assert 0 < head < len(exported)  # the server went on writing after the snapshot
@@ -157,7 +157,8 @@ def test_backup_while_a_server_keeps_writing(sqlite_backend, tmp_path):
     expected = sorted(r["payload"]["name"] for r in exported[:head] if r["type"] == "Workspace.Created")
     with client_for(restored, embed_model=False) as client:
         listed = client.get("/api/v1/workspaces", headers=bearer(key)).json()["workspaces"]
-    assert sorted(w["name"] for w in listed) == expected and len(expected) >= 5
+    assert sorted(w["name"] for w in listed) == expected
+    assert during <= len(expected) <= after + 1  # all answered before the backup; none sent after it
 
 
 def _wait(condition, timeout: float = 60) -> None:
