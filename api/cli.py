@@ -221,6 +221,15 @@ def _lazy(name: str) -> Callable[[argparse.Namespace], None]:
     return run
 
 
+def _lazy_rebuild(name: str) -> Callable[[argparse.Namespace], None]:
+    def run(args: argparse.Namespace) -> None:
+        from api import cli_rebuild
+
+        getattr(cli_rebuild, name)(args)
+
+    return run
+
+
 def _add_events_commands(sub: Any) -> None:
     events = sub.add_parser("events", help="read the event store").add_subparsers(dest="action", required=True)
     tail = events.add_parser("tail", help="the newest events, oldest first; --follow keeps printing (Ctrl-C stops)")
@@ -237,7 +246,25 @@ def _add_events_commands(sub: Any) -> None:
     status = projections.add_parser("status", help="each read model's position, the store's head, the lag")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=_lazy("projections_status"))
-    audit = sub.add_parser("audit", help="the audit log (every event: who, which key, which request), newest first")
+    rebuild = projections.add_parser(
+        "rebuild", help="rebuild read models from the events beside the live ones, then swap them in "
+                        "(safe while the server runs)")
+    rebuild.add_argument("names", nargs="*", metavar="NAME", help="accounts, api_keys, library, vectors, chats, audit_log")
+    rebuild.add_argument("--all", action="store_true", help="every read model")
+    rebuild.set_defaults(func=_lazy_rebuild("cmd_projections_rebuild"))
+    verify = sub.add_parser("verify", help="rebuild every read model into a scratch copy and compare it row by row "
+                                           "with the live one; exit 1 and a diff when they differ")
+    verify.add_argument("names", nargs="*", metavar="NAME", help="only these read models")
+    verify.add_argument("--json", action="store_true", help="one JSON object per read model")
+    verify.set_defaults(func=_lazy_rebuild("cmd_verify"))
+    audit = sub.add_parser("audit", help="the audit log (every event: who, which key, which request), newest first; "
+                                         "`audit verify` checks the store's digest chain")
+    audit_sub = audit.add_subparsers(dest="audit_action", metavar="verify")
+    chain = audit_sub.add_parser("verify", help="walk the digest chain; name the first position where a stored "
+                                                "event was altered, inserted or removed (exit 1)")
+    chain.add_argument("--expect", metavar="POSITION:DIGEST", help="an anchor printed by an earlier verify")
+    chain.add_argument("--json", action="store_true")
+    chain.set_defaults(func=_lazy_rebuild("cmd_audit_verify"))
     audit.add_argument("--key", help="API key id")
     audit.add_argument("--limit", type=int, default=100, help="1 to 1000")
     audit.add_argument("--offset", type=int, default=0)

@@ -55,6 +55,20 @@ def parse_bound(value: str | None, name: str) -> Bound | None:
     return Bound(moment=moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
 
 
+def parse_anchor(value: str | None) -> tuple[int, bytes] | None:
+    """`POSITION:DIGEST` (hex), as an earlier chain check printed it."""
+    if value is None or not value.strip():
+        return None
+    position, _, digest = value.strip().partition(":")
+    try:
+        if not position.isdigit() or len(digest) != 64:
+            raise ValueError
+        return int(position), bytes.fromhex(digest)
+    except ValueError:
+        raise InvalidInput("expect must be POSITION:DIGEST as an earlier chain check printed it, "
+                           "e.g. 1234:9f86d081884c7d65...") from None
+
+
 def parse_type(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None

@@ -1,5 +1,7 @@
 """`GET /api/v1/admin/audit`: the audit log (every event: who, with which key, in which request),
-newest first, filtered and paginated. Admins only (the single-user owner is an admin)."""
+newest first, filtered and paginated; `GET /api/v1/admin/audit/verify`: the store's digest
+chain checked; `GET /api/v1/admin/projections`: each read model's position against the head.
+Admins only (the single-user owner is an admin)."""
 
 from __future__ import annotations
 
@@ -33,6 +35,33 @@ class AuditPageOut(msgspec.Struct, rename="camel"):
     has_more: bool
 
 
+class ChainProblemOut(msgspec.Struct):
+    position: int
+    kind: str
+    detail: str
+
+
+class ChainReportOut(msgspec.Struct, rename="camel"):
+    intact: bool
+    checked: int
+    head_position: int
+    head_digest: str
+    anchor: str
+    problem_count: int
+    problems: list[ChainProblemOut]
+
+
+class ProjectionStatusOut(msgspec.Struct):
+    projection: str
+    position: int
+    head: int
+    behind: int
+
+
+class ProjectionsOut(msgspec.Struct):
+    projections: list[ProjectionStatusOut]
+
+
 Bound = Annotated[str | None, Parameter(max_length=40, description="an event position or an ISO 8601 time (inclusive)")]
 
 
@@ -58,3 +87,33 @@ class AuditController(Controller):
         page = audit.search_audit(ctx, request.user, query)
         return AuditPageOut([AuditEventOut(**msgspec.structs.asdict(e)) for e in page.events], page.total,
                             page.has_more)
+
+    @get("/verify", operation_id="v1AdminAuditVerify", sync_to_thread=True, responses=FORBIDDEN_RESPONSE)
+    def verify(
+        self, ctx: Context,
+        expect: Annotated[str | None, Parameter(max_length=100, description="POSITION:DIGEST, an anchor from an "
+                                                                            "earlier check")] = None,
+    ) -> ChainReportOut:
+        """Walk the digest chain over every stored event (as `ledgerllm audit verify`). 200 with
+        `intact: false` and the problems (altered, inserted, removed, truncated) when tampered."""
+        from infrastructure.chain import verify_chain
+
+        anchor = audit.parse_anchor(expect)
+        report = verify_chain(ctx.ledger.recorder, expect=anchor)
+        return ChainReportOut(
+            report.intact, report.checked, report.head_position, report.head_digest.hex(),
+            f"{report.head_position}:{report.head_digest.hex()}", report.problem_count,
+            [ChainProblemOut(p.position, p.kind, p.detail) for p in report.problems])
+
+
+class ProjectionsController(Controller):
+    path = "/admin/projections"
+    tags = ["Admin"]
+    guards = [requires_scope("admin"), requires_role(Role.ADMIN)]
+
+    @get("/", operation_id="v1AdminProjections", sync_to_thread=True, responses=FORBIDDEN_RESPONSE)
+    def status(self, ctx: Context) -> ProjectionsOut:
+        """Each read model's stored position, the head of the store and how far behind it is."""
+        head = ctx.ledger.recorder.max_notification_id() or 0
+        return ProjectionsOut([ProjectionStatusOut(r.name, r.position(), head, head - r.position())
+                               for r in ctx.runners])

@@ -199,7 +199,7 @@ class UsersController(Controller):
 
 
 def v1_router(upload_max_bytes: int) -> Router:
-    from api.routes.audit import AuditController
+    from api.routes.audit import AuditController, ProjectionsController
     from api.routes.chat import ChatController, ChatLogsController, OpenAiChatController
     from api.routes.documents import DocumentController
     from api.routes.system_v1 import EmbedController, OpenAiController, SystemV1Controller
@@ -210,5 +210,5 @@ def v1_router(upload_max_bytes: int) -> Router:
     return Router(path="/api/v1", route_handlers=[
         AuthController, AdminController, UsersController, WorkspaceController, WorkspaceMembersController,
         documents, SystemV1Controller, OpenAiController, EmbedController, ChatController, ChatLogsController,
-        OpenAiChatController, AuditController,
+        OpenAiChatController, AuditController, ProjectionsController,
     ])

@@ -1,0 +1,196 @@
+"""`ledgerllm audit verify`, `ledgerllm projections rebuild` and `ledgerllm verify`.
+
+All three work beside a running server: the chain walk reads in batches up to the head it
+saw first; a rebuild fills a scratch copy (SQLite files under DATA_DIR/.rebuild-<pid>, or a
+PostgreSQL schema) and swaps its rows in with one transaction; verify rebuilds into a scratch
+copy and compares it with the live read model row by row. Results go to stdout, progress to
+stderr; a check that finds a difference exits with status 1."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+import msgspec
+
+from api.cli_events import _store
+from api.progress import Progress
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _anchor(text: str | None) -> tuple[int, bytes] | None:
+    if not text:
+        return None
+    position, _, digest = text.partition(":")
+    try:
+        return int(position), bytes.fromhex(digest)
+    except ValueError:
+        raise SystemExit("error: --expect takes POSITION:DIGEST as printed by an earlier "
+                         "`ledgerllm audit verify`, e.g. 1234:9f86d0...") from None
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> None:
+    from infrastructure.chain import verify_chain
+
+    expect = _anchor(args.expect)
+    with _store() as store:
+        head = store.recorder.max_notification_id() or 0
+        progress = Progress("verifying the chain", head)
+        report = verify_chain(store.recorder, expect=expect, progress=progress.add)
+        progress.done()
+    anchor = f"{report.head_position}:{report.head_digest.hex()}"
+    if args.json:
+        print(_encode({
+            "intact": report.intact, "checked": report.checked, "head_position": report.head_position,
+            "head_digest": report.head_digest.hex(), "problem_count": report.problem_count,
+            "problems": [{"position": p.position, "kind": p.kind, "detail": p.detail} for p in report.problems],
+        }).decode())
+    elif report.intact:
+        print(f"chain intact: {report.checked:,} events checked up to position {report.head_position}")
+        print(f"anchor {anchor}")
+        print("Keep the anchor somewhere else; `ledgerllm audit verify --expect ANCHOR` later also catches "
+              "the newest events being removed.", file=sys.stderr)
+    else:
+        first = report.problems[0]
+        print(f"TAMPERED: {report.problem_count} problem(s); the first at position {first.position} ({first.kind})")
+        for p in report.problems:
+            print(f"  position {p.position:>9}  {p.kind:<9} {p.detail}")
+        if report.problem_count > len(report.problems):
+            print(f"  ... and {report.problem_count - len(report.problems)} more")
+        print("Restore from a backup taken before that position, or investigate with "
+              f"`ledgerllm events show {first.position}`.", file=sys.stderr)
+    if not report.intact:
+        raise SystemExit(1)
+
+
+def _names(args: argparse.Namespace) -> list[str]:
+    from api.wiring import PROJECTIONS
+
+    if getattr(args, "all", False):
+        return list(PROJECTIONS)
+    if not args.names:
+        if hasattr(args, "all"):  # rebuild: say which, on purpose
+            raise SystemExit(f"error: name the read models to rebuild, or --all ({', '.join(PROJECTIONS)})")
+        return list(PROJECTIONS)
+    unknown = [n for n in args.names if n not in PROJECTIONS]
+    if unknown:
+        raise SystemExit(f"error: no read model named {', '.join(unknown)}; they are: {', '.join(PROJECTIONS)}")
+    return list(dict.fromkeys(args.names))
+
+
+class _Views:
+    """The live and scratch runners a command opened, closed together."""
+
+    def __init__(self) -> None:
+        self.opened: list[Any] = []
+
+    def keep(self, runner: Any) -> Any:
+        self.opened.append(runner)
+        return runner
+
+    def close(self) -> None:
+        for runner in self.opened:
+            runner.view.datastore.close()
+
+
+def _pair(store: Any, scratch: Any, name: str, views: _Views) -> tuple[Any, Any]:
+    """The live runner of `name` and a projection of the same kind on a fresh scratch view."""
+    from api.wiring import PROJECTIONS, make_projection
+    from projections.runner import ProjectionRunner
+
+    live = views.keep(ProjectionRunner(store.ledger, make_projection(store.settings, name)))
+    rebuilt = make_projection(store.settings, name, scratch.open(PROJECTIONS[name]))
+    return live, rebuilt
+
+
+def cmd_projections_rebuild(args: argparse.Namespace) -> None:
+    from projections.rebuild import Scratch, SwapFailed, build, swap_in
+
+    names = _names(args)
+    with _store() as store:
+        scratch = Scratch(store.settings, tag=f"rebuild-{os.getpid()}")
+        views = _Views()
+        try:
+            for name in names:
+                live, projection = _pair(store, scratch, name, views)
+                head = store.recorder.max_notification_id() or 0
+                progress = Progress(f"rebuilding {name}", head)
+                rebuilt = views.keep(build(store.ledger, projection, live.view, progress=progress.add))
+                seconds = progress.done()
+                try:
+                    position = swap_in(live, rebuilt)
+                except SwapFailed as e:
+                    raise SystemExit(f"error: {e}") from None
+                print(f"{name}: rebuilt from {progress.count:,} events in {seconds:.1f} s "
+                      f"({progress.rate:,.0f} events/s); swapped in at position {position}")
+        finally:
+            views.close()
+            scratch.drop()
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    from projections.rebuild import Scratch, SwapFailed, build, compare
+
+    names = _names(args)
+    differing = []
+    results = []
+    with _store() as store:
+        scratch = Scratch(store.settings, tag=f"verify-{os.getpid()}")
+        views = _Views()
+        try:
+            for name in names:
+                live, projection = _pair(store, scratch, name, views)
+                head = store.recorder.max_notification_id() or 0
+                progress = Progress(f"rebuilding {name} to compare", head)
+                rebuilt = views.keep(build(store.ledger, projection, live.view, stop=head, progress=progress.add))
+                progress.done()
+                try:
+                    result = compare(live, rebuilt)
+                except SwapFailed as e:
+                    raise SystemExit(f"error: {e}") from None
+                results.append(result)
+                if not result.same:
+                    differing.append(name)
+                _print_comparison(result, args.json)
+        finally:
+            views.close()
+            scratch.drop()
+    if not args.json:
+        if differing:
+            print(f"{len(differing)} of {len(results)} read models differ from a rebuild: {', '.join(differing)}. "
+                  "`ledgerllm projections rebuild NAME` replaces one with its rebuild.", file=sys.stderr)
+        else:
+            print(f"all {len(results)} read models equal their rebuild from the events", file=sys.stderr)
+    if differing:
+        raise SystemExit(1)
+
+
+def _print_comparison(result: Any, as_json: bool) -> None:
+    if as_json:
+        print(_encode({
+            "projection": result.projection, "position": result.position, "same": result.same,
+            "tables": [{"table": t.table, "live_rows": t.live_rows, "rebuilt_rows": t.rebuilt_rows,
+                        "differing": t.differing, "only_live": [_show(r) for r in t.only_live],
+                        "only_rebuilt": [_show(r) for r in t.only_rebuilt]} for t in result.tables],
+        }).decode())
+        return
+    counts = ", ".join(f"{t.table} {t.live_rows:,}" for t in result.tables)
+    verdict = "same" if result.same else "DIFFERS"
+    print(f"{result.projection:<10} {verdict:<8} at position {result.position}  (rows: {counts})")
+    for t in result.tables:
+        if t.same:
+            continue
+        print(f"  {t.table}: {t.live_rows:,} rows live, {t.rebuilt_rows:,} rebuilt; "
+              f"{t.differing:,} distinct rows differ (last column: how many times)")
+        for row in t.only_live:
+            print(f"    - live only:    {_show(row)}")
+        for row in t.only_rebuilt:
+            print(f"    + rebuilt only: {_show(row)}")
