@@ -16,6 +16,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventsourcing.utils import get_topic
 
@@ -26,7 +27,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.requestlog import RequestIdMiddleware, stamp_response
 from api.routes import embed_public, keys, public, system, v1
 from api.wiring import open_runtime
-from application.ledger import Context
+from application.ledger import Context, ReadOnly
 from domain.chats import Chat
 from infrastructure.settings import Settings
 
@@ -40,8 +41,10 @@ def create_app(settings: Settings) -> Litestar:
         app.state.runtime = await anyio.to_thread.run_sync(lambda: open_runtime(
             settings, follow=True, observe=metrics.observe, observed_topics=frozenset({get_topic(Chat.Recorded)})))
         metrics.LAG.runtime = app.state.runtime
-        log.info("ledgerllm ready: %s store, %s cache", "PostgreSQL" if settings.postgres else "SQLite",
-                 "Redis" if settings.redis_url else "in-process")
+        read_only = app.state.runtime.ctx.read_only
+        log.info("ledgerllm ready: %s store, %s cache%s", "PostgreSQL" if settings.postgres else "SQLite",
+                 "Redis" if settings.redis_url and read_only is None else "in-process",
+                 "" if read_only is None else f", read-only at position {read_only}")
         ctx = app.state.runtime.ctx
         if settings.embed_model:  # load the models now, without holding up start-up
             threading.Thread(target=ctx.content.embedder.warm, daemon=True).start()
@@ -69,6 +72,12 @@ def create_app(settings: Settings) -> Litestar:
         }),
         security=[{"BearerAuth": []}],
     )
+    middleware = [RequestIdMiddleware, metrics.metrics_config().middleware,
+                  DefineMiddleware(AuthMiddleware, exclude=["^/api/docs", "^/metrics"])]
+    before_send = [stamp_response]
+    if settings.read_only:
+        middleware.insert(2, ReadOnlyMiddleware)
+        before_send.append(stamp_read_only)
     return Litestar(
         route_handlers=[
             public.PublicController, system.SystemController, keys.SingleUserKeysController, keys.AdminKeysController, v1.v1_router(settings.upload_max_bytes),
@@ -76,13 +85,49 @@ def create_app(settings: Settings) -> Litestar:
         ],
         lifespan=[runtime],
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
-        middleware=[RequestIdMiddleware, metrics.metrics_config().middleware,
-                    DefineMiddleware(AuthMiddleware, exclude=["^/api/docs", "^/metrics"])],
-        before_send=[stamp_response],
+        middleware=middleware,
+        before_send=before_send,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=openapi,
-        cors_config=CORSConfig(allow_origins=["*"], allow_headers=["*"], expose_headers=["X-Request-Id"]),
+        cors_config=CORSConfig(allow_origins=["*"], allow_headers=["*"],
+                               expose_headers=["X-Request-Id", *([READ_ONLY_HEADER] if settings.read_only else [])]),
         request_max_body_size=settings.max_body_bytes,
         signature_namespace={"Context": Context},
         logging_config=None,
     )
+
+
+# read-only mode (`ledgerllm serve --read-only`, READ_ONLY=1) ------------------------------------
+READ_ONLY_HEADER = "X-Ledgerllm-Read-Only"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# POST routes that only read (checked: they append no event): sign-in issues a token from the
+# stored password hash, search and embeddings compute vectors (a search caches its query's
+# vector in the vectors read model, never in the store), the chat log is a listing. Chats are
+# not here: they would call the model and record the exchange.
+READS_BY_POST = frozenset({"requestToken", "v1VectorSearch", "v1OpenAiEmbeddings", "v1AdminWorkspaceChats"})
+
+
+class ReadOnlyMiddleware:
+    """Refuses every change with 403 `{"error": ...}` before authentication or any other work.
+    The save guard in `Ledger.save` is the backstop for routes that write on a GET."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
+            handler = scope.get("route_handler")
+            if getattr(handler, "operation_id", None) not in READS_BY_POST:
+                raise ReadOnly(scope["app"].state.runtime.ctx.read_only)
+        await self.app(scope, receive, send)
+
+
+def stamp_read_only(message: Message, scope: Scope) -> None:
+    """before_send hook: every response names the position this read-only server shows."""
+    if message["type"] != "http.response.start":
+        return
+    runtime = getattr(scope["app"].state, "runtime", None)
+    if runtime is not None:
+        headers = list(message.get("headers", []))
+        headers.append((READ_ONLY_HEADER.lower().encode(), str(runtime.ctx.read_only).encode()))
+        message["headers"] = headers

@@ -65,15 +65,25 @@ def cmd_serve(args: argparse.Namespace) -> None:
         os.environ["HOST"] = args.host
     if args.port:
         os.environ["PORT"] = str(args.port)
+    if args.read_only:
+        os.environ["READ_ONLY"] = "1"  # the workers read it too
     from infrastructure.settings import load_settings
 
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.workers > 1:
         _runtime().close()  # create tables and the owner once, before workers race to do it
-    print(f"ledgerllm serving on http://{settings.host}:{settings.port} (data: {settings.data_dir})", file=sys.stderr)
+    mode = ", read-only" if settings.read_only else ""
+    print(f"ledgerllm serving on http://{settings.host}:{settings.port} (data: {settings.data_dir}{mode})", file=sys.stderr)
     uvicorn.run("api.main:app", factory=True, host=settings.host, port=settings.port, workers=args.workers,
                 log_level="warning", access_log=False, lifespan="on")
+
+
+def cmd_replay(args: argparse.Namespace) -> None:
+    """api/cli_replay.py, imported only when it runs (the parser stays fast)."""
+    from api import cli_replay
+
+    cli_replay.cmd_replay(args)
 
 
 def cmd_users_create(args: argparse.Namespace) -> None:
@@ -288,7 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--read-only", action="store_true",
+                       help="serve the store as it is now (e.g. a replay DIR): every change is refused (READ_ONLY=1)")
     serve.set_defaults(func=cmd_serve)
+    replay = sub.add_parser("replay", help="build the read models as they were at a past moment into DIR, "
+                                           "to serve with --read-only")
+    replay.add_argument("--until", required=True, metavar="POSITION|TIME",
+                        help="an event position, or an ISO 8601 time (the last event at or before it)")
+    replay.add_argument("--into", required=True, metavar="DIR", help="a new or empty directory")
+    replay.set_defaults(func=cmd_replay)
 
     users = sub.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)
     create = users.add_parser("create", help="create a user; password from stdin, else generated and printed")

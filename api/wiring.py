@@ -65,11 +65,18 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
     """Open the store, the views and the adapters; install the owner on first start.
 
     `follow=True` (the server) starts a thread that keeps the views caught up with events
-    written by other processes and drops cached principals those events made stale."""
+    written by other processes and drops cached principals those events made stale.
+
+    `settings.read_only` (e.g. a replay made by `ledgerllm replay`): the views catch up with
+    what is stored now and stay there; nothing is installed, followed or shared through Redis,
+    and every save raises `ReadOnly` before it writes."""
     ledger = Ledger(env=ledger_env(settings))
+    if settings.read_only:
+        ledger.read_only = ledger.recorder.max_notification_id() or 0
+    shared = settings.redis_url is not None and not settings.read_only
     accounts = ProjectionRunner(ledger, make_projection(settings, "accounts"))
     api_keys = ProjectionRunner(ledger, make_projection(settings, "api_keys"))
-    if settings.redis_url:
+    if shared:
         from infrastructure.redis_cache import RedisPrincipalCache, RedisRateLimiter
 
         cache: Any = RedisPrincipalCache(settings.redis_url)
@@ -84,13 +91,14 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
     _open_content(settings, ctx)
     _open_chat(settings, ctx)
     _open_audit(settings, ctx)
-    install(ctx, settings.auth_token)
+    if not settings.read_only:
+        install(ctx, settings.auth_token)
     for runner in ctx.runners:
         runner.catch_up()
     runtime = Runtime(settings, ctx, limiter)
-    if settings.redis_url:
+    if shared:
         runtime.closers += [cache, limiter]
-    if follow:
+    if follow and not settings.read_only:
         runtime.follower = Follower(
             ledger, ctx.runners, settings.projection_poll_seconds, STALE_PRINCIPAL_TOPICS,
             lambda events: ctx.cache.drop(hashes_affected_by(ctx, events)),

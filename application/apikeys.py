@@ -234,7 +234,10 @@ def lookup_principal(ctx: Context, secret_hash: str) -> CachedPrincipal | None:
 
 
 def record_expiry(ctx: Context, key_id: int, correlation_id: str) -> None:
-    """Record `ApiKey.Expired` the first time an expired key is refused (expiry is an event)."""
+    """Record `ApiKey.Expired` the first time an expired key is refused (expiry is an event).
+    A read-only server (a replay) records nothing: the key is refused all the same."""
+    if ctx.read_only is not None:
+        return
     key: ApiKey | None = ctx.ledger.find(api_key_uuid(key_id))
     if key is None:
         return

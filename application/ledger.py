@@ -12,15 +12,31 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from application.ports import PasswordHasher, PrincipalCache, SessionTokens
-from domain.errors import Conflict
+from domain.errors import Conflict, Forbidden
 from projections.runner import ProjectionRunner
 
 log = logging.getLogger("ledgerllm")
 A = TypeVar("A")
 
 
+class ReadOnly(Forbidden):
+    """This process serves the store as it was at `position` (e.g. a replay) and changes nothing."""
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+        super().__init__(f"This server is read-only: a replay of the store at position {position}. "
+                         "It changes nothing; make changes on the live server.")
+
+
 class Ledger(Application[UUID]):
     name = "Ledger"
+    # Set (to the store's head) by a read-only runtime: every save is refused before it writes.
+    read_only: int | None = None
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        if self.read_only is not None:
+            raise ReadOnly(self.read_only)
+        return super().save(*objs, **kwargs)
 
     def find(self, aggregate_id: UUID) -> Any | None:
         try:
@@ -53,6 +69,11 @@ class Context:
     chat_ids: Any = None  # application.llm.IdBlocks
     # audit (issue 6): set by the wiring
     audit: ProjectionRunner | None = None
+
+    @property
+    def read_only(self) -> int | None:
+        """The position a read-only server shows, or None when changes are allowed."""
+        return self.ledger.read_only
 
     @property
     def runners(self) -> list[ProjectionRunner]:

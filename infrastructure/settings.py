@@ -40,6 +40,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     llm_api_key: str | None = None
     llm_context_window: int = 8192
     llm_timeout: float = 120.0
+    read_only: bool = False  # serve the store as it is at start-up; every change is refused (403)
 
     @property
     def postgres(self) -> bool:
@@ -57,6 +58,7 @@ _ENV = {
     "OWNER_USERNAME": ("owner_username", str),
     "AUTH_TOKEN": ("auth_token", str),
     "SIMPLE_SSO_ENABLED": ("simple_sso_enabled", lambda v: v.lower() in {"1", "true", "yes", "on"}),
+    "READ_ONLY": ("read_only", lambda v: v.lower() in {"1", "true", "yes", "on"}),
     "MAX_BODY_BYTES": ("max_body_bytes", int),
     "AUTH_CACHE_TTL": ("auth_cache_ttl", int),
     "LOGIN_MAX_ATTEMPTS": ("login_max_attempts", int),
