@@ -249,6 +249,9 @@ def test_events_import_rebuilds_the_same_store(backend, tmp_path, request):
         (e["topic"], e["state"]) for e in backend.raw_events()]  # originator_topic too
     with client_for(target) as client:
         after = _reads(client, key)
+    checked = target.cli("verify")  # every read model of the imported store equals its rebuild
+    assert "all 6 read models equal their rebuild" in checked.stderr, checked.stdout
+    assert "chain intact" in target.cli("audit", "verify").stdout
     if backend.name == "postgres":  # audit positions follow the store's positions
         for page in (before, after):
             for row in page["audit"]["events"]:
