@@ -38,11 +38,11 @@ from api.wiring import PROJECTIONS, make_projection
 from application.audit import Bound, parse_bound
 from application.ledger import Ledger
 from infrastructure.eventstore import ledger_env
-from infrastructure.settings import Settings, load_settings
+from infrastructure.settings import REPLAY_MARK, Settings, load_settings
 from projections.runner import ProjectionRunner
 
 BATCH = 1000
-MANIFEST = "replay.json"
+MANIFEST = REPLAY_MARK  # its presence makes DIR read-only (infrastructure/settings.py)
 
 
 def _fail(message: str) -> SystemExit:

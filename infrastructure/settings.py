@@ -93,7 +93,14 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.database_url and not settings.database_url.startswith(("postgresql://", "postgres://")):
         raise SettingsError("DATABASE_URL must start with postgresql:// (or leave it unset for SQLite).")
+    if not settings.read_only and not settings.database_url and (settings.data_dir / REPLAY_MARK).exists():
+        # A replay made by `ledgerllm replay` shows a past moment: nothing may be added to it,
+        # whether by a server started without --read-only or by a CLI command.
+        settings = msgspec.structs.replace(settings, read_only=True)
     return settings
+
+
+REPLAY_MARK = "replay.json"
 
 
 def postgres_env(url: str) -> dict[str, str]:

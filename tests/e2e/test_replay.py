@@ -144,6 +144,12 @@ def test_replay_serves_the_read_models_as_they_were_and_refuses_every_change(bac
         assert _slugs(url, admin) == {kept, doomed}
     log = (tmp_path / "read-only.log").read_text()
     assert f"read-only at position {position}" in log and "Traceback" not in log
+    # DIR is a replay whatever the flags: a plain server and the CLI refuse changes there too
+    with running_server(served, tmp_path / "plain.log") as server:
+        status, body = send("POST", server.url + "/api/v1/workspace/new", admin, b'{"name": "Nope"}')
+        assert status == 403 and json.loads(body)["error"].startswith(READ_ONLY.format(position)), body
+    made = served.cli("api-keys", "create", check=False)
+    assert made.returncode != 0 and READ_ONLY.format(position) in made.stderr and "Traceback" not in made.stderr
     assert (_events(events_db), hashlib.sha256(events_db.read_bytes()).hexdigest()) == before  # nothing written
     assert backend.raw_events() == source_events  # nor to the source
 
