@@ -112,6 +112,7 @@ def cmd_projections_rebuild(args: argparse.Namespace) -> None:
     names = _names(args)
     with _store() as store:
         scratch = Scratch(store.settings, tag=f"rebuild-{os.getpid()}")
+        scratch.sweep()
         views = _Views()
         try:
             for name in names:
@@ -144,6 +145,7 @@ def cmd_verify(args: argparse.Namespace) -> None:
     results = []
     with _store() as store:
         scratch = Scratch(store.settings, tag=f"verify-{os.getpid()}")
+        scratch.sweep()
         views = _Views()
         try:
             for name in names:

@@ -71,6 +71,17 @@ class Scratch:
                 conn.execute(SQL("DROP TABLE IF EXISTS {}.{} CASCADE").format(Identifier(self.schema),
                                                                              Identifier(table)))
 
+    def sweep(self) -> list[Path]:
+        """Remove scratch directories left by runs that died (their process is gone)."""
+        removed = []
+        for leftover in self.settings.data_dir.glob(".*-[0-9]*"):
+            pid = leftover.name.rsplit("-", 1)[-1]
+            if leftover.is_dir() and leftover.name[1:].startswith(("rebuild-", "verify-")) and pid.isdigit() \
+                    and int(pid) != os.getpid() and not _alive(int(pid)):
+                shutil.rmtree(leftover, ignore_errors=True)
+                removed.append(leftover)
+        return removed
+
     def drop(self) -> None:
         if self.postgres:
             from infrastructure.eventstore import drop_schema
@@ -78,6 +89,16 @@ class Scratch:
             drop_schema(self.settings, self.schema)
         else:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _all_tables(projection: type[SqlProjection]) -> list[str]:
