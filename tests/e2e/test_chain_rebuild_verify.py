@@ -162,7 +162,7 @@ def test_verify_passes_then_names_a_drifted_row_and_rebuild_repairs_it(backend):
     human = backend.cli("verify", "library", check=False)
     assert human.returncode == 1 and "library    DIFFERS" in human.stdout and "- live only:" in human.stdout
 
-    (backend.data_dir / ".rebuild-999999").mkdir()  # left by a run that died: swept
+    (backend.data_dir / ".rebuild-4194305").mkdir()  # a run that died (above any pid_max): swept
     rebuilt = backend.cli("projections", "rebuild", "library")
     assert "library: rebuilt from" in rebuilt.stdout and "events/s" in rebuilt.stdout and "swapped in" in rebuilt.stdout
     assert "rebuilding library" in rebuilt.stderr  # progress
