@@ -6,6 +6,7 @@ result (`KEY=$(ledgerllm api-keys create)` works), messages go to stderr."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import secrets
@@ -13,8 +14,6 @@ import sys
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
-
-from api.cli_ops import _add_ops_commands, cmd_events_import
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -220,24 +219,21 @@ def _table(args: argparse.Namespace, columns: list[str], rows: list[list[Any]]) 
     Console().print(table)
 
 
-def _lazy(name: str) -> Callable[[argparse.Namespace], None]:
-    """A command of api/cli_events.py, imported only when it runs (the parser stays fast)."""
+def _lazy_in(module: str, name: str) -> Callable[[argparse.Namespace], None]:
+    """Command `name` of api/`module`.py, imported only when it runs (the parser stays fast)."""
 
     def run(args: argparse.Namespace) -> None:
-        from api import cli_events
-
-        getattr(cli_events, name)(args)
+        getattr(importlib.import_module(f"api.{module}"), name)(args)
 
     return run
+
+
+def _lazy(name: str) -> Callable[[argparse.Namespace], None]:
+    return _lazy_in("cli_events", name)
 
 
 def _lazy_rebuild(name: str) -> Callable[[argparse.Namespace], None]:
-    def run(args: argparse.Namespace) -> None:
-        from api import cli_rebuild
-
-        getattr(cli_rebuild, name)(args)
-
-    return run
+    return _lazy_in("cli_rebuild", name)
 
 
 def _add_events_commands(sub: Any) -> None:
@@ -251,7 +247,7 @@ def _add_events_commands(sub: Any) -> None:
     imported = events.add_parser("import", help="append an `events export` file (FILE, or - for stdin) to an "
                                  "empty store")
     imported.add_argument("file", metavar="FILE")
-    imported.set_defaults(func=cmd_events_import)
+    imported.set_defaults(func=_lazy_in("cli_import", "cmd_events_import"))
     projections = sub.add_parser("projections", help="the read models").add_subparsers(dest="action", required=True)
     status = projections.add_parser("status", help="each read model's position, the store's head, the lag")
     status.add_argument("--json", action="store_true")
@@ -288,6 +284,17 @@ def _add_events_commands(sub: Any) -> None:
         parser.add_argument("--json", action="store_true", help="one JSON object per line")
     for parser, name in ((tail, "cmd_tail"), (show, "cmd_show"), (export, "cmd_export"), (audit, "cmd_audit")):
         parser.set_defaults(func=_lazy(name))
+
+
+def _add_ops_commands(sub: Any) -> None:
+    backup = sub.add_parser("backup", help="copy the store, blobs and secrets to a new DIR (safe while serving)")
+    backup.add_argument("dir", metavar="DIR", help="a new or empty directory")
+    backup.set_defaults(func=_lazy_in("cli_backup", "cmd_backup"))
+    restore = sub.add_parser("restore", help="check a backup, then put it in place (stop the server first)")
+    restore.add_argument("dir", metavar="DIR", help="a directory made by `ledgerllm backup`")
+    restore.add_argument("--force", action="store_true",
+                         help="replace existing data; it moves to DATA_DIR/../<name>.before-restore-<time>")
+    restore.set_defaults(func=_lazy_in("cli_backup", "cmd_restore"))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ import msgspec
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
+from api.progress import Progress
 from application.audit import Bound, audit_query, is_username, parse_bound, parse_type, read_audit, resolve_user
 from application.ledger import Ledger
 from projections.audit_log import details, event_type, payload, topic_type, type_matches
@@ -31,18 +32,24 @@ POLL_SECONDS = 0.5
 _encode = msgspec.json.Encoder().encode
 
 
+def open_ledger(settings: Any) -> Ledger:
+    """The store for a command: on PostgreSQL one connection, beside the servers' pools."""
+    from infrastructure.eventstore import ledger_env
+
+    env = ledger_env(settings)
+    if "POSTGRES_POOL_SIZE" in env:  # one thread: one connection
+        env.update(POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="1")
+    return Ledger(env=env)
+
+
 class Store:
     """The event store and, on demand, the views a command reads."""
 
     def __init__(self) -> None:
-        from infrastructure.eventstore import ledger_env
         from infrastructure.settings import load_settings
 
         self.settings = load_settings()
-        env = ledger_env(self.settings)
-        if "POSTGRES_POOL_SIZE" in env:  # one thread: one connection, beside the servers' pools
-            env.update(POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="1")
-        self.ledger = Ledger(env=env)
+        self.ledger = open_ledger(self.settings)
         self.recorder = self.ledger.recorder
         self._runners: list[ProjectionRunner] = []
 
@@ -208,7 +215,7 @@ def cmd_show(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     since, until = parse_bound(args.since, "--since"), parse_bound(args.until, "--until")
     flt = EventFilter(since=since, until=until)
-    progress = _Progress() if sys.stderr.isatty() else None
+    progress = Progress("exported", None, shown=sys.stderr.isatty())  # only on a terminal: stdout is the data
     with _store() as store:
         out = sys.stdout.buffer
         start = since.position if since is not None and since.position is not None else 1
@@ -222,36 +229,12 @@ def cmd_export(args: argparse.Namespace) -> None:
                     lines.append(_encode(record(event, n.id, n.topic)))
             if lines:
                 out.write(b"\n".join(lines) + b"\n")
-            if progress:
-                progress.add(len(lines))
+            progress.add(len(lines))
             if len(notifications) < BATCH:
                 break
             start = notifications[-1].id + 1
         out.flush()
-    if progress:
-        progress.done()
-
-
-class _Progress:
-    """`exported N events (R events/s)` on one stderr line, redrawn at most twice a second."""
-
-    def __init__(self) -> None:
-        self.count, self.began, self.drawn = 0, time.monotonic(), 0.0
-
-    def add(self, n: int) -> None:
-        self.count += n
-        if time.monotonic() - self.drawn >= 0.5:
-            self._draw("\r")
-
-    def done(self) -> None:
-        self._draw("\r")
-        sys.stderr.write("\n")
-
-    def _draw(self, lead: str) -> None:
-        self.drawn = time.monotonic()
-        rate = self.count / max(self.drawn - self.began, 1e-6)
-        sys.stderr.write(f"{lead}exported {self.count} events ({rate:,.0f} events/s)")
-        sys.stderr.flush()
+    progress.done()
 
 
 def cmd_audit(args: argparse.Namespace) -> None:

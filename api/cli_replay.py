@@ -24,7 +24,6 @@ import shlex
 import shutil
 import sqlite3
 import sys
-import time
 from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +33,8 @@ from uuid import UUID
 
 import msgspec
 
+from api.cli_events import open_ledger
+from api.progress import Progress, fail, say
 from api.wiring import PROJECTIONS, make_projection
 from application.audit import Bound, parse_bound
 from application.ledger import Ledger
@@ -45,60 +46,15 @@ BATCH = 1000
 MANIFEST = REPLAY_MARK  # its presence makes DIR read-only (infrastructure/settings.py)
 
 
-def _fail(message: str) -> SystemExit:
-    return SystemExit(f"error: {message}")
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-class Progress:
-    """`LABEL N/TOTAL (R events/s, ETA Ss)` on stderr: redrawn in place on a terminal, a line
-    every 5 s otherwise, and a final line when done."""
-
-    def __init__(self, label: str, total: int) -> None:
-        self.label, self.total, self.count = label, total, 0
-        self.tty = sys.stderr.isatty()
-        self.began = self.drawn = time.monotonic()
-
-    def add(self, n: int) -> None:
-        self.count += n
-        if time.monotonic() - self.drawn >= (0.5 if self.tty else 5.0):
-            self._draw(final=False)
-
-    def done(self) -> None:
-        self._draw(final=True)
-
-    def _draw(self, final: bool) -> None:
-        self.drawn = time.monotonic()
-        took = max(self.drawn - self.began, 1e-6)
-        rate = self.count / took
-        if final:
-            tail = f"done in {took:.1f} s"
-        else:
-            eta = (self.total - self.count) / rate if rate > 0 else 0.0
-            tail = f"ETA {eta:.0f} s"
-        line = f"{self.label} {self.count:,}/{self.total:,} events ({rate:,.0f} events/s, {tail})"
-        if self.tty:
-            sys.stderr.write(f"\r\x1b[K{line}" + ("\n" if final else ""))
-        else:
-            sys.stderr.write(line + "\n")
-        sys.stderr.flush()
 
 
 # the source ------------------------------------------------------------------------------------
 def _open_source(settings: Settings) -> Ledger:
     if not settings.database_url and not (settings.data_dir / "events.db").is_file():
-        raise _fail(f"{settings.data_dir / 'events.db'} does not exist: no store to replay (is DATA_DIR right?).")
-    env = ledger_env(settings)
-    if "POSTGRES_POOL_SIZE" in env:  # one thread: one connection, beside the servers' pools
-        env.update(POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="1")
-    return Ledger(env=env)
+        raise fail(f"{settings.data_dir / 'events.db'} does not exist: no store to replay (is DATA_DIR right?).")
+    return open_ledger(settings)
 
 
 def _describe_source(settings: Settings) -> str:
@@ -129,14 +85,14 @@ def resolve(source: Ledger, until: Bound, head: int) -> tuple[int, datetime]:
     or the highest position whose event time is at or before the moment (a full scan)."""
     if until.position is not None:
         if until.position < 1 or until.position > head:
-            raise _fail(f"position {until.position} is not in the store: positions run from 1 to {head} "
-                        "(the head); see `ledgerllm events tail`.")
+            raise fail(f"position {until.position} is not in the store: positions run from 1 to {head} "
+                       "(the head); see `ledgerllm events tail`.")
         found = _last_at_or_before(source, until.position)
         if found is None:
-            raise _fail(f"no event at or before position {until.position}.")
+            raise fail(f"no event at or before position {until.position}.")
         return found.id, source.mapper.to_domain_event(found).timestamp
     assert until.moment is not None
-    progress = Progress(f"finding the last event at or before {_iso(until.moment)}:", head)
+    progress = Progress(f"finding the last event at or before {_iso(until.moment)}", head)
     best: tuple[int, datetime] | None = None
     first: datetime | None = None
     start = 1
@@ -153,8 +109,8 @@ def resolve(source: Ledger, until: Bound, head: int) -> tuple[int, datetime]:
         start = notifications[-1].id + 1
     progress.done()
     if best is None:
-        raise _fail(f"no event at or before {_iso(until.moment)}: the first event is from "
-                    f"{_iso(first) if first else 'never'}.")
+        raise fail(f"no event at or before {_iso(until.moment)}: the first event is from "
+                   f"{_iso(first) if first else 'never'}.")
     return best
 
 
@@ -164,11 +120,11 @@ def _check_target(target: Path, settings: Settings) -> bool:
     if not target.exists():
         return False
     if not target.is_dir():
-        raise _fail(f"{target} exists and is not a directory; give a new or empty directory.")
+        raise fail(f"{target} exists and is not a directory; give a new or empty directory.")
     if any(target.iterdir()):
-        raise _fail(f"{target} is not empty; give a new or empty directory (a replay never writes over files).")
+        raise fail(f"{target} is not empty; give a new or empty directory (a replay never writes over files).")
     if not settings.database_url and target.resolve() == settings.data_dir.resolve():
-        raise _fail("DIR is DATA_DIR itself; give another directory.")
+        raise fail("DIR is DATA_DIR itself; give another directory.")
     return True
 
 
@@ -190,7 +146,7 @@ def copy_events(source: Ledger, replay: Ledger, position: int) -> int:
     recorder = replay.recorder
     table = recorder.events_table_name  # type: ignore[attr-defined]
     insert = f"INSERT INTO {table} (rowid, originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?, ?)"
-    progress = Progress("copying events:", position)
+    progress = Progress("copying events", position)
     copied, start = 0, 1
     while True:
         notifications = source.recorder.select_notifications(start, BATCH, stop=position)
@@ -267,8 +223,8 @@ def build_read_models(settings: Settings, dir_settings: Settings, replay: Ledger
         try:
             if name == "vectors":
                 copied = copy_embedding_cache(settings, projection.view, target)
-                _say(f"copied {copied:,} cached embeddings from the source (nothing is embedded again)")
-            progress = Progress(f"building {name}:", events)
+                say(f"copied {copied:,} cached embeddings from the source (nothing is embedded again)")
+            progress = Progress(f"building {name}", events)
             ProjectionRunner(replay, projection).catch_up(progress=progress.add)
             progress.done()
         finally:
@@ -281,15 +237,15 @@ def cmd_replay(args: argparse.Namespace) -> None:
     target = Path(args.into).expanduser()
     until = parse_bound(args.until, "--until")
     if until is None:
-        raise _fail("--until needs an event position or an ISO 8601 time.")
+        raise fail("--until needs an event position or an ISO 8601 time.")
     existed = _check_target(target, settings)
     source = _open_source(settings)
     try:
         head = source.recorder.max_notification_id() or 0
         if head == 0:
-            raise _fail("the store holds no event yet: nothing to replay.")
+            raise fail("the store holds no event yet: nothing to replay.")
         position, moment = resolve(source, until, head)
-        _say(f"replaying the store up to position {position} (of {head}), an event of {_iso(moment)}")
+        say(f"replaying the store up to position {position} (of {head}), an event of {_iso(moment)}")
         target.mkdir(parents=True, exist_ok=True)
         try:
             manifest = _build(settings, source, target, position, moment)
@@ -301,8 +257,8 @@ def cmd_replay(args: argparse.Namespace) -> None:
     print(f"{target}\t{position}")
     sys.stdout.flush()
     unset = "env -u DATABASE_URL -u REDIS_URL " if settings.database_url or settings.redis_url else ""
-    _say(f"replay of position {position} ({manifest['time']}) is in {target}; serve it read-only with:\n"
-         f"  {unset}DATA_DIR={shlex.quote(str(target.resolve()))} ledgerllm serve --read-only")
+    say(f"replay of position {position} ({manifest['time']}) is in {target}; serve it read-only with:\n"
+        f"  {unset}DATA_DIR={shlex.quote(str(target.resolve()))} ledgerllm serve --read-only")
 
 
 def _build(settings: Settings, source: Ledger, target: Path, position: int, moment: datetime) -> dict[str, Any]:
@@ -314,12 +270,12 @@ def _build(settings: Settings, source: Ledger, target: Path, position: int, mome
         digest = head_link(replay.recorder, position)
         expected = head_link(source.recorder, position)
         if digest != expected:
-            _say(f"warning: the chain of {target} ends in a digest that differs from the source chain's link at "
-                 f"{position}: run `ledgerllm verify` on the source; it may have been altered.")
+            say(f"warning: the chain of {target} ends in a digest that differs from the source chain's link at "
+                f"{position}: run `ledgerllm verify` on the source; it may have been altered.")
         blobs = link_blobs(settings, target)
         if blobs is not None:
-            _say(f"{target / 'blobs'} links to {blobs}: blobs are content-addressed, immutable and only ever "
-                 "added to, so every document this replay names is there (keep that directory)")
+            say(f"{target / 'blobs'} links to {blobs}: blobs are content-addressed, immutable and only ever "
+                "added to, so every document this replay names is there (keep that directory)")
         build_read_models(settings, dir_settings, replay, target, events)
     finally:
         replay.close()
