@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -106,30 +108,45 @@ def _pair(store: Any, scratch: Any, name: str, views: _Views) -> tuple[Any, Any]
     return live, rebuilt
 
 
-def cmd_projections_rebuild(args: argparse.Namespace) -> None:
-    from projections.rebuild import Scratch, SwapFailed, build, swap_in
+@contextmanager
+def _scratch_space(tag: str) -> Iterator[Callable[[str, str, bool], tuple[Any, Any, Progress]]]:
+    """Yield `rebuild(name, label, stop_at_head)`: the live runner of a read model and a copy
+    rebuilt from the events on a scratch view, with progress. Every view opened is closed and
+    the scratch space removed at the end, whatever happens."""
+    from projections.rebuild import Scratch, SwapFailed, build
 
-    names = _names(args)
     with _store() as store:
-        scratch = Scratch(store.settings, tag=f"rebuild-{os.getpid()}")
+        scratch = Scratch(store.settings, tag=f"{tag}-{os.getpid()}")
         scratch.sweep()
         views = _Views()
+
+        def rebuild(name: str, label: str, stop_at_head: bool) -> tuple[Any, Any, Progress]:
+            live, projection = _pair(store, scratch, name, views)
+            head = store.recorder.max_notification_id() or 0
+            progress = Progress(label, head)
+            rebuilt = views.keep(build(store.ledger, projection, live.view, stop=head if stop_at_head else None,
+                                       progress=progress.add))
+            progress.done()
+            return live, rebuilt, progress
+
         try:
-            for name in names:
-                live, projection = _pair(store, scratch, name, views)
-                head = store.recorder.max_notification_id() or 0
-                progress = Progress(f"rebuilding {name}", head)
-                rebuilt = views.keep(build(store.ledger, projection, live.view, progress=progress.add))
-                seconds = progress.done()
-                try:
-                    position = swap_in(live, rebuilt)
-                except SwapFailed as e:
-                    raise SystemExit(f"error: {e}") from None
-                print(f"{name}: rebuilt from {progress.count:,} events in {seconds:.1f} s "
-                      f"({progress.rate:,.0f} events/s); swapped in at position {position}")
+            yield rebuild
+        except SwapFailed as e:
+            raise SystemExit(f"error: {e}") from None
         finally:
             views.close()
             scratch.drop()
+
+
+def cmd_projections_rebuild(args: argparse.Namespace) -> None:
+    from projections.rebuild import swap_in
+
+    with _scratch_space("rebuild") as rebuild:
+        for name in _names(args):
+            live, rebuilt, progress = rebuild(name, f"rebuilding {name}", False)
+            position = swap_in(live, rebuilt)
+            print(f"{name}: rebuilt from {progress.count:,} events in {progress.seconds:.1f} s "
+                  f"({progress.rate:,.0f} events/s); swapped in at position {position}")
 
 
 def _show(value: Any) -> str:
@@ -138,33 +155,15 @@ def _show(value: Any) -> str:
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
-    from projections.rebuild import Scratch, SwapFailed, build, compare
+    from projections.rebuild import compare
 
-    names = _names(args)
-    differing = []
     results = []
-    with _store() as store:
-        scratch = Scratch(store.settings, tag=f"verify-{os.getpid()}")
-        scratch.sweep()
-        views = _Views()
-        try:
-            for name in names:
-                live, projection = _pair(store, scratch, name, views)
-                head = store.recorder.max_notification_id() or 0
-                progress = Progress(f"rebuilding {name} to compare", head)
-                rebuilt = views.keep(build(store.ledger, projection, live.view, stop=head, progress=progress.add))
-                progress.done()
-                try:
-                    result = compare(live, rebuilt)
-                except SwapFailed as e:
-                    raise SystemExit(f"error: {e}") from None
-                results.append(result)
-                if not result.same:
-                    differing.append(name)
-                _print_comparison(result, args.json)
-        finally:
-            views.close()
-            scratch.drop()
+    with _scratch_space("verify") as rebuild:
+        for name in _names(args):
+            live, rebuilt, _ = rebuild(name, f"rebuilding {name} to compare", True)
+            results.append(compare(live, rebuilt))
+            _print_comparison(results[-1], args.json)
+    differing = [r.projection for r in results if not r.same]
     if not args.json:
         if differing:
             print(f"{len(differing)} of {len(results)} read models differ from a rebuild: {', '.join(differing)}. "

@@ -44,6 +44,7 @@ class Progress:
         self.label, self.total, self.unit, self.per, self.shown = label, total, unit, per, shown
         self.count = 0
         self.began = self._drawn = time.monotonic()
+        self.ended: float | None = None  # set by done(): the figures stop moving
         self._bar: Any = None
         self._task: Any = None
         if shown and sys.stderr.isatty():
@@ -58,8 +59,12 @@ class Progress:
             self._task = self._bar.add_task(label, total=None if total is None else total // per, rate="")
 
     @property
+    def seconds(self) -> float:
+        return (self.ended or time.monotonic()) - self.began
+
+    @property
     def rate(self) -> float:
-        return self.count / max(time.monotonic() - self.began, 1e-6)
+        return self.count / max(self.seconds, 1e-6)
 
     def add(self, n: int = 1) -> None:
         self.count += n
@@ -75,17 +80,18 @@ class Progress:
         of = f"/{self.total // self.per:,}" if self.total else ""
         tail = ""
         if final:
-            tail = f", done in {self._drawn - self.began:,.1f} s"
+            tail = f", done in {self.seconds:,.1f} s"
         elif self.total and self.count and rate > 0:
             tail = f", ETA {max(self.total - self.count, 0) / self.per / rate:,.0f} s"
         print(f"{self.label}: {self.count // self.per:,}{of} {self.unit} ({rate:,.0f} {self.unit}/s{tail})",
               file=sys.stderr, flush=True)
 
     def done(self) -> float:
-        """Stop drawing; print the final line; return the seconds taken."""
+        """Stop drawing and the clock; print the final line; return the seconds taken."""
+        self.ended = time.monotonic()
         if self._bar is not None:
             self._bar.stop()
             atexit.unregister(self._bar.stop)
         if self.shown:
             self._line(final=True)
-        return time.monotonic() - self.began
+        return self.seconds
