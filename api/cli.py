@@ -294,7 +294,7 @@ def _add_ops_commands(sub: Any) -> None:
     restore.add_argument("dir", metavar="DIR", help="a directory made by `ledgerllm backup`")
     restore.add_argument("--force", action="store_true",
                          help="replace existing data; it moves to DATA_DIR/../<name>.before-restore-<time>")
-    restore.set_defaults(func=_lazy_in("cli_backup", "cmd_restore"))
+    restore.set_defaults(func=_lazy_in("cli_restore", "cmd_restore"))
 
 
 def build_parser() -> argparse.ArgumentParser:

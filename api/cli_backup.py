@@ -1,4 +1,4 @@
-"""`ledgerllm backup DIR` and `ledgerllm restore DIR`.
+"""`ledgerllm backup DIR` (its counterpart, `ledgerllm restore DIR`, is api/cli_restore.py).
 
 Embedded, a backup copies each SQLite file with sqlite3's online backup API (a consistent
 snapshot, taken beside a running server): the read models first and events.db last, so every
@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from api.cli_pg import (
-    APP, EVENTS_TABLE, pg_dump, pg_dump_snapshot, pg_has_events, pg_read_model_positions, pg_restore, tool,
+    APP, pg_dump_snapshot, pg_read_model_positions, tool,
 )
-from api.progress import MIB, Progress, fail, mib, say
+from api.progress import Progress, fail, mib, say
 
 FORMAT, VERSION = "ledgerllm-backup", 1
 EVENTS_DB, MANIFEST, PG_DUMP = "events.db", "manifest.json", "postgres.dump"
@@ -39,7 +39,7 @@ SECRET_FILES = ("jwt-secret", "secrets.json")
 CHUNK = 1 << 20
 BIG = 64 << 20  # files from this size get a line of their own on stderr
 _BLOB = re.compile(r"[0-9a-f]{2}/[0-9a-f]{62}")
-_PATTERNS = {
+PATTERNS = {
     "read_model": re.compile(r"[A-Za-z0-9_]+\.db"), "events": re.compile(re.escape(EVENTS_DB)),
     "blob": re.compile(r"blobs/" + _BLOB.pattern), "secret": re.compile("|".join(map(re.escape, SECRET_FILES))),
     "postgres": re.compile(re.escape(PG_DUMP)),
@@ -47,7 +47,7 @@ _PATTERNS = {
 
 
 # files ---------------------------------------------------------------------------------------
-def _hash_file(path: Path, progress: Progress | None = None) -> tuple[int, str]:
+def hash_file(path: Path, progress: Progress | None = None) -> tuple[int, str]:
     digest, size = hashlib.sha256(), 0
     with open(path, "rb") as f:
         while block := f.read(CHUNK):
@@ -58,7 +58,7 @@ def _hash_file(path: Path, progress: Progress | None = None) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def _copy_file(src: Path, dst: Path, mode: int) -> tuple[int, str]:
+def copy_file(src: Path, dst: Path, mode: int) -> tuple[int, str]:
     """Copy under a temporary name beside `dst`, fsync, then rename: `dst` appears whole or not at all."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
@@ -81,7 +81,7 @@ def _copy_file(src: Path, dst: Path, mode: int) -> tuple[int, str]:
 
 def _entry(root: Path, rel: str, kind: str, mode: int) -> dict[str, Any]:
     """A manifest row; `mode` is the source file's, restored with it (secrets: always 0600)."""
-    size, digest = _hash_file(root / rel)
+    size, digest = hash_file(root / rel)
     return {"path": rel, "kind": kind, "size": size, "sha256": digest, "mode": f"{mode & 0o777:04o}"}
 
 
@@ -99,7 +99,7 @@ def _copy_blobs(data_dir: Path, out: Path) -> list[dict[str, Any]]:
     entries = []
     for name in names:
         source = data_dir / "blobs" / name
-        size, digest = _copy_file(source, out / "blobs" / name, 0o600)
+        size, digest = copy_file(source, out / "blobs" / name, 0o600)
         if digest != name.replace("/", ""):
             say(f"warning: DATA_DIR/blobs/{name} does not hold the bytes its name says (damaged in DATA_DIR); "
                 "copied as it is")
@@ -114,7 +114,7 @@ def _copy_secrets(data_dir: Path, out: Path) -> list[dict[str, Any]]:
     entries = []
     for name in SECRET_FILES:
         if (data_dir / name).is_file():
-            size, digest = _copy_file(data_dir / name, out / name, 0o600)
+            size, digest = copy_file(data_dir / name, out / name, 0o600)
             entries.append({"path": name, "kind": "secret", "size": size, "sha256": digest, "mode": "0600"})
     return entries
 
@@ -219,7 +219,7 @@ def cmd_backup(args: argparse.Namespace) -> None:
     blobs = sum(1 for f in manifest["files"] if f["kind"] == "blob")
     document = {"format": FORMAT, "version": VERSION, "created_at": datetime.now(UTC).isoformat(),
                 **manifest, "skipped": ["faiss/ (rebuilt from the vectors read model on start)"]}
-    atomic_write(out / MANIFEST, _manifest_text(document).encode())
+    atomic_write(out / MANIFEST, manifest_text(document).encode())
     size = sum(f["size"] for f in manifest["files"])
     say("faiss/ is not backed up: each server rebuilds it from the vectors read model on start")
     print(f"backed up {manifest['backend']} store to {out}: events head {manifest['events_head']}, "
@@ -227,154 +227,8 @@ def cmd_backup(args: argparse.Namespace) -> None:
           f"{mib(size)} in {time.monotonic() - began:.1f} s")
 
 
-def _manifest_text(document: dict[str, Any]) -> str:
+def manifest_text(document: dict[str, Any]) -> str:
     """Readable JSON with one line per file (a store may have many blobs)."""
     head = {k: v for k, v in document.items() if k != "files"}
     files = ",\n".join("  " + json.dumps(f) for f in document["files"])
     return json.dumps(head, indent=1)[:-2] + f',\n "files": [\n{files}\n ]\n}}\n'
-
-
-# restore -------------------------------------------------------------------------------------
-def _read_manifest(src: Path) -> dict[str, Any]:
-    if not src.is_dir():
-        raise fail(f"{src} is not a directory made by `ledgerllm backup`.")
-    try:
-        manifest = json.loads((src / MANIFEST).read_text())
-    except FileNotFoundError:
-        raise fail(f"{src} has no {MANIFEST}: not a finished ledgerllm backup (an interrupted backup "
-                   "leaves none); use another backup.") from None
-    except ValueError:
-        raise fail(f"{src / MANIFEST} is damaged (not JSON); use another backup.") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise fail(f"{src / MANIFEST} is not a ledgerllm backup manifest.")
-    if manifest.get("version") != VERSION:
-        raise fail(f"this backup has format version {manifest.get('version')!r}; this ledgerllm reads "
-                   f"version {VERSION}. Restore it with the ledgerllm that made it.")
-    files, backend = manifest.get("files"), manifest.get("backend")
-    if not isinstance(files, list) or backend not in ("sqlite", "postgres"):
-        raise fail(f"{src / MANIFEST} is damaged (no file list or backend); use another backup.")
-    for f in files:
-        kind = f.get("kind") if isinstance(f, dict) else None
-        if kind not in _PATTERNS or not isinstance(f.get("path"), str) or not _PATTERNS[kind].fullmatch(f["path"]) \
-                or not isinstance(f.get("size"), int) or not isinstance(f.get("sha256"), str) \
-                or not re.fullmatch(r"0[0-7]{3}", str(f.get("mode", "0600"))):
-            raise fail(f"{src / MANIFEST} is damaged (bad entry {f!r}); use another backup.")
-    main = "events" if backend == "sqlite" else "postgres"
-    if sum(f["kind"] == main for f in files) != 1:
-        raise fail(f"{src / MANIFEST} lists no {EVENTS_DB if main == 'events' else PG_DUMP}; use another backup.")
-    return manifest
-
-
-def _verify(src: Path, files: list[dict[str, Any]]) -> None:
-    """Every file's size and sha256, before anything is written."""
-    total = sum(f["size"] for f in files)
-    progress = Progress("verified", total, "MiB", per=MIB, shown=total >= BIG)
-    for f in files:
-        path = src / f["path"]
-        if not path.is_file():
-            raise fail(f"backup damaged: {f['path']} is missing; nothing was restored. Use another backup.")
-        if (path.stat().st_size, _hash_file(path, progress)[1]) != (f["size"], f["sha256"]):
-            raise fail(f"backup damaged: {f['path']} does not match its sha256 in {MANIFEST}; nothing was "
-                       "restored. Use another backup.")
-    progress.done()
-
-
-def _occupants(data_dir: Path) -> list[str]:
-    """What in DATA_DIR a restore would replace or contradict (blobs merge: they are content-addressed)."""
-    if not data_dir.is_dir():
-        return []
-    return sorted(p.name for p in data_dir.iterdir() if p.name != "blobs")
-
-
-def _move_aside(data_dir: Path) -> Path:
-    """DATA_DIR's contents go to DATA_DIR/../<name>.before-restore-<time>; nothing is deleted."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    aside = data_dir.parent / f"{data_dir.name}.before-restore-{stamp}"
-    n = 1
-    while aside.exists():
-        n += 1
-        aside = data_dir.parent / f"{data_dir.name}.before-restore-{stamp}-{n}"
-    aside.mkdir(mode=0o700)
-    for entry in data_dir.iterdir() if data_dir.is_dir() else ():
-        shutil.move(str(entry), str(aside / entry.name))
-    return aside
-
-
-def cmd_restore(args: argparse.Namespace) -> None:
-    from infrastructure.files import fsync_dir
-    from infrastructure.settings import load_settings
-
-    src = Path(args.dir).absolute()
-    manifest = _read_manifest(src)
-    files, backend = manifest["files"], manifest["backend"]
-    settings = load_settings()
-    data_dir = settings.data_dir.absolute()
-    if backend == "postgres" and not settings.database_url:
-        raise fail("this is a PostgreSQL backup: set DATABASE_URL to the database to restore into.")
-    if backend == "sqlite" and settings.database_url:
-        raise fail("this is an embedded (SQLite) backup: unset DATABASE_URL to restore into DATA_DIR; to move "
-                   "to PostgreSQL, restore it embedded, then `ledgerllm events export` and `events import`.")
-    names = _occupants(data_dir)
-    found = [f"{data_dir} holds {', '.join(names[:4])}{' and more' if len(names) > 4 else ''}"] if names else []
-    if backend == "postgres" and pg_has_events(settings.database_url):
-        found.insert(0, f"the database has events ({EVENTS_TABLE} has rows)")
-    if found and not args.force:
-        dumped = " (the database is dumped there first)" if backend == "postgres" else ""
-        raise fail(f"the target already holds data: {'; '.join(found)}. Stop the server, then run again with "
-                   f"--force: the current contents move to {data_dir.name}.before-restore-<time> beside "
-                   f"DATA_DIR{dumped}; nothing is deleted.")
-    began = time.monotonic()
-    _verify(src, files)
-    if found:
-        aside = _move_aside(data_dir)
-        if backend == "postgres":
-            say("dumping the current database first...")
-            pg_dump(settings.database_url, aside / PG_DUMP)
-        say(f"moved the current data to {aside}")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if backend == "postgres":
-        pg_restore(settings.database_url, src / PG_DUMP)
-    order = {"blob": 0, "secret": 1, "read_model": 2, "events": 3}  # events.db last: its presence means done
-    todo = sorted((f for f in files if f["kind"] in order), key=lambda f: order[f["kind"]])
-    progress = Progress("restored", len(todo), "files", shown=len(todo) >= 100)
-    for f in todo:
-        target = data_dir / f["path"]
-        if f["kind"] == "blob" and target.exists():
-            continue
-        mode = 0o600 if f["kind"] == "secret" else int(f.get("mode", "0600"), 8) & 0o777
-        if _copy_file(src / f["path"], target, mode)[1] != f["sha256"]:
-            raise fail(f"{src / f['path']} changed while it was restored; run the restore again.")
-        progress.add()
-    progress.done()
-    for directory in {data_dir, *((data_dir / f["path"]).parent for f in todo)}:
-        fsync_dir(directory)
-    _report_restored(settings, manifest, time.monotonic() - began)
-
-
-def _report_restored(settings: Any, manifest: dict[str, Any], seconds: float) -> None:
-    """The restored head, read models ahead of it (tables the backup did not have), the chain."""
-    from application.ledger import Ledger
-    from infrastructure.chain import verify_chain
-    from infrastructure.eventstore import ledger_env
-
-    positions = read_model_positions(settings) if settings.database_url else {}
-    ledger = Ledger(env=ledger_env(settings))
-    try:
-        head = ledger.recorder.max_notification_id() or 0
-        chain = verify_chain(ledger.recorder)
-    finally:
-        ledger.close()
-    if head != manifest.get("events_head"):
-        say(f"warning: the restored head is {head}, the manifest says {manifest.get('events_head')}")
-    ahead = sorted(name for name, p in positions.items() if p > head)
-    if ahead:
-        say(f"warning: read models that were not in the backup are ahead of the restored events: {', '.join(ahead)};"
-            " drop their tables, they are rebuilt on start")
-    print(f"restored {manifest['backend']} backup of {manifest.get('created_at')} into {settings.data_dir}: events "
-          f"head {head} ({seconds:.1f} s); the read models catch up on the next start")
-    if not chain.intact:
-        first = chain.problems[0]
-        raise fail(f"restored, but the digest chain is broken: {chain.problem_count} problem(s), the first at "
-                   f"position {first.position} ({first.kind}: {first.detail}). See `ledgerllm audit verify`.")
-    say(f"digest chain intact over {chain.checked} events; check it again any time with `ledgerllm audit verify`")
-
