@@ -18,9 +18,15 @@ _json = msgspec.json.encode
 class ChatsProjection(SqlProjection):
     name = "chats"
     tables = ["chats", "threads"]
+    # Rebuild cost at 1M events (bench/event_log.py) is mostly index pages written per batch:
+    # chats.aggregate_id is not UNIQUE (it is uuid5 of the id, the primary key, so it cannot repeat;
+    # a unique index on random UUIDs dirtied a page per row), chats_embed holds embed chats only
+    # (`embed_id = ?` implies NOT NULL, so the queries still use it), and chats_thread serves thread
+    # deletions and thread history, which scanned the whole table without it. Views made before
+    # keep their old indexes and get chats_thread; a rebuild into a new view gets these.
     schema = [
         """CREATE TABLE IF NOT EXISTS chats (
-            id BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL UNIQUE, position BIGINT NOT NULL,
+            id BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL, position BIGINT NOT NULL,
             workspace_id BIGINT NOT NULL,
             user_id BIGINT NOT NULL, thread_key BIGINT NOT NULL, session_key TEXT NOT NULL,
             embed_id BIGINT, api_key_id BIGINT, prompt TEXT NOT NULL, reply TEXT NOT NULL, response TEXT NOT NULL,
@@ -28,8 +34,11 @@ class ChatsProjection(SqlProjection):
             updated_at TEXT NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS chats_partition ON chats"
         " (workspace_id, user_id, thread_key, session_key, include, position)",
-        "CREATE INDEX IF NOT EXISTS chats_embed ON chats (embed_id, session_key)",
+        "CREATE INDEX IF NOT EXISTS chats_embed ON chats (embed_id, session_key) WHERE embed_id IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS chats_position ON chats (position)",
+        # thread_key alone: with (thread_key, position), SQLite (no statistics) picked it over
+        # chats_partition for scoped resets of the default thread and scanned most rows.
+        "CREATE INDEX IF NOT EXISTS chats_thread ON chats (thread_key)",
         """CREATE TABLE IF NOT EXISTS threads (
             id BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL UNIQUE, workspace_id BIGINT NOT NULL,
             user_id BIGINT NOT NULL, name TEXT NOT NULL,
@@ -46,13 +55,14 @@ class ChatsProjection(SqlProjection):
                         "model": e.model},
             "status": e.status, "error": e.error,
         }
+        at = iso(e.timestamp)
         tx.execute(
             "INSERT INTO chats (id, aggregate_id, position, workspace_id, user_id, thread_key, session_key, embed_id,"
             " api_key_id, prompt, reply, response, include, status, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (e.chat_id, str(e.originator_id), self.position, e.workspace_id, e.user_id, _thread(e.thread_id), _session(e.session_id),
-             e.embed_id, e.actor_api_key_id, e.prompt, e.response, _json(response).decode(), int(e.include), e.status,
-             iso(e.timestamp), iso(e.timestamp)),
+            (e.chat_id, str(e.originator_id), self.position, e.workspace_id, e.user_id, _thread(e.thread_id),
+             _session(e.session_id), e.embed_id, e.actor_api_key_id, e.prompt, e.response, _json(response).decode(),
+             int(e.include), e.status, at, at),
         )
 
     @handles(HistoryReset.Recorded)
