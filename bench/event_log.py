@@ -19,7 +19,8 @@ throwaway cluster: trust auth, fsync=off, synchronous_commit=off):
    BEGIN, journal_mode=WAL, synchronous left at its default: checked equal to the store's).
    PostgreSQL: a bare table in the same database. Events/s, and the ratio store / baseline.
 3. Rebuild of the chat-history read model (projections/chats.py) from an empty view by
-   `ProjectionRunner(ledger, ChatsProjection(view)).catch_up()`, in a child process that does
+   `projections.rebuild.build` (what `ledgerllm projections rebuild` runs to fill its scratch copy,
+   a ProjectionRunner catching up with larger batches on SQLite), in a child process that does
    only that (this script with --rebuild-only), so the append phase's memory does not count:
    events/s over the whole log, the child's peak RSS and its peak right after its imports (both
    VmHWM from /proc/self/status: an exec'd child's ru_maxrss starts at the parent's high-water
@@ -75,8 +76,8 @@ from domain.workspaces import (
 )
 from infrastructure.eventstore import ledger_env, open_view
 from infrastructure.settings import load_settings
-from projections import runner as runner_module
 from projections.chats import ChatsProjection
+from projections.rebuild import build
 from projections.runner import ProjectionRunner
 
 AIM_RATIO, AIM_REBUILD = 0.5, 20_000
@@ -414,9 +415,9 @@ def rebuild_only(args: argparse.Namespace) -> None:
     settings = load_settings({}, data_dir=Path(args.data_dir), database_url=args.database_url)
     ledger = Ledger(env=ledger_env(settings))
     view = open_view(settings, "chats", ChatsProjection.views())
-    runner = ProjectionRunner(ledger, ChatsProjection(view))
+    projection = ChatsProjection(view)
     head = ledger.recorder.max_notification_id() or 0
-    if runner.position() != 0:
+    if ProjectionRunner(ledger, projection).position() != 0:
         sys.exit("the chats view is not empty")
     rss_ready = proc_status_kb("VmHWM")
     done, shown = 0, time.perf_counter()
@@ -431,15 +432,18 @@ def rebuild_only(args: argparse.Namespace) -> None:
             progress(f"{args.backend} chats rebuild: {done:,}/{head:,} events, {rate:,.0f}/s; "
                      f"ETA {(head - done) / rate:.0f} s")
 
-    position = runner.catch_up(progress=step)
+    runner = build(ledger, projection, view, progress=step)  # as `ledgerllm projections rebuild` fills its copy
+    position = runner.position()
     seconds = time.perf_counter() - started
+    batch = runner.batch
     rss_peak = proc_status_kb("VmHWM")
     with view.read() as tx:  # type: ignore[attr-defined]
         chats = tx.scalar("SELECT COUNT(*) FROM chats")
         included = tx.scalar("SELECT COUNT(*) FROM chats WHERE include = 1")
         threads = tx.scalar("SELECT COUNT(*) FROM threads")
     ledger.close()
-    print(json.dumps({"head": head, "position": position, "events": done, "seconds": seconds, "chats": chats,
+    print(json.dumps({"head": head, "position": position, "events": done, "seconds": seconds, "batch": batch,
+                      "chats": chats,
                       "included": included, "threads": threads, "rss_imports_kb": rss_imports,
                       "rss_ready_kb": rss_ready, "rss_peak_kb": rss_peak, "rss_end_kb": proc_status_kb("VmRSS"),
                       "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
@@ -522,7 +526,7 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
         if (child["chats"], child["threads"]) != (history.expected_chats, history.expected_threads):
             raise RuntimeError(f"the view holds {child['chats']} chats and {child['threads']} threads, the history "
                                f"made {history.expected_chats} and {history.expected_threads}")
-        print(f"{backend}: chats rebuild of {child['events']:,} events ({runner_module.BATCH} per runner batch, "
+        print(f"{backend}: chats rebuild of {child['events']:,} events ({child['batch']} per runner batch, "
               f"one transaction each) in {child['seconds']:.1f} s -> "
               f"{child['chats']:,} chat rows ({child['included']:,} included), {child['threads']:,} threads "
               f"(both as the generator expects)", flush=True)

@@ -37,6 +37,7 @@ class ProjectionRunner:
         # are skipped without a write (one commit per ignored event batch cost an fsync).
         self._scanned = 0
         self._stored = 0  # the stored position last seen; going back means a rebuild
+        self.batch = BATCH  # events read and applied per transaction
 
     @property
     def name(self) -> str:
@@ -67,7 +68,7 @@ class ProjectionRunner:
                 start = max(stored, self._scanned)
                 if stop is not None and start >= stop:
                     break
-                notifications = self.app.recorder.select_notifications(start=start + 1, limit=BATCH, stop=stop)
+                notifications = self.app.recorder.select_notifications(start=start + 1, limit=self.batch, stop=stop)
                 if not notifications:
                     break
                 items = [
@@ -84,7 +85,7 @@ class ProjectionRunner:
                 self._scanned = self._known = max(self._known, last_id)
                 if progress:
                     progress(len(notifications))
-                if len(notifications) < BATCH or (until is not None and last_id >= until) or last_id == stop:
+                if len(notifications) < self.batch or (until is not None and last_id >= until) or last_id == stop:
                     break
             self._known = max(self._known, self.view.position(self.app.name))
             return self._known
