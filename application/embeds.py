@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from application.users import get_user
 from domain.errors import DomainError, InvalidInput, NotFound
 from domain.principal import Principal, Role
+from projections.chats import full_response
 
 
 class EmbedRow(msgspec.Struct, frozen=True):
@@ -162,7 +163,7 @@ def widget_history(ctx: Context, public_uuid: str, origin: str | None, session_i
 
     embed, _ = _widget(ctx, public_uuid, origin)
     with ctx.chats.view.read() as tx:
-        rows = tx.all("SELECT id, prompt, response, feedback, created_at FROM chats WHERE embed_id = ? AND"
+        rows = tx.all("SELECT id, prompt, reply, response, feedback, created_at FROM chats WHERE embed_id = ? AND"
                       " session_key = ? AND include = 1 ORDER BY position", (embed.id, _check_session_id(session_id)))
     return to_history(rows)
 
@@ -179,10 +180,10 @@ def widget_reset(ctx: Context, public_uuid: str, origin: str | None, session_id:
 def embed_chats(ctx: Context, principal: Principal, public_uuid: str, session_id: str | None) -> list[dict[str, Any]]:
     """Upstream's embed_chats rows (without the caller's IP and host, which upstream leaks)."""
     embed = get_embed(ctx, principal, public_uuid)
-    sql = ("SELECT id, prompt, response, session_key, include, created_at FROM chats WHERE embed_id = ?"
+    sql = ("SELECT id, prompt, reply, response, session_key, include, created_at FROM chats WHERE embed_id = ?"
            + (" AND session_key = ?" if session_id is not None else "") + " ORDER BY position DESC LIMIT 1000")
     params = (embed.id, session_id) if session_id is not None else (embed.id,)
     with ctx.chats.view.read() as tx:
         rows = tx.all(sql, params)
-    return [{"id": r["id"], "prompt": r["prompt"], "response": r["response"], "session_id": r["session_key"],
+    return [{"id": r["id"], "prompt": r["prompt"], "response": full_response(r), "session_id": r["session_key"],
              "include": bool(r["include"]), "embed_id": embed.id, "createdAt": r["created_at"]} for r in rows]

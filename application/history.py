@@ -16,7 +16,7 @@ from application.threads import owned_thread
 from application.workspaces import visible_workspace
 from domain.errors import InvalidInput, PermissionDenied
 from domain.principal import Principal, Role, Scope
-from projections.chats import NO_SESSION, NO_THREAD
+from projections.chats import NO_SESSION, NO_THREAD, full_response
 
 MAX_LIMIT = 1000
 PAGE = 20
@@ -31,7 +31,7 @@ def to_history(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Upstream's convertToChatHistory: each exchange becomes a user and an assistant entry."""
     out = []
     for r in rows:
-        response = msgspec.json.decode(r["response"])
+        response = msgspec.json.decode(full_response(r))
         if not isinstance(r["prompt"], str) or not isinstance(response.get("text"), str):
             continue
         sent = _unix(r["created_at"])
@@ -55,7 +55,7 @@ def workspace_history(ctx: Context, principal: Principal, slug: str, session_id:
         raise InvalidInput("orderBy must be asc or desc")
     with ctx.chats.view.read() as tx:
         rows = tx.all(
-            "SELECT id, prompt, response, feedback, created_at FROM chats WHERE workspace_id = ? AND user_id = ?"
+            "SELECT id, prompt, reply, response, feedback, created_at FROM chats WHERE workspace_id = ? AND user_id = ?"
             " AND thread_key = ? AND session_key = ? AND include = 1 AND embed_id IS NULL"
             " ORDER BY position DESC LIMIT ?",
             (workspace.id, principal.user_id, NO_THREAD, NO_SESSION if session_id is None else session_id, limit))
@@ -70,7 +70,7 @@ def thread_history(ctx: Context, principal: Principal, slug: str, thread_slug: s
     workspace = visible_workspace(ctx, principal, slug)
     thread = owned_thread(ctx, principal, workspace, thread_slug)
     with ctx.chats.view.read() as tx:
-        rows = tx.all("SELECT id, prompt, response, feedback, created_at FROM chats WHERE thread_key = ? AND"
+        rows = tx.all("SELECT id, prompt, reply, response, feedback, created_at FROM chats WHERE thread_key = ? AND"
                       " include = 1 ORDER BY position", (thread.id,))
     return to_history(rows)
 
@@ -97,7 +97,7 @@ def _check_chat_logs(principal: Principal) -> None:
 def _log_rows(ctx: Context, offset: int, limit: int) -> list[dict[str, Any]]:
     with ctx.chats.view.read() as tx:
         rows = tx.all("SELECT id, workspace_id, user_id, thread_key, session_key, embed_id, api_key_id, prompt,"
-                      " response, include, status, feedback, created_at, updated_at FROM chats"
+                      " reply, response, include, status, feedback, created_at, updated_at FROM chats"
                       " ORDER BY position DESC LIMIT ? OFFSET ?", (limit, offset))
     if not rows:
         return []
@@ -119,7 +119,7 @@ def admin_chats(ctx: Context, principal: Principal, offset: Any) -> tuple[list[d
     chats = []
     for r in rows[:PAGE]:
         ws = r["workspace"] or {}
-        chats.append({"id": r["id"], "workspaceId": r["workspace_id"], "prompt": r["prompt"], "response": r["response"],
+        chats.append({"id": r["id"], "workspaceId": r["workspace_id"], "prompt": r["prompt"], "response": full_response(r),
                       "createdAt": r["created_at"], "user_id": r["user_id"],
                       "thread_id": None if r["thread_key"] == NO_THREAD else r["thread_key"],
                       "api_session_id": r["session_key"] or None, "include": bool(r["include"]),
@@ -144,7 +144,7 @@ def export_chats(ctx: Context, principal: Principal, kind: str) -> tuple[str, st
         offset += batch
     rows.reverse()
     records = [{"id": r["id"], "workspace": (r["workspace"] or {}).get("name"), "prompt": r["prompt"],
-                "response": json.loads(r["response"])["text"], "sent_at": r["created_at"], "username": r["username"],
+                "response": r["reply"], "sent_at": r["created_at"], "username": r["username"],
                 "rating": {None: "--", 1: "GOOD", 0: "BAD"}[r["feedback"]]} for r in rows]
     if kind == "json":
         return json.dumps(records), "application/json"
