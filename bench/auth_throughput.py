@@ -15,48 +15,18 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+from common import free_port, http_status, stop, wait_ready
 
 AIM = 0.7
 ROUNDS = ["ping", "auth", "auth", "ping"]  # ABBA order, so drift (thermal, cache expiry) hits both equally
 PATHS = {"ping": "/api/ping", "auth": "/api/v1/auth"}
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_status(url: str, headers: dict[str, str] | None = None) -> int:
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as resp:
-            return resp.status
-    except urllib.error.HTTPError as err:
-        return err.code
-
-
-def wait_ready(base: str, server: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            break
-        try:
-            if http_status(base + "/api/ping") == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    state = f"exited with code {server.returncode}" if server.poll() is not None else f"no answer in {timeout:.0f}s"
-    sys.exit(f"server not ready on /api/ping ({state}); its log:\n{log.read_text()}")
 
 
 def to_ms(value: str) -> float:
@@ -83,16 +53,6 @@ def run_wrk(url: str, args: argparse.Namespace, duration: int, headers: list[str
     except (TypeError, ValueError) as err:  # TypeError: a regex did not match
         sys.exit(f"could not parse wrk output ({err}):\n{out}")
 
-
-def stop(server: subprocess.Popen) -> None:
-    if server.poll() is not None:
-        return
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)  # its own session: takes uvicorn's worker processes too
-        server.wait()
 
 
 def main() -> None:

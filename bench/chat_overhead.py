@@ -38,11 +38,9 @@ import argparse
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,6 +57,7 @@ sys.path.insert(0, str(REPO))
 import httpx
 
 from tests.support.llm_server import LLMServer, _Handler, _Script
+from common import free_port, machine_facts, stop, wait_ready
 
 REPLY = "The quick answer is that the plan holds up well and needs only two small changes before it ships Friday."
 assert len(REPLY.split()) == 20
@@ -165,37 +164,6 @@ class TimedLLMServer(LLMServer):
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(base: str, server: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            break
-        try:
-            if httpx.get(base + "/api/ping", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    state = f"exited with code {server.returncode}" if server.poll() is not None else f"no answer in {timeout:.0f}s"
-    sys.exit(f"server not ready on /api/ping ({state}); its log:\n{log.read_text()}")
-
-
-def stop(server: subprocess.Popen) -> None:
-    if server.poll() is not None:
-        return
-    server.terminate()
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-
 
 def pct(values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
@@ -230,27 +198,6 @@ def wait_quiet(pid: int, limit: float = 60.0) -> float:
         if share < 0.05 or time.monotonic() > deadline:
             return share
 
-
-def machine_facts() -> str:
-    cpu = "?"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem = "?"
-    try:
-        kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal")))
-        mem = f"{kb / 1024 / 1024:.1f} GiB"
-    except (OSError, StopIteration, ValueError):
-        pass
-    rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                         text=True, check=False).stdout.strip() or "?"
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, check=False).stdout.strip()
-    return (f"machine: nproc={os.cpu_count()}  cpu={cpu}  mem={mem}  python={platform.python_version()}  "
-            f"{platform.platform()}  ledgerllm@{rev}{' (modified)' if dirty else ''}")
 
 
 # --- the client ----------------------------------------------------------------------------------

@@ -41,7 +41,6 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import random
 import resource
 import shutil
@@ -79,6 +78,7 @@ from infrastructure.settings import load_settings
 from projections.chats import ChatsProjection
 from projections.rebuild import build
 from projections.runner import ProjectionRunner
+from common import machine_facts
 
 AIM_RATIO, AIM_REBUILD = 0.5, 20_000
 PG_DB = "ledgerllm_bench"
@@ -540,21 +540,6 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
 # --- report --------------------------------------------------------------------------------------
 
 
-def machine_facts() -> str:
-    cpu = "?"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                         text=True, check=False).stdout.strip() or "?"
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, check=False).stdout.strip()
-    return (f"machine: nproc={os.cpu_count()}  cpu={cpu}  python={platform.python_version()}  "
-            f"sqlite={sqlite3.sqlite_version}  psycopg={psycopg.__version__}  {platform.platform()}  "
-            f"ledgerllm@{rev}{' (modified)' if dirty else ''}")
-
 
 def mib(kb: int) -> float:
     return kb / 1024
@@ -609,7 +594,7 @@ def main() -> None:
     run_started = time.perf_counter()
     backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
     tmp = Path(tempfile.mkdtemp(prefix="ledgerllm-eventlog-"))
-    print(machine_facts())
+    print(machine_facts(f"sqlite={sqlite3.sqlite_version}  psycopg={psycopg.__version__}"))
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     results: dict[str, dict[str, Any]] = {}
     try:

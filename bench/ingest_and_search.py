@@ -29,7 +29,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -42,6 +41,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from common import free_port
 
 # Offline, before anything imports huggingface libraries (the server does the same for itself).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -273,11 +273,6 @@ def check_unique(docs: list[tuple[str, str, list[str]]]) -> int:
 
 
 # --- server ---------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class Server:
     """`ledgerllm serve` on a free port and its own DATA_DIR; `stop()` is idempotent."""
