@@ -78,13 +78,6 @@ def cmd_serve(args: argparse.Namespace) -> None:
                 log_level="warning", access_log=False, lifespan="on")
 
 
-def cmd_replay(args: argparse.Namespace) -> None:
-    """api/cli_replay.py, imported only when it runs (the parser stays fast)."""
-    from api import cli_replay
-
-    cli_replay.cmd_replay(args)
-
-
 def cmd_users_create(args: argparse.Namespace) -> None:
     from application.users import CreateUser, create_user, is_multi_user
 
@@ -313,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--until", required=True, metavar="POSITION|TIME",
                         help="an event position, or an ISO 8601 time (the last event at or before it)")
     replay.add_argument("--into", required=True, metavar="DIR", help="a new or empty directory")
-    replay.set_defaults(func=cmd_replay)
+    replay.set_defaults(func=_lazy_in("cli_replay", "cmd_replay"))
 
     users = sub.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)
     create = users.add_parser("create", help="create a user; password from stdin, else generated and printed")

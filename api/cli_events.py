@@ -263,18 +263,12 @@ def projections_status(args: argparse.Namespace) -> None:
     A view records its position at least every 1,000 events it ignores, so an idle view can
     read a little behind while being complete."""
     from infrastructure.eventstore import open_view
-    from projections.accounts import AccountsProjection
-    from projections.api_keys import ApiKeysProjection
-    from projections.audit_log import AuditLogProjection
-    from projections.chats import ChatsProjection
-    from projections.library import LibraryProjection
-    from projections.vectors import VectorsProjection
+    from projections.catalog import PROJECTIONS
 
     with _store() as store:
         head = store.recorder.max_notification_id() or 0
         rows = []
-        for projection in (AccountsProjection, ApiKeysProjection, LibraryProjection, VectorsProjection,
-                           ChatsProjection, AuditLogProjection):
+        for projection in PROJECTIONS.values():
             view = open_view(store.settings, projection.name, projection.views(), pool_size=1)
             try:
                 position = view.max_tracking_id(store.ledger.name) or 0

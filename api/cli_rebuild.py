@@ -23,21 +23,11 @@ from api.progress import Progress
 _encode = msgspec.json.Encoder().encode
 
 
-def _anchor(text: str | None) -> tuple[int, bytes] | None:
-    if not text:
-        return None
-    position, _, digest = text.partition(":")
-    try:
-        return int(position), bytes.fromhex(digest)
-    except ValueError:
-        raise SystemExit("error: --expect takes POSITION:DIGEST as printed by an earlier "
-                         "`ledgerllm audit verify`, e.g. 1234:9f86d0...") from None
-
-
 def cmd_audit_verify(args: argparse.Namespace) -> None:
+    from application.audit import parse_anchor
     from infrastructure.chain import verify_chain
 
-    expect = _anchor(args.expect)
+    expect = parse_anchor(args.expect)
     with _store() as store:
         head = store.recorder.max_notification_id() or 0
         progress = Progress("verifying the chain", head)
@@ -69,7 +59,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> None:
 
 
 def _names(args: argparse.Namespace) -> list[str]:
-    from api.wiring import PROJECTIONS
+    from projections.catalog import PROJECTIONS
 
     if getattr(args, "all", False):
         return list(PROJECTIONS)
@@ -100,7 +90,8 @@ class _Views:
 
 def _pair(store: Any, scratch: Any, name: str, views: _Views) -> tuple[Any, Any]:
     """The live runner of `name` and a projection of the same kind on a fresh scratch view."""
-    from api.wiring import PROJECTIONS, make_projection
+    from api.wiring import make_projection
+    from projections.catalog import PROJECTIONS
     from projections.runner import ProjectionRunner
 
     live = views.keep(ProjectionRunner(store.ledger, make_projection(store.settings, name)))

@@ -35,7 +35,8 @@ import msgspec
 
 from api.cli_events import open_ledger
 from api.progress import Progress, fail, say
-from api.wiring import PROJECTIONS, make_projection
+from api.wiring import make_projection
+from projections.catalog import PROJECTIONS
 from application.audit import Bound, parse_bound
 from application.ledger import Ledger
 from infrastructure.eventstore import ledger_env

@@ -22,12 +22,8 @@ from infrastructure.memory_cache import MemoryPrincipalCache, MemoryRateLimiter
 from infrastructure.passwords import Argon2Hasher
 from infrastructure.settings import Settings
 from infrastructure.tokens import JwtTokens, jwt_secret
-from projections.accounts import AccountsProjection
-from projections.api_keys import ApiKeysProjection
-from projections.audit_log import AuditLogProjection
-from projections.chats import ChatsProjection
-from projections.library import LibraryProjection
 from projections.base import SqlProjection
+from projections.catalog import PROJECTIONS
 from projections.runner import Follower, ProjectionRunner
 from projections.vector_index import FaissFollower
 from projections.vectors import VectorsProjection
@@ -134,10 +130,6 @@ def _open_content(settings: Settings, ctx: Context) -> None:
     )
 
 
-PROJECTIONS: dict[str, type[SqlProjection]] = {
-    p.name: p for p in (AccountsProjection, ApiKeysProjection, LibraryProjection, VectorsProjection,
-                        ChatsProjection, AuditLogProjection)
-}
 # PostgreSQL connections each view keeps open in a server process (more open under load).
 _POOL_SIZES = {"audit_log": 1}  # the follower writes it, admins read it rarely
 

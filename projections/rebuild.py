@@ -134,7 +134,7 @@ def swap_in(live: ProjectionRunner, scratch: ProjectionRunner) -> int:
                 tx.execute(f"DELETE FROM {live_table(table)}")
                 _insert_select(tx, live.view, scratch.view, live_table(table), scratch_table(table), table)
             for statement in cls.after_reset:
-                tx.execute(statement if not live.view.postgres else _qualify(statement, live.view))
+                tx.execute(statement)  # unqualified: the live tables (SQLite's main, PostgreSQL's search path)
             for table in cls.kept:
                 _insert_select(tx, live.view, scratch.view, live_table(table), scratch_table(table), table,
                                merge=True)
@@ -177,10 +177,6 @@ def _swap_transaction(live_view: Any, scratch_view: Any, write: bool = True,
             conn.execute("COMMIT")  # also after a `continue` in the caller: nothing was written
     finally:
         conn.close()
-
-
-def _qualify(statement: str, view: Any) -> str:
-    return statement  # live tables are on the live connection's search path (public)
 
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
