@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.support.app import bearer, client_for, owner_key
 
 
@@ -28,4 +30,5 @@ def test_metrics_count_requests_events_and_chats(sqlite_backend, llm, llm_settin
     assert _value(text, "ledgerllm_llm_seconds_count") >= 1
     assert "ledgerllm_projection_lag_events" in text
     assert 'path="/api/v1/workspace/{slug}/chat"' in text  # route templates, never raw paths
-    assert "12345" not in text and key not in text
+    labels = re.findall(r"\{[^}]*\}", text)  # the id must not become a label (a timestamp may hold its digits)
+    assert labels and not any("12345" in label for label in labels) and key not in text
