@@ -23,7 +23,7 @@ from eventsourcing.utils import get_topic
 from api import metrics
 from api.auth import AuthMiddleware
 from api.deps import provide_ctx
-from api.errors import EXCEPTION_HANDLERS
+from api.errors import EXCEPTION_HANDLERS, JsonRequest, document_errors
 from api.requestlog import RequestIdMiddleware, stamp_response
 from api.routes import embed_public, keys, public, system, v1
 from api.wiring import open_runtime
@@ -78,7 +78,7 @@ def create_app(settings: Settings) -> Litestar:
     if settings.read_only:
         middleware.insert(2, ReadOnlyMiddleware)
         before_send.append(stamp_read_only)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             public.PublicController, system.SystemController, keys.SingleUserKeysController, keys.AdminKeysController, v1.v1_router(settings.upload_max_bytes),
             embed_public.EmbedWidgetController, metrics.Metrics,
@@ -93,8 +93,11 @@ def create_app(settings: Settings) -> Litestar:
                                expose_headers=["X-Request-Id", *([READ_ONLY_HEADER] if settings.read_only else [])]),
         request_max_body_size=settings.max_body_bytes,
         signature_namespace={"Context": Context},
+        request_class=JsonRequest,
         logging_config=None,
     )
+    document_errors(app)
+    return app
 
 
 # read-only mode (`ledgerllm serve --read-only`, READ_ONLY=1) ------------------------------------

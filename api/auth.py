@@ -6,8 +6,6 @@ unknown, revoked or expired key is 403 `{"error": "No valid api key found."}`. T
 
 from __future__ import annotations
 
-import hashlib
-
 import anyio
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
@@ -17,6 +15,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from api.errors import NO_VALID_KEY
 from application.apikeys import is_expired, lookup_principal, record_expiry
 from application.sessions import session_principal
+from domain.hashing import hash_secret
 from domain.principal import Principal, Role
 
 KEY_PREFIX = "sk-"
@@ -49,7 +48,7 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=principal, auth=principal.api_key_id)
 
     async def _key_principal(self, connection: ASGIConnection, runtime, token: str) -> Principal | None:
-        secret_hash = hashlib.sha256(token.encode()).hexdigest()
+        secret_hash = hash_secret(token)
         ctx = runtime.ctx
         entry = await ctx.cache.get(secret_hash)
         if entry is None:
@@ -57,7 +56,7 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
             if entry is None:
                 return None
             await ctx.cache.put(secret_hash, entry, runtime.settings.auth_cache_ttl)
-        if is_expired(entry):
+        if is_expired(ctx, entry):
             request_id = connection.scope["state"].get("request_id", "")
             await anyio.to_thread.run_sync(record_expiry, ctx, entry.principal.api_key_id, request_id)
             return None
@@ -74,9 +73,15 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
 
 
 # guards -------------------------------------------------------------------------------------
+# A plain OPTIONS request (and a CORS preflight) is answered without authentication, so it has
+# no user to check: guards let it through, and it changes and reveals nothing.
+def _preflight(connection: ASGIConnection) -> bool:
+    return connection.scope["method"] == "OPTIONS"
+
+
 def requires_scope(scope: str):
     def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        if not connection.user.has_scope(scope):
+        if not _preflight(connection) and not connection.user.has_scope(scope):
             raise PermissionDeniedException(f"This API key lacks the '{scope}' scope.")
 
     return guard
@@ -84,7 +89,7 @@ def requires_scope(scope: str):
 
 def requires_role(*roles: Role):
     def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        if connection.user.role not in roles:
+        if not _preflight(connection) and connection.user.role not in roles:
             raise PermissionDeniedException("Your role does not allow this action.")
 
     return guard

@@ -27,9 +27,9 @@ def _runtime() -> Any:
 
 
 def _cli_principal(ctx: Any) -> Any:
-    from application.users import get_user, owner_id, principal_for
+    from application.users import principal_for
 
-    owner = get_user(ctx, owner_id(ctx))
+    owner = ctx.accounts.user(ctx.accounts.owner_id())
     return principal_for(ctx, owner)
 
 
@@ -47,9 +47,7 @@ def _password() -> tuple[str, bool]:
 
 
 def _user_id(ctx: Any, username: str) -> int:
-    from application.users import find_user
-
-    row = find_user(ctx, username)
+    row = ctx.accounts.user_named(username)
     if row is None:
         raise SystemExit(f"error: no user named {username!r}; see `ledgerllm users list`.")
     return row.id
@@ -79,12 +77,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_users_create(args: argparse.Namespace) -> None:
-    from application.users import CreateUser, create_user, is_multi_user
+    from application.users import CreateUser, create_user
 
     rt = _runtime()
     try:
         ctx = rt.ctx
-        if not is_multi_user(ctx):
+        if not ctx.accounts.is_multi_user():
             raise SystemExit("error: the instance is in single-user mode; run "
                              "`ledgerllm users enable-multi-user USERNAME` first.")
         password, generated = _password()
@@ -114,11 +112,9 @@ def cmd_enable_multi_user(args: argparse.Namespace) -> None:
 
 
 def cmd_users_list(args: argparse.Namespace) -> None:
-    from application.users import list_users
-
     rt = _runtime()
     try:
-        rows = list_users(rt.ctx)
+        rows = rt.ctx.accounts.active_users()
     finally:
         rt.close()
     _table(args, ["id", "username", "role", "suspended", "created_at"],
@@ -167,7 +163,7 @@ def cmd_keys_create(args: argparse.Namespace) -> None:
             rate_limit=args.rate_limit,
         ))
         print(new.secret)
-        print(f"created API key {new.key.id} for {new.key.username} ({new.key.display_prefix}...); "
+        print(f"created API key {new.key.id} for {new.owner.username} ({new.key.display_prefix}...); "
               "the secret above is shown once", file=sys.stderr)
     finally:
         rt.close()
@@ -182,8 +178,8 @@ def cmd_keys_list(args: argparse.Namespace) -> None:
     finally:
         rt.close()
     _table(args, ["id", "prefix", "name", "user", "scopes", "expires_at", "revoked_at", "active"],
-           [[k.id, k.display_prefix, k.name, k.username, " ".join(k.scopes), k.expires_at, k.revoked_at, k.active]
-            for k in keys])
+           [[k.key.id, k.key.display_prefix, k.key.name, k.owner.username if k.owner else None, " ".join(k.key.scopes),
+             k.key.expires_at, k.key.revoked_at, k.active] for k in keys])
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> None:

@@ -54,9 +54,8 @@ class ProjectionLag(Collector):
         gauge = GaugeMetricFamily("ledgerllm_projection_lag_events", "Events the read model has not applied yet",
                                   labels=["projection"])
         if self.runtime is not None:
-            ctx = self.runtime.ctx
-            head = ctx.ledger.recorder.max_notification_id() or 0
-            for runner in ctx.runners:
+            head = self.runtime.ctx.ledger.recorder.max_notification_id() or 0
+            for runner in self.runtime.runners:
                 gauge.add_metric([runner.name], max(0, head - runner.position()))
         yield gauge
 

@@ -9,7 +9,7 @@ from litestar import Request
 
 from application.apikeys import KeyRow
 from application.invites import InviteRow
-from application.users import UserRow
+from application.rows import UserRow
 
 MASK = "*" * 24
 
@@ -76,13 +76,16 @@ def user_out(u: UserRow) -> UserOut:
     )
 
 
-def key_out(k: KeyRow, secret: str | None = None, owner_as_id: bool = False) -> ApiKeyOut:
-    owner: KeyOwner | int = k.user_id if owner_as_id else KeyOwner(k.user_id, k.username, k.user_role)
+def key_out(row: KeyRow, secret: str | None = None, owner_as_id: bool = False) -> ApiKeyOut:
+    """A listed key; with `secret`, the key just made (upstream shows the owner as an id there)."""
+    k, user = row.key, row.owner
+    owner: KeyOwner | int = k.user_id if owner_as_id else KeyOwner(
+        k.user_id, user.username if user else None, user.role if user else None)
     return ApiKeyOut(
         id=k.id, name=k.name, secret=secret or k.display_prefix + MASK, createdBy=owner,
         createdAt=k.created_at, lastUpdatedAt=k.updated_at, prefix=k.display_prefix, userId=k.user_id,
         scopes=list(k.scopes), expiresAt=k.expires_at, rateLimit=k.rate_limit, revokedAt=k.revoked_at,
-        active=k.active,
+        active=row.active,
     )
 
 

@@ -12,8 +12,9 @@ from eventsourcing.utils import get_topic
 
 from application.apikeys import hashes_affected_by
 from application.ledger import Context, Ledger
-from application.llm import CompletionFailed, IdBlocks, LLMDefaults
-from application.ports import ContentServices, RateLimiter
+from application.ids import IdBlocks
+from application.llm import CompletionFailed, LLMDefaults
+from application.ports import Clock, ContentServices, RateLimiter
 from application.users import install
 from domain.apikeys import ApiKey
 from domain.users import User
@@ -22,11 +23,17 @@ from infrastructure.memory_cache import MemoryPrincipalCache, MemoryRateLimiter
 from infrastructure.passwords import Argon2Hasher
 from infrastructure.settings import Settings
 from infrastructure.tokens import JwtTokens, jwt_secret
+from infrastructure.clock import SystemClock
+from projections.accounts import Accounts
+from projections.api_keys import ApiKeyListing
+from projections.audit_log import AuditLog
 from projections.base import SqlProjection
 from projections.catalog import PROJECTIONS
+from projections.chats import ChatHistory
+from projections.library import Library
 from projections.runner import Follower, ProjectionRunner
 from projections.vector_index import FaissFollower
-from projections.vectors import VectorsProjection
+from projections.vectors import Vectors, VectorsProjection
 
 log = logging.getLogger("ledgerllm")
 
@@ -42,22 +49,26 @@ class Runtime:
     settings: Settings
     ctx: Context
     limiter: RateLimiter
+    runners: list[ProjectionRunner]
     follower: Follower | None = None
     closers: list[Any] = field(default_factory=list)
+
+    def runner(self, name: str) -> ProjectionRunner:
+        return next(r for r in self.runners if r.name == name)
 
     def close(self) -> None:
         if self.follower:
             self.follower.stop()
-        index = self.ctx.content.index if self.ctx.content else None
+        index = self.ctx.content.index
         if isinstance(index, FaissFollower):
             index.save()
-        for runner in self.ctx.runners:
+        for runner in self.runners:
             runner.view.datastore.close()
         self.ctx.ledger.close()
 
 
 def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = None,
-                 observed_topics: frozenset[str] = frozenset()) -> Runtime:
+                 observed_topics: frozenset[str] = frozenset(), clock: Clock | None = None) -> Runtime:
     """Open the store, the views and the adapters; install the owner on first start.
 
     `follow=True` (the server) starts a thread that keeps the views caught up with events
@@ -70,8 +81,7 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
     if settings.read_only:
         ledger.read_only = ledger.recorder.max_notification_id() or 0
     shared = settings.redis_url is not None and not settings.read_only
-    accounts = ProjectionRunner(ledger, make_projection(settings, "accounts"))
-    api_keys = ProjectionRunner(ledger, make_projection(settings, "api_keys"))
+    runners = {name: ProjectionRunner(ledger, make_projection(settings, name)) for name in PROJECTIONS}
     if shared:
         from infrastructure.redis_cache import RedisPrincipalCache, RedisRateLimiter
 
@@ -79,24 +89,31 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
         limiter: Any = RedisRateLimiter(settings.redis_url)
     else:
         cache, limiter = MemoryPrincipalCache(), MemoryRateLimiter()
+    vectors = Vectors(runners["vectors"])
     ctx = Context(
-        ledger=ledger, accounts=accounts, api_keys=api_keys, hasher=Argon2Hasher(), cache=cache,
-        tokens=JwtTokens(jwt_secret(settings), settings.jwt_expiry_seconds),
-        owner_username=settings.owner_username, simple_sso_enabled=settings.simple_sso_enabled,
+        ledger=ledger, clock=clock or SystemClock(),
+        accounts=Accounts(runners["accounts"]), api_keys=ApiKeyListing(runners["api_keys"]),
+        library=Library(runners["library"]), vectors=vectors, chats=ChatHistory(runners["chats"]),
+        audit=AuditLog(runners["audit_log"]),
+        hasher=Argon2Hasher(), cache=cache, tokens=JwtTokens(jwt_secret(settings), settings.jwt_expiry_seconds),
+        content=_content(settings, runners["vectors"]), completions=CompletionsPort(),
+        completions_config=_llm_config,
+        llm_defaults=LLMDefaults(settings.llm_model, settings.llm_api_base, settings.llm_api_key,
+                                 settings.llm_context_window, settings.llm_timeout),
+        chat_ids=IdBlocks("chats"), owner_username=settings.owner_username,
+        simple_sso_enabled=settings.simple_sso_enabled,
     )
-    _open_content(settings, ctx)
-    _open_chat(settings, ctx)
-    _open_audit(settings, ctx)
     if not settings.read_only:
         install(ctx, settings.auth_token)
-    for runner in ctx.runners:
+    ordered = list(runners.values())
+    for runner in ordered:
         runner.catch_up()
-    runtime = Runtime(settings, ctx, limiter)
+    runtime = Runtime(settings, ctx, limiter, ordered)
     if shared:
         runtime.closers += [cache, limiter]
     if follow and not settings.read_only:
         runtime.follower = Follower(
-            ledger, ctx.runners, settings.projection_poll_seconds, STALE_PRINCIPAL_TOPICS,
+            ledger, ordered, settings.projection_poll_seconds, STALE_PRINCIPAL_TOPICS,
             lambda events: ctx.cache.drop(hashes_affected_by(ctx, events)),
             also=[ctx.content.index.sync], on_topics=observe, observed_topics=observed_topics,
         )
@@ -104,9 +121,9 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
     return runtime
 
 
-def _open_content(settings: Settings, ctx: Context) -> None:
-    """Workspaces, documents and vectors: blobs, parsers, the link fetcher, the tokenizer, the
-    embedding model (loaded on first use) and this process's faiss indexes."""
+def _content(settings: Settings, vectors: ProjectionRunner) -> ContentServices:
+    """Blobs, parsers, the link fetcher, the tokenizer, the embedding model (loaded on first
+    use) and this process's faiss indexes, which follow the vectors read model."""
     from functools import partial
 
     from infrastructure import parsers
@@ -115,15 +132,11 @@ def _open_content(settings: Settings, ctx: Context) -> None:
     from infrastructure.fetch import fetch_link
     from infrastructure.secrets import SecretSettings
 
-    blobs = BlobStore(settings.data_dir / "blobs")
     embedder, tokenizer = _shared_models()
-    library = ProjectionRunner(ctx.ledger, make_projection(settings, "library"))
-    vectors = ProjectionRunner(ctx.ledger, make_projection(settings, "vectors"))
     index = FaissFollower(vectors.view, embedder.model_name, WorkspaceIndexes, settings.data_dir / "faiss")
-    ctx.library, ctx.vectors = library, vectors
-    ctx.content = ContentServices(
-        blobs=blobs, embedder=embedder, tokenizer=tokenizer, index=index, parse=parsers.parse,
-        safe_filename=parsers.safe_filename, accepted_file_types=parsers.accepted_file_types,
+    return ContentServices(
+        blobs=BlobStore(settings.data_dir / "blobs"), embedder=embedder, tokenizer=tokenizer, index=index,
+        parse=parsers.parse, safe_filename=parsers.safe_filename, accepted_file_types=parsers.accepted_file_types,
         fetch=partial(fetch_link, max_bytes=settings.link_max_bytes, timeout=settings.link_timeout,
                       allow_hosts=settings.link_allowlist),
         secrets=SecretSettings(settings.data_dir), max_upload_bytes=settings.upload_max_bytes,
@@ -201,16 +214,3 @@ def _llm_config(**fields: Any) -> Any:
     from infrastructure.completions import LLMConfig
 
     return LLMConfig(**fields)
-
-
-def _open_chat(settings: Settings, ctx: Context) -> None:
-    ctx.chats = ProjectionRunner(ctx.ledger, make_projection(settings, "chats"))
-    ctx.completions = CompletionsPort()
-    ctx.completions_config = _llm_config
-    ctx.llm_defaults = LLMDefaults(settings.llm_model, settings.llm_api_base, settings.llm_api_key,
-                                   settings.llm_context_window, settings.llm_timeout)
-    ctx.chat_ids = IdBlocks("chats")
-
-
-def _open_audit(settings: Settings, ctx: Context) -> None:
-    ctx.audit = ProjectionRunner(ctx.ledger, make_projection(settings, "audit_log"))

@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-import time
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from collections.abc import Iterable
+from datetime import timedelta
 
 import msgspec
 from eventsourcing.persistence import IntegrityError
 
-from application.ledger import Context, log
+from application.ids import take_id
+from application.ledger import Command, Context, log
 from application.ports import CachedPrincipal
-from application.users import get_user
+from application.rows import ApiKeyRow, UserRow
 from domain.apikeys import DISPLAY_CHARS, SECRET_PREFIX, ApiKey, api_key_uuid, check_scopes
 from domain.errors import ApiKeyNotFound, InvalidInput, PermissionDenied, UserNotFound
+from domain.hashing import hash_secret
 from domain.principal import ALL_SCOPES, Actor, Principal, Role
-from domain.sequence import Sequence, sequence_uuid
+from domain.timefmt import iso, parse_iso
 from domain.users import User
 
 SECRET_BYTES = 24  # 192 random bits
-
-
-def hash_secret(secret: str) -> str:
-    """SHA-256 is enough for a long random secret; it is never a password."""
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def new_secret() -> tuple[str, str]:
@@ -33,42 +28,22 @@ def new_secret() -> tuple[str, str]:
     return secret, secret[: len(SECRET_PREFIX) + DISPLAY_CHARS]
 
 
-def take_id(ctx: Context, name: str, actor: Actor) -> tuple[Sequence, int]:
-    """The next public integer id of `name`; save the returned sequence with the new aggregate."""
-    seq = ctx.ledger.find(sequence_uuid(name)) or Sequence.start(actor, name)
-    return seq, seq.take(actor)
-
-
 class KeyRow(msgspec.Struct, frozen=True):
-    id: int
-    name: str | None
-    display_prefix: str
-    user_id: int
-    username: str | None
-    user_role: str | None
-    scopes: tuple[str, ...]
-    expires_at: str | None
-    rate_limit: int | None
-    created_by: int
-    created_at: str
-    updated_at: str
-    revoked_at: str | None
-    expired: bool
+    """An API key as listings show it: the key, its owner and whether it works now."""
 
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None and not self.expired and not _past(self.expires_at)
+    key: ApiKeyRow
+    owner: UserRow | None
+    active: bool
 
 
 class NewApiKey(msgspec.Struct, frozen=True):
-    key: KeyRow
+    key: ApiKeyRow
+    owner: UserRow
     secret: str  # shown once, in this response only
     position: int | None
 
 
-class CreateApiKey(msgspec.Struct, frozen=True, kw_only=True):
-    principal: Principal
-    correlation_id: str
+class CreateApiKey(Command, frozen=True, kw_only=True):
     user_id: int | None = None  # default: the caller
     name: str | None = None
     scopes: tuple[str, ...] | None = None
@@ -80,7 +55,7 @@ def create_api_key(ctx: Context, cmd: CreateApiKey) -> NewApiKey:
     owner_id = cmd.principal.user_id if cmd.user_id is None else cmd.user_id
     if owner_id != cmd.principal.user_id and not cmd.principal.is_admin:
         raise PermissionDenied("Only admins can issue keys to other users.")
-    owner = get_user(ctx, owner_id)
+    owner = ctx.accounts.user(owner_id)
     if owner is None or owner.deleted:
         raise UserNotFound(owner_id)
     if owner.suspended:
@@ -88,9 +63,9 @@ def create_api_key(ctx: Context, cmd: CreateApiKey) -> NewApiKey:
     if cmd.expires_in is not None and cmd.expires_in <= timedelta(0):
         raise InvalidInput("Expiry must be in the future.")
     scopes = check_scopes(cmd.scopes)
-    expires_at = datetime.now(timezone.utc) + cmd.expires_in if cmd.expires_in else None
+    expires_at = ctx.clock.now() + cmd.expires_in if cmd.expires_in else None
     secret, prefix = new_secret()
-    actor = cmd.principal.actor(cmd.correlation_id)
+    actor = cmd.actor()
 
     def attempt() -> NewApiKey:
         seq, key_id = take_id(ctx, "api_keys", actor)
@@ -99,22 +74,20 @@ def create_api_key(ctx: Context, cmd: CreateApiKey) -> NewApiKey:
             name=cmd.name, scopes=scopes, expires_at=expires_at, rate_limit=cmd.rate_limit,
         )
         position = ctx.save(seq, key, project=[ctx.api_keys])
-        row = get_key(ctx, key_id)
+        row = ctx.api_keys.key(key_id)
         assert row is not None
-        return NewApiKey(row, secret, position)
+        return NewApiKey(row, owner, secret, position)
 
     return ctx.retrying(attempt)
 
 
-class RevokeApiKey(msgspec.Struct, frozen=True, kw_only=True):
-    principal: Principal
-    correlation_id: str
+class RevokeApiKey(Command, frozen=True, kw_only=True):
     key_id: int
 
 
 def revoke_api_key(ctx: Context, cmd: RevokeApiKey) -> bool:
     """Revoke at once on every process: saved, projected, dropped from the shared cache."""
-    actor = cmd.principal.actor(cmd.correlation_id)
+    actor = cmd.actor()
 
     def attempt() -> tuple[bool, str]:
         key: ApiKey | None = ctx.ledger.find(api_key_uuid(cmd.key_id))
@@ -133,102 +106,57 @@ def revoke_api_key(ctx: Context, cmd: RevokeApiKey) -> bool:
 
 
 # queries ------------------------------------------------------------------------------------
-_KEY_SELECT = """SELECT id, name, display_prefix, user_id, scopes, expires_at, rate_limit,
-    created_by, created_at, updated_at, revoked_at, expired FROM api_keys"""
-
-
-def _past(moment: str | None) -> bool:
-    return moment is not None and moment <= _now_iso()
-
-
-def _now_iso() -> str:
-    now = datetime.now(timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-
-
-def _key_rows(ctx: Context, rows: list[dict[str, Any]]) -> list[KeyRow]:
-    user_ids = {r["user_id"] for r in rows}
-    users: dict[int, dict[str, Any]] = {}
-    if user_ids:
-        with ctx.accounts.view.read() as tx:
-            marks = ",".join("?" * len(user_ids))
-            for u in tx.all(f"SELECT id, username, role FROM users WHERE id IN ({marks})", tuple(user_ids)):
-                users[u["id"]] = u
-    out = []
-    for r in rows:
-        u = users.get(r["user_id"], {})
-        out.append(KeyRow(
-            id=r["id"], name=r["name"], display_prefix=r["display_prefix"], user_id=r["user_id"],
-            username=u.get("username"), user_role=u.get("role"), scopes=tuple(r["scopes"].split()),
-            expires_at=r["expires_at"], rate_limit=r["rate_limit"], created_by=r["created_by"],
-            created_at=r["created_at"], updated_at=r["updated_at"], revoked_at=r["revoked_at"],
-            expired=bool(r["expired"]),
-        ))
-    return out
+def _with_owners(ctx: Context, keys: list[ApiKeyRow]) -> list[KeyRow]:
+    owners = ctx.accounts.users(k.user_id for k in keys)
+    now = iso(ctx.clock.now())
+    return [KeyRow(k, owners.get(k.user_id), k.active_at(now)) for k in keys]
 
 
 def get_key(ctx: Context, key_id: int) -> KeyRow | None:
-    with ctx.api_keys.view.read() as tx:
-        rows = tx.all(_KEY_SELECT + " WHERE id = ?", (key_id,))
-    keys = _key_rows(ctx, rows)
-    return keys[0] if keys else None
+    key = ctx.api_keys.key(key_id)
+    return None if key is None else _with_owners(ctx, [key])[0]
 
 
 def list_api_keys(ctx: Context, user_id: int | None = None, include_inactive: bool = False) -> list[KeyRow]:
-    sql, params = _KEY_SELECT, ()
-    if user_id is not None:
-        sql, params = sql + " WHERE user_id = ?", (user_id,)
-    with ctx.api_keys.view.read() as tx:
-        rows = tx.all(sql + " ORDER BY id", params)
-    keys = _key_rows(ctx, rows)
+    keys = _with_owners(ctx, ctx.api_keys.keys(user_id))
     return keys if include_inactive else [k for k in keys if k.active]
 
 
 def keys_of(ctx: Context, user_id: int) -> list[ApiKey]:
-    """The user's key aggregates (for revoking them together with the user)."""
-    return [ctx.ledger.repository.get(api_key_uuid(k.id)) for k in list_api_keys(ctx, user_id)]
+    """The user's live key aggregates (for revoking them together with the user)."""
+    return [ctx.ledger.repository.get(api_key_uuid(k.key.id)) for k in list_api_keys(ctx, user_id)]
 
 
 def forget_keys_of(ctx: Context, user_id: int) -> None:
-    with ctx.api_keys.view.read() as tx:
-        hashes = [r["secret_hash"] for r in tx.all("SELECT secret_hash FROM api_keys WHERE user_id = ?", (user_id,))]
-    ctx.cache.drop(hashes)
+    ctx.cache.drop(ctx.api_keys.hashes_of_user(user_id))
 
 
-def hashes_affected_by(ctx: Context, events: list[Any]) -> list[str]:
+def hashes_affected_by(ctx: Context, events: Iterable[object]) -> list[str]:
     """Key hashes whose cached principal is stale after these events (revoked, user changed)."""
     hashes: list[str] = []
-    with ctx.api_keys.view.read() as keys, ctx.accounts.view.read() as users:
-        for e in events:
-            if isinstance(e, ApiKey.Event):
-                hashes += [r["secret_hash"] for r in keys.all(
-                    "SELECT secret_hash FROM api_keys WHERE aggregate_id = ?", (str(e.originator_id),))]
-            elif isinstance(e, User.Event):
-                user_id = users.scalar("SELECT id FROM users WHERE aggregate_id = ?", (str(e.originator_id),))
-                hashes += [r["secret_hash"] for r in keys.all(
-                    "SELECT secret_hash FROM api_keys WHERE user_id = ?", (user_id,))]
+    for e in events:
+        if isinstance(e, ApiKey.Event):
+            hashes += ctx.api_keys.hashes_of_key(str(e.originator_id))
+        elif isinstance(e, User.Event):
+            user_id = ctx.accounts.user_id_of(str(e.originator_id))
+            if user_id is not None:
+                hashes += ctx.api_keys.hashes_of_user(user_id)
     return hashes
 
 
 # authentication -----------------------------------------------------------------------------
 def lookup_principal(ctx: Context, secret_hash: str) -> CachedPrincipal | None:
     """Resolve a key hash on a cache miss: the key must be live and its user active."""
-    with ctx.api_keys.view.read() as tx:
-        key = tx.one(
-            "SELECT id, user_id, scopes, expires_at, rate_limit, revoked_at FROM api_keys WHERE secret_hash = ?",
-            (secret_hash,),
-        )
-    if key is None or key["revoked_at"] is not None:
+    key = ctx.api_keys.by_hash(secret_hash)
+    if key is None or key.revoked:
         return None
-    user = get_user(ctx, key["user_id"])
+    user = ctx.accounts.user(key.user_id)
     if user is None or user.deleted or user.suspended:
         return None
-    expires_at = None
-    if key["expires_at"]:
-        expires_at = datetime.strptime(key["expires_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+    expires_at = parse_iso(key.expires_at).timestamp() if key.expires_at else None
     principal = Principal(
-        user_id=user.id, username=user.username, role=Role(user.role), api_key_id=key["id"],
-        scopes=tuple(key["scopes"].split()) or ALL_SCOPES, rate_limit=key["rate_limit"],
+        user_id=user.id, username=user.username, role=Role(user.role), api_key_id=key.id,
+        scopes=key.scopes or ALL_SCOPES, rate_limit=key.rate_limit,
     )
     return CachedPrincipal(principal, expires_at)
 
@@ -242,7 +170,7 @@ def record_expiry(ctx: Context, key_id: int, correlation_id: str) -> None:
     if key is None:
         return
     actor = Actor(user_id=key.user_id, api_key_id=key.key_id, correlation_id=correlation_id)
-    if key.mark_expired(actor, datetime.now(timezone.utc)):
+    if key.mark_expired(actor, ctx.clock.now()):
         try:
             ctx.save(key, project=[ctx.api_keys])
         except IntegrityError:
@@ -250,5 +178,5 @@ def record_expiry(ctx: Context, key_id: int, correlation_id: str) -> None:
     ctx.cache.drop([key.secret_hash])
 
 
-def is_expired(entry: CachedPrincipal) -> bool:
-    return entry.expires_at is not None and time.time() >= entry.expires_at
+def is_expired(ctx: Context, entry: CachedPrincipal) -> bool:
+    return entry.expires_at is not None and ctx.clock.now().timestamp() >= entry.expires_at

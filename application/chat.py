@@ -20,7 +20,6 @@ from application.context_window import fit
 from application.ledger import Context
 from application.llm import CompletionFailed, ResolvedLLM, resolve_llm
 from application.search import embed_query
-from application.users import get_user, is_multi_user
 from application.workspaces import WorkspaceRow, member_ids, visible_workspace, workspace_documents
 from domain.chats import Chat, HistoryReset
 from domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
@@ -142,10 +141,10 @@ def _acting_user(ctx: Context, req: ChatRequest, workspace: WorkspaceRow) -> int
         raise InvalidInput("userId must be an integer")
     if not req.principal.is_admin:
         raise PermissionDenied("Only admins may chat on behalf of another user.")
-    user = get_user(ctx, req.user_id)
+    user = ctx.accounts.user(req.user_id)
     if user is None or user.deleted or user.suspended:
         raise NotFound("User not found or suspended")
-    if is_multi_user(ctx) and user.role == Role.DEFAULT.value and user.id not in member_ids(ctx, workspace.id):
+    if ctx.accounts.is_multi_user() and user.role == Role.DEFAULT.value and user.id not in member_ids(ctx, workspace.id):
         raise PermissionDenied("That user is not a member of this workspace.")
     return user.id
 

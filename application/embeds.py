@@ -9,15 +9,15 @@ from typing import Any
 import msgspec
 
 from application.access import check_admin
-from application.apikeys import take_id
+from application.ids import take_id
 from application.ledger import Context
 from application.workspaces import get_workspace, get_workspace_by_id
 from domain.embeds import Embed, embed_uuid
 from datetime import datetime, timedelta, timezone
 
-from application.users import get_user
 from domain.errors import DomainError, InvalidInput, NotFound
 from domain.principal import Principal, Role
+from domain.timefmt import iso
 from projections.chats import full_response
 
 
@@ -123,7 +123,7 @@ def _widget(ctx: Context, public_uuid: str, origin: str | None) -> tuple[EmbedRo
     allowed = embed.settings.get("allowlist_domains")
     if allowed and (origin or "").rstrip("/") not in allowed:
         raise WidgetError("This origin may not use this embed.")
-    owner = get_user(ctx, embed.created_by)
+    owner = ctx.accounts.user(embed.created_by)
     if owner is None or owner.deleted or owner.suspended:
         raise NotFound("Embed not found or disabled")
     return embed, Principal(user_id=owner.id, username=owner.username, role=Role(owner.role))
@@ -145,7 +145,7 @@ def widget_chat_request(ctx: Context, public_uuid: str, origin: str | None, corr
     with ctx.chats.view.read() as tx:
         in_session = tx.scalar("SELECT COUNT(*) FROM chats WHERE embed_id = ? AND session_key = ?", (embed.id, session_id))
         today = tx.scalar("SELECT COUNT(*) FROM chats WHERE embed_id = ? AND created_at >= ?",
-                          (embed.id, (datetime.now(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")))
+                          (embed.id, iso(datetime.now(timezone.utc) - timedelta(days=1))))
     if limits.get("max_chats_per_session") and in_session >= limits["max_chats_per_session"]:
         raise WidgetError("This session has reached its chat limit.")
     if limits.get("max_chats_per_day") and today >= limits["max_chats_per_day"]:

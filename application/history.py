@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
@@ -15,16 +14,13 @@ from application.ledger import Context
 from application.threads import owned_thread
 from application.workspaces import visible_workspace
 from domain.errors import InvalidInput, PermissionDenied
+from domain.timefmt import unix
 from domain.principal import Principal, Role, Scope
 from projections.chats import NO_SESSION, NO_THREAD, full_response
 
 MAX_LIMIT = 1000
 PAGE = 20
 EXPORT_TYPES = ("json", "jsonl", "csv", "jsonAlpaca")
-
-
-def _unix(iso_time: str) -> int:
-    return int(datetime.strptime(iso_time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp())
 
 
 def to_history(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -34,7 +30,7 @@ def to_history(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         response = msgspec.json.decode(full_response(r))
         if not isinstance(r["prompt"], str) or not isinstance(response.get("text"), str):
             continue
-        sent = _unix(r["created_at"])
+        sent = unix(r["created_at"])
         out.append({"role": "user", "content": r["prompt"], "sentAt": sent,
                     "attachments": response.get("attachments", []), "chatId": r["id"]})
         out.append({"type": response.get("type", "chat"), "role": "assistant", "content": response["text"],

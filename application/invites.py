@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 from typing import Any
 
 import msgspec
 
-from application.apikeys import take_id
+from application.ids import take_id
 from application.ledger import Context
-from application.users import UserRow, get_user, require_multi_user
+from application.rows import UserRow
+from application.users import require_multi_user
+from domain.hashing import hash_secret
 from domain.errors import InviteNotFound, NotFound, PermissionDenied
 from domain.invites import Invite, invite_uuid
 from domain.principal import Actor, Principal, Role
 from domain.users import DIRECTORY_ID, User, UserDirectory, check_password
 
 CODE_DISPLAY = 8
-
-
-def _hash(code: str) -> str:
-    return hashlib.sha256(code.encode()).hexdigest()
 
 
 class InviteRow(msgspec.Struct, frozen=True):
@@ -59,7 +56,7 @@ def create_invite(ctx: Context, cmd: CreateInvite) -> NewInvite:
 
     def attempt() -> NewInvite:
         seq, invite_id = take_id(ctx, "invites", actor)
-        invite = Invite.create(actor, invite_id, _hash(code), code[:CODE_DISPLAY], cmd.workspace_ids)
+        invite = Invite.create(actor, invite_id, hash_secret(code), code[:CODE_DISPLAY], cmd.workspace_ids)
         ctx.save(seq, invite, project=[ctx.accounts])
         return NewInvite(get_invite(ctx, invite_id), code)  # type: ignore[arg-type]
 
@@ -109,7 +106,7 @@ def claim_invite(ctx: Context, cmd: ClaimInvite) -> UserRow:
         directory.enter(actor, user)
         invite.claim(actor, user_id)
         ctx.save(directory, user, invite, project=[ctx.accounts])
-        return get_user(ctx, user_id)  # type: ignore[return-value]
+        return ctx.accounts.user(user_id)  # type: ignore[return-value]
 
     return ctx.retrying(attempt)
 
@@ -117,7 +114,7 @@ def claim_invite(ctx: Context, cmd: ClaimInvite) -> UserRow:
 # queries ------------------------------------------------------------------------------------
 def _invite_by_code(ctx: Context, code: str) -> dict[str, Any] | None:
     with ctx.accounts.view.read() as tx:
-        return tx.one("SELECT id, status FROM invites WHERE code_hash = ?", (_hash(code),))
+        return tx.one("SELECT id, status FROM invites WHERE code_hash = ?", (hash_secret(code),))
 
 
 def invite_is_valid(ctx: Context, code: str) -> bool:

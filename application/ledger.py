@@ -5,18 +5,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
+import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
-from application.ports import PasswordHasher, PrincipalCache, SessionTokens
+from application.ports import (
+    AccountsView, ApiKeysView, AuditView, ChatsView, Clock, ContentServices, LibraryView, LLMDefaults, PasswordHasher,
+    PrincipalCache, ReadModel, SessionTokens, VectorsView,
+)
 from domain.errors import Conflict, Forbidden
-from projections.runner import ProjectionRunner
+from domain.principal import Actor, Principal
 
 log = logging.getLogger("ledgerllm")
 A = TypeVar("A")
+
+
+class IdSource(Protocol):
+    """Hands out public integer ids without a shared counter per record (see application.ids)."""
+
+    def next(self, ctx: Context, actor: Actor) -> int: ...
 
 
 class ReadOnly(Forbidden):
@@ -45,47 +55,51 @@ class Ledger(Application[UUID]):
             return None
 
 
+class Command(msgspec.Struct, frozen=True, kw_only=True):
+    """Every command: who asks (the principal) and which request asked (the correlation id).
+    Each event the command's handler records carries both, through `actor()`."""
+
+    principal: Principal
+    correlation_id: str
+
+    def actor(self) -> Actor:
+        return self.principal.actor(self.correlation_id)
+
+
 @dataclass
 class Context:
-    """Everything a use case may touch. Built once by the app factory or the CLI."""
+    """Everything a use case may touch, as ports. Built once by `api/wiring.py`."""
 
     ledger: Ledger
-    accounts: ProjectionRunner
-    api_keys: ProjectionRunner
+    clock: Clock
+    accounts: AccountsView
+    api_keys: ApiKeysView
+    library: LibraryView
+    vectors: VectorsView
+    chats: ChatsView
+    audit: AuditView
     hasher: PasswordHasher
     cache: PrincipalCache
     tokens: SessionTokens
+    content: ContentServices
+    completions: Any  # the completions port (see application.llm)
+    completions_config: Any  # (model, api_base, api_key, timeout) -> the adapter's config
+    llm_defaults: LLMDefaults
+    chat_ids: IdSource
     owner_username: str = "admin"
     simple_sso_enabled: bool = False
-    # workspaces and documents (issue 4): set by the wiring
-    library: ProjectionRunner | None = None
-    vectors: ProjectionRunner | None = None
-    content: Any = None  # application.ports.ContentServices
-    # chat (issue 5): set by the wiring
-    chats: ProjectionRunner | None = None
-    completions: Any = None  # infrastructure.completions.LiteLLMCompletions
-    completions_config: Any = None  # (model, api_base, api_key, timeout) -> its LLMConfig
-    llm_defaults: Any = None  # application.llm.LLMDefaults
-    chat_ids: Any = None  # application.llm.IdBlocks
-    # audit (issue 6): set by the wiring
-    audit: ProjectionRunner | None = None
 
     @property
     def read_only(self) -> int | None:
         """The position a read-only server shows, or None when changes are allowed."""
         return self.ledger.read_only
 
-    @property
-    def runners(self) -> list[ProjectionRunner]:
-        runners = (self.accounts, self.api_keys, self.library, self.vectors, self.chats, self.audit)
-        return [r for r in runners if r is not None]
-
-    def save(self, *aggregates: Any, project: Sequence[ProjectionRunner] = ()) -> int | None:
+    def save(self, *aggregates: Any, project: Sequence[ReadModel] = ()) -> int | None:
         """Append the aggregates' pending events atomically; wait for the named projections."""
         recordings = self.ledger.save(*aggregates)
         position = recordings[-1].notification.id if recordings else None
-        for runner in project:
-            runner.ensure(position)
+        for view in project:
+            view.ensure(position)
         return position
 
     def retrying(self, attempt: Callable[[], A], tries: int = 5) -> A:

@@ -4,14 +4,13 @@ for the model; the environment wins for base URL, key and window (operators set 
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import msgspec
 
 from application.ledger import Context
+from application.ports import LLMDefaults
 from domain.errors import DomainError
-from domain.sequence import Sequence, sequence_uuid
 
 
 class LLMNotConfigured(DomainError):
@@ -32,14 +31,6 @@ class CompletionFailed(Exception):
     def __init__(self, message: str, kind: str, status: int | None = None) -> None:
         super().__init__(message)
         self.message, self.kind, self.status = message, kind, status
-
-
-class LLMDefaults(msgspec.Struct, frozen=True):
-    model: str | None
-    api_base: str | None
-    api_key: str | None
-    context_window: int
-    timeout: float
 
 
 class ResolvedLLM(msgspec.Struct, frozen=True):
@@ -70,27 +61,3 @@ def resolve_llm(ctx: Context, workspace_settings: dict[str, Any]) -> ResolvedLLM
         timeout=defaults.timeout,
     )
     return ResolvedLLM(config, window, model.split("/", 1)[0])
-
-
-class IdBlocks:
-    """Hands out chat ids from blocks reserved in the store, so that recording a chat never
-    contends on a shared counter. Ids are unique and stable (stored in the chat's event);
-    across processes they are not in time order (order by position for that)."""
-
-    def __init__(self, name: str, block: int = 200) -> None:
-        self.name = name
-        self.block = block
-        self._ids: list[int] = []
-        self._lock = threading.Lock()
-
-    def next(self, ctx: Context, actor: Any) -> int:
-        with self._lock:
-            if not self._ids:
-                self._ids = list(ctx.retrying(lambda: self._reserve(ctx, actor)))
-            return self._ids.pop(0)
-
-    def _reserve(self, ctx: Context, actor: Any) -> range:
-        seq = ctx.ledger.find(sequence_uuid(self.name)) or Sequence.start(actor, self.name)
-        ids = seq.reserve(actor, self.block)
-        ctx.save(seq)
-        return ids

@@ -1,13 +1,32 @@
-"""What the use cases need from outside, as Protocols; infrastructure/ provides the adapters."""
+"""What the use cases need from outside, as Protocols. `infrastructure/` provides the service
+adapters and `projections/` the read models; `api/wiring.py` fills every port in one place.
+
+Read models are ports too: a use case reads only through a view's typed query methods, which
+return the Structs in `application.rows`; no SQL lives in `application/`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from domain.principal import Principal
+
+if TYPE_CHECKING:  # row Structs, for annotations only
+    import application.rows  # noqa: F401
+
+
+# services -----------------------------------------------------------------------------------
+class Clock(Protocol):
+    """The time, so that expiry and windows can be tested without sleeping."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (for durations and deadlines)."""
 
 
 class CachedPrincipal(msgspec.Struct, frozen=True):
@@ -56,10 +75,15 @@ class SessionTokens(Protocol):
 class Embedder(Protocol):
     model_name: str
     dimensions: int
-    max_tokens: int
+
+    @property
+    def max_tokens(self) -> int: ...
 
     def embed(self, texts: list[str], batch_size: int = 64) -> Any:
         """(n, dimensions) float32 numpy array, L2-normalised (inner product = cosine)."""
+
+    def warm(self) -> Any:
+        """Load the model now (seconds), so the first request does not wait for it."""
 
 
 class TokenCounter(Protocol):
@@ -67,31 +91,154 @@ class TokenCounter(Protocol):
 
     def chunk(self, text: str, size: int, overlap: int) -> list[str]: ...
 
+    def truncate_middle(self, text: str, max_tokens: int) -> str: ...
+
 
 class Blobs(Protocol):
-    def put(self, data: bytes) -> str: ...
+    """Content-addressed bytes (document originals and extracted text)."""
+
+    def put(self, data: bytes) -> str:
+        """Store `data`; return its SHA-256 hex digest (its address)."""
 
     def get(self, digest: str) -> bytes: ...
 
 
-class SearchIndex(Protocol):
-    """The per-process faiss indexes, kept in step with the vectors read model."""
+class VectorIndex(Protocol):
+    """This process's nearest-neighbour indexes, one per workspace, following the vectors view."""
 
-    def search(self, workspace: str, query: Any, k: int) -> list[tuple[int, float]]: ...
+    def search(self, workspace: str, query: Any, k: int) -> list[tuple[int, float]]:
+        """(chunk id, cosine score) of the `k` nearest chunks, best first."""
 
     def count(self, workspace: str | None = None) -> int: ...
 
 
-class ContentServices(msgspec.Struct):
-    """The adapters the workspace and document use cases need (one bundle, built by the wiring)."""
+class ParsedText(Protocol):
+    """What a parser extracted from a file."""
 
-    blobs: Any
-    embedder: Any
-    tokenizer: Any
-    index: Any
-    parse: Any  # (filename, data, content_type) -> ParsedDocument
-    safe_filename: Any  # (name) -> name, or ValueError
-    fetch: Any  # (url, headers) -> FetchedPage
+    text: str
+    title: str
+    mime: str
+    metadata: dict[str, str]
+
+
+class FetchedLink(Protocol):
+    url: str  # after redirects
+    content_type: str
+    data: bytes
+    filename: str
+
+
+class SecretStore(Protocol):
+    """Provider secrets set through the API, kept outside the event log (a 0600 file)."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def keys(self) -> set[str]: ...
+
+    def update(self, values: dict[str, str]) -> None: ...
+
+
+class ContentServices(msgspec.Struct):
+    """The adapters the workspace, document and chat use cases need, built by the wiring.
+    `parse` raises ValueError for a file it cannot read; `fetch` ValueError for a link it
+    refuses or cannot get; `safe_filename` ValueError for a name it cannot make safe."""
+
+    blobs: Blobs
+    embedder: Embedder
+    tokenizer: TokenCounter
+    index: VectorIndex
+    parse: Any  # (filename, data, content_type) -> ParsedText
+    safe_filename: Any  # (name) -> name
+    fetch: Any  # (url, headers) -> FetchedLink
     accepted_file_types: Any  # () -> dict[mime, list[ext]]
-    secrets: Any  # SecretSettings
+    secrets: SecretStore
     max_upload_bytes: int = 50 << 20
+
+
+class LLMDefaults(msgspec.Struct, frozen=True):
+    """The model settings from the environment (operators set these)."""
+
+    model: str | None
+    api_base: str | None
+    api_key: str | None
+    context_window: int
+    timeout: float
+
+
+# read models --------------------------------------------------------------------------------
+# One Protocol per read model, each listing the typed query methods the use cases call; the
+# implementations live beside their tables in `projections/`. Query methods return Structs
+# from `application.rows` (or plain values), never cursors or dicts.
+class ReadModel(Protocol):
+    """Every view: `ensure(position)` returns once the view has applied the event at that
+    store position (read-after-write for the command that wrote it)."""
+
+    name: str
+
+    def ensure(self, position: int | None) -> None: ...
+
+
+# accounts: users, invites, sign-in tokens, system settings ----------------------------------
+class AccountsView(ReadModel, Protocol):
+    def user(self, user_id: int) -> application.rows.UserRow | None:
+        """The user with this id, deleted ones too."""
+
+    def user_named(self, username: str) -> application.rows.UserRow | None:
+        """The user with this name that is not deleted."""
+
+    def users(self, user_ids: Iterable[int]) -> dict[int, application.rows.UserRow]:
+        """The users with these ids (deleted ones too), by id: one query for a whole page."""
+
+    def active_users(self) -> list[application.rows.UserRow]:
+        """Users not deleted, by id."""
+
+    def user_id_of(self, aggregate_id: str) -> int | None:
+        """The public id of the user aggregate `aggregate_id`."""
+
+    def setting(self, label: str) -> str | None: ...
+
+    def settings(self) -> dict[str, str | None]:
+        """Every system setting, label -> value."""
+
+    def is_multi_user(self) -> bool: ...
+
+    def owner_id(self) -> int:
+        """The owner admin made on first start."""
+
+    def auth_token(self, token_hash: str) -> application.rows.AuthTokenRow | None: ...
+
+
+# api_keys: the key listing and the hash lookup -----------------------------------------------
+class ApiKeysView(ReadModel, Protocol):
+    def key(self, key_id: int) -> application.rows.ApiKeyRow | None: ...
+
+    def keys(self, user_id: int | None = None) -> list[application.rows.ApiKeyRow]:
+        """Every key (revoked and expired ones too), or one user's, by id."""
+
+    def by_hash(self, secret_hash: str) -> application.rows.KeyLookup | None: ...
+
+    def hashes_of_user(self, user_id: int) -> list[str]:
+        """The secret hashes of every key of the user (to drop them from caches)."""
+
+    def hashes_of_key(self, aggregate_id: str) -> list[str]:
+        """The secret hash of the key aggregate `aggregate_id` (none if unknown)."""
+
+
+# library: workspaces, members, folders, documents, embeds ------------------------------------
+class LibraryView(ReadModel, Protocol):
+    pass
+
+
+# vectors: chunks and the embedding cache -----------------------------------------------------
+class VectorsView(ReadModel, Protocol):
+    pass
+
+
+# chats: exchanges, threads, history resets ---------------------------------------------------
+class ChatsView(ReadModel, Protocol):
+    pass
+
+
+# audit_log: one row per event ----------------------------------------------------------------
+class AuditView(ReadModel, Protocol):
+    pass

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import datetime, timedelta, timezone
 
 import msgspec
 
 from application.ledger import Context
-from application.users import UserRow, find_user, get_user, is_multi_user, owner_id, principal_for
+from application.rows import UserRow
+from application.users import principal_for
+from domain.hashing import hash_secret
+from domain.timefmt import iso
 from domain.errors import NotFound, PermissionDenied, UserNotFound
 from domain.principal import Actor, Principal
 from domain.users import User, user_uuid
@@ -32,11 +34,11 @@ INVALID_PASSWORD = "[003] Invalid password provided"
 
 def login(ctx: Context, username: str | None, password: str) -> LoginResult:
     """Multi-user mode: username + password. Single-user mode: the owner's password."""
-    if is_multi_user(ctx):
-        row = find_user(ctx, username or "")
+    if ctx.accounts.is_multi_user():
+        row = ctx.accounts.user_named(username or "")
         message = INVALID_CREDENTIALS
     else:
-        row = get_user(ctx, owner_id(ctx))
+        row = ctx.accounts.user(ctx.accounts.owner_id())
         message = INVALID_PASSWORD
     user: User | None = ctx.ledger.find(user_uuid(row.id)) if row else None
     if not ctx.hasher.verify(user.password_hash if user else None, password) or row is None:
@@ -53,7 +55,7 @@ def session_principal(ctx: Context, token: str) -> Principal | None:
     if claims is None:
         return None
     user_id, version = claims
-    row = get_user(ctx, user_id)
+    row = ctx.accounts.user(user_id)
     if row is None or row.deleted or row.suspended or row.token_version != version:
         return None
     return principal_for(ctx, row)
@@ -67,7 +69,7 @@ class IssueAuthToken(msgspec.Struct, frozen=True, kw_only=True):
 
 def issue_auth_token(ctx: Context, cmd: IssueAuthToken) -> str:
     """A single-use sign-in token for a user (admins only: it is a way to act as them)."""
-    if not ctx.simple_sso_enabled or not is_multi_user(ctx):
+    if not ctx.simple_sso_enabled or not ctx.accounts.is_multi_user():
         raise PermissionDenied("Simple SSO is not enabled. Set SIMPLE_SSO_ENABLED and enable multi-user mode.")
     if not cmd.principal.is_admin:
         raise PermissionDenied()
@@ -76,7 +78,7 @@ def issue_auth_token(ctx: Context, cmd: IssueAuthToken) -> str:
         raise UserNotFound(cmd.user_id)
     token = AUTH_TOKEN_PREFIX + secrets.token_urlsafe(24)
     user.issue_auth_token(
-        cmd.principal.actor(cmd.correlation_id), _hash(token), datetime.now(timezone.utc) + AUTH_TOKEN_TTL
+        cmd.principal.actor(cmd.correlation_id), hash_secret(token), datetime.now(timezone.utc) + AUTH_TOKEN_TTL
     )
     ctx.save(user, project=[ctx.accounts])
     return token
@@ -84,11 +86,11 @@ def issue_auth_token(ctx: Context, cmd: IssueAuthToken) -> str:
 
 def redeem_auth_token(ctx: Context, token: str, correlation_id: str) -> LoginResult:
     """Swap a sign-in token for a session, once."""
-    token_hash = _hash(token)
+    token_hash = hash_secret(token)
     with ctx.accounts.view.read() as tx:
         row = tx.one("SELECT user_id, expires_at, used FROM auth_tokens WHERE token_hash = ?", (token_hash,))
     now = datetime.now(timezone.utc)
-    if row is None or row["used"] or row["expires_at"] <= now.strftime("%Y-%m-%dT%H:%M:%S.000Z"):
+    if row is None or row["used"] or row["expires_at"] <= iso(now):
         raise NotFound("Invalid or expired token.")
 
     def attempt() -> LoginResult:
@@ -98,7 +100,7 @@ def redeem_auth_token(ctx: Context, token: str, correlation_id: str) -> LoginRes
                 raise NotFound("Invalid or expired token.")
         user.redeem_auth_token(Actor(user.user_id, None, correlation_id), token_hash)
         ctx.save(user, project=[ctx.accounts])
-        users_row = get_user(ctx, user.user_id)
+        users_row = ctx.accounts.user(user.user_id)
         assert users_row is not None
         if users_row.suspended or users_row.deleted:
             return LoginResult(valid=False, message=SUSPENDED)
@@ -106,7 +108,3 @@ def redeem_auth_token(ctx: Context, token: str, correlation_id: str) -> LoginRes
                            token=ctx.tokens.issue(users_row.id, users_row.username, users_row.token_version))
 
     return ctx.retrying(attempt)
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()

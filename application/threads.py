@@ -8,9 +8,8 @@ from typing import Any
 import msgspec
 
 from application.access import check_scope
-from application.apikeys import take_id
+from application.ids import take_id
 from application.ledger import Context
-from application.users import get_user
 from application.workspaces import WorkspaceRow, visible_workspace
 from domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from domain.principal import Principal, Scope
@@ -60,7 +59,7 @@ def create_thread(ctx: Context, principal: Principal, correlation_id: str, works
             raise InvalidInput("userId must be an integer")
         if not principal.is_admin:
             raise PermissionDenied("Only admins may create threads for another user.")
-        user = get_user(ctx, user_id)
+        user = ctx.accounts.user(user_id)
         if user is None or user.deleted:
             raise NotFound("User not found")
         owner = user.id

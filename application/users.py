@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from application.ledger import Context
+from application.rows import UserRow
 from domain.errors import (
     InvalidInput, MultiUserModeRequired, PermissionDenied, UserNotFound,
 )
@@ -13,60 +14,9 @@ from domain.system import SYSTEM_ID, System
 from domain.users import DIRECTORY_ID, User, UserDirectory, check_password, check_role, user_uuid
 
 
-class UserRow(msgspec.Struct, frozen=True):
-    id: int
-    username: str
-    role: str
-    suspended: bool
-    deleted: bool
-    token_version: int
-    daily_message_limit: int | None
-    bio: str | None
-    pfp_filename: str | None
-    created_at: str
-    updated_at: str
-
-
 # queries ------------------------------------------------------------------------------------
-def _row(r: dict | None) -> UserRow | None:
-    if r is None:
-        return None
-    r["suspended"], r["deleted"] = bool(r["suspended"]), bool(r["deleted"])
-    r.pop("aggregate_id", None)
-    return msgspec.convert(r, UserRow)
-
-
-def get_user(ctx: Context, user_id: int) -> UserRow | None:
-    with ctx.accounts.view.read() as tx:
-        return _row(tx.one("SELECT * FROM users WHERE id = ?", (user_id,)))
-
-
-def find_user(ctx: Context, username: str) -> UserRow | None:
-    with ctx.accounts.view.read() as tx:
-        return _row(tx.one("SELECT * FROM users WHERE username = ? AND deleted = 0", (username,)))
-
-
-def list_users(ctx: Context) -> list[UserRow]:
-    with ctx.accounts.view.read() as tx:
-        rows = tx.all("SELECT * FROM users WHERE deleted = 0 ORDER BY id")
-    return [_row(r) for r in rows]  # type: ignore[misc]
-
-
-def setting(ctx: Context, label: str) -> str | None:
-    with ctx.accounts.view.read() as tx:
-        return tx.scalar("SELECT value FROM system_settings WHERE label = ?", (label,))
-
-
-def is_multi_user(ctx: Context) -> bool:
-    return setting(ctx, "multi_user_mode") == "true"
-
-
-def owner_id(ctx: Context) -> int:
-    return int(setting(ctx, "owner_user_id") or 1)
-
-
 def require_multi_user(ctx: Context) -> None:
-    if not is_multi_user(ctx):
+    if not ctx.accounts.is_multi_user():
         raise MultiUserModeRequired()
 
 
@@ -81,7 +31,6 @@ def install(ctx: Context, owner_password: str | None = None) -> bool:
     The owner gets a password only when one is given (AUTH_TOKEN, as upstream's single-user
     password); otherwise it signs in with keys made by `ledgerllm api-keys create`."""
     if ctx.ledger.find(SYSTEM_ID) is not None:
-        ctx.accounts.catch_up()
         return False
     actor = Actor(user_id=1, api_key_id=None, correlation_id="install")
     directory = UserDirectory.open(actor)
@@ -94,7 +43,6 @@ def install(ctx: Context, owner_password: str | None = None) -> bool:
     except Exception:
         if ctx.ledger.find(SYSTEM_ID) is None:  # not a concurrent first start: a real failure
             raise
-        ctx.accounts.catch_up()
         return False
     return True
 
@@ -133,7 +81,7 @@ def create_user(ctx: Context, cmd: CreateUser) -> UserRow:
         )
         directory.enter(actor, user)
         ctx.save(directory, user, project=[ctx.accounts])
-        return get_user(ctx, user.user_id)  # type: ignore[return-value]
+        return ctx.accounts.user(user.user_id)  # type: ignore[return-value]
 
     return ctx.retrying(attempt)
 
@@ -184,7 +132,7 @@ def update_user(ctx: Context, cmd: UpdateUser) -> UserRow:
         if password_hash is not None:
             user.change_password(actor, password_hash)
         if cmd.bio is not None or cmd.daily_message_limit is not msgspec.UNSET or cmd.pfp_filename is not msgspec.UNSET:
-            row = get_user(ctx, user.user_id)
+            row = ctx.accounts.user(user.user_id)
             assert row is not None
             user.update_profile(
                 actor,
@@ -193,7 +141,7 @@ def update_user(ctx: Context, cmd: UpdateUser) -> UserRow:
                 row.pfp_filename if cmd.pfp_filename is msgspec.UNSET else cmd.pfp_filename,
             )
         ctx.save(directory, user, project=[ctx.accounts])
-        return get_user(ctx, user.user_id)  # type: ignore[return-value]
+        return ctx.accounts.user(user.user_id)  # type: ignore[return-value]
 
     row = ctx.retrying(attempt)
     from application.apikeys import forget_keys_of
@@ -274,7 +222,7 @@ def enable_multi_user(ctx: Context, cmd: EnableMultiUser) -> UserRow:
         directory.rename(actor, owner.user_id, old, owner.username)
         owner.change_password(actor, password_hash)
         ctx.save(system, directory, owner, project=[ctx.accounts])
-        return get_user(ctx, owner.user_id)  # type: ignore[return-value]
+        return ctx.accounts.user(owner.user_id)  # type: ignore[return-value]
 
     return ctx.retrying(attempt)
 

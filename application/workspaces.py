@@ -11,7 +11,6 @@ import msgspec
 
 from application.access import check_admin_or_manager, check_can_manage_content, check_scope
 from application.ledger import Context
-from application.users import get_user, is_multi_user, setting
 from domain.embeds import embed_uuid
 from domain.errors import NotFound, PermissionDenied
 from domain.principal import Principal, Role, Scope
@@ -56,7 +55,7 @@ def get_workspace_by_id(ctx: Context, workspace_id: int) -> WorkspaceRow | None:
 
 def _restricted(ctx: Context, principal: Principal) -> bool:
     """`default` users see only workspaces they belong to (multi-user mode)."""
-    return principal.role is Role.DEFAULT and is_multi_user(ctx)
+    return principal.role is Role.DEFAULT and ctx.accounts.is_multi_user()
 
 
 def list_workspaces(ctx: Context, principal: Principal) -> list[WorkspaceRow]:
@@ -197,7 +196,7 @@ def set_members(ctx: Context, cmd: SetMembers) -> list[dict[str, Any]]:
     row = get_workspace(ctx, cmd.slug) if cmd.slug is not None else get_workspace_by_id(ctx, cmd.workspace_id or 0)
     if row is None:
         raise NotFound("Workspace not found")
-    valid = {u for u in cmd.user_ids if (user := get_user(ctx, u)) is not None and not user.deleted}
+    valid = {u for u in cmd.user_ids if (user := ctx.accounts.user(u)) is not None and not user.deleted}
     if cmd.user_ids and not valid:
         raise NotFound("No valid user IDs provided.")
 
@@ -215,7 +214,7 @@ def members(ctx: Context, workspace_id: int) -> list[dict[str, Any]]:
     ids = sorted(member_ids(ctx, workspace_id))
     out = []
     for user_id in ids:
-        user = get_user(ctx, user_id)
+        user = ctx.accounts.user(user_id)
         if user and not user.deleted:
             out.append({"userId": user.id, "username": user.username, "role": user.role,
                         "lastUpdatedAt": user.updated_at})
@@ -228,7 +227,7 @@ def chunk_settings(ctx: Context) -> tuple[int, int]:
     what the embedding model reads."""
     def number(label: str, default: int) -> int:
         try:
-            return int(setting(ctx, label) or default)
+            return int(ctx.accounts.setting(label) or default)
         except ValueError:
             return default
 

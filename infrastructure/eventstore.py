@@ -33,7 +33,9 @@ def ledger_env(settings: Settings) -> dict[str, str]:
         # Replays of the directory and sequence aggregates are fast-forwarded from a cache.
         "AGGREGATE_CACHE_MAXSIZE": "1000",
     }
-    if settings.database_url:
+    if settings.in_memory:
+        env["PERSISTENCE_MODULE"] = "eventsourcing.popo"
+    elif settings.database_url:
         env.update(postgres_env(settings.database_url), PERSISTENCE_MODULE="eventsourcing.postgres",
                    APPLICATION_RECORDER_TOPIC=get_topic(ChainedPostgresRecorder))
         # Connections kept open per process; more (up to the overflow) are opened under load.
@@ -51,6 +53,8 @@ def ledger_env(settings: Settings) -> dict[str, str]:
 
 def projection_env(settings: Settings, name: str, pool_size: int = 1) -> dict[str, str]:
     """`pool_size`: PostgreSQL connections the view keeps open (more are opened under load)."""
+    if settings.in_memory:
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": ":memory:"}
     if settings.database_url:
         env = postgres_env(settings.database_url)
         env.update(PERSISTENCE_MODULE="eventsourcing.postgres", POSTGRES_POOL_SIZE=str(pool_size),

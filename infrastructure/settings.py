@@ -41,6 +41,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     llm_context_window: int = 8192
     llm_timeout: float = 120.0
     read_only: bool = False  # serve the store as it is at start-up; every change is refused (403)
+    # Tests of use cases: events in memory (the library's POPO store), each view an in-memory
+    # SQLite database; nothing is written under data_dir but blobs. Not settable from the environment.
+    in_memory: bool = False
 
     @property
     def postgres(self) -> bool:

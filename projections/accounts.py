@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from typing import Any
 
+from application.rows import AuthTokenRow, UserRow
 from domain.invites import Invite
 from domain.system import System
 from domain.users import User
 from projections.base import SqlProjection, Tx, handles, iso
+from projections.readmodel import ReadModelView
 
 
 class AccountsProjection(SqlProjection):
@@ -136,3 +140,61 @@ class AccountsProjection(SqlProjection):
         for label, value in e.values.items():
             self._setting(tx, label, value)
 
+
+class Accounts(ReadModelView):
+    """Queries on users, invites, sign-in tokens and system settings."""
+
+    _USER = ("SELECT id, username, role, suspended, deleted, token_version, daily_message_limit, bio,"
+             " pfp_filename, created_at, updated_at FROM users")
+
+    def user(self, user_id: int) -> UserRow | None:
+        with self._read() as tx:
+            return _user(tx.one(self._USER + " WHERE id = ?", (user_id,)))
+
+    def user_named(self, username: str) -> UserRow | None:
+        with self._read() as tx:
+            return _user(tx.one(self._USER + " WHERE username = ? AND deleted = 0", (username,)))
+
+    def users(self, user_ids: Iterable[int]) -> dict[int, UserRow]:
+        ids = sorted(set(user_ids))
+        if not ids:
+            return {}
+        with self._read() as tx:
+            rows = tx.all(self._USER + f" WHERE id IN ({','.join('?' * len(ids))})", ids)
+        return {r["id"]: _user(r) for r in rows}  # type: ignore[misc]
+
+    def active_users(self) -> list[UserRow]:
+        with self._read() as tx:
+            return [_user(r) for r in tx.all(self._USER + " WHERE deleted = 0 ORDER BY id")]  # type: ignore[misc]
+
+    def user_id_of(self, aggregate_id: str) -> int | None:
+        with self._read() as tx:
+            return tx.scalar("SELECT id FROM users WHERE aggregate_id = ?", (aggregate_id,))
+
+    def setting(self, label: str) -> str | None:
+        with self._read() as tx:
+            return tx.scalar("SELECT value FROM system_settings WHERE label = ?", (label,))
+
+    def settings(self) -> dict[str, str | None]:
+        with self._read() as tx:
+            return {r["label"]: r["value"] for r in tx.all("SELECT label, value FROM system_settings")}
+
+    def is_multi_user(self) -> bool:
+        return self.setting("multi_user_mode") == "true"
+
+    def owner_id(self) -> int:
+        return int(self.setting("owner_user_id") or 1)
+
+    def auth_token(self, token_hash: str) -> AuthTokenRow | None:
+        with self._read() as tx:
+            row = tx.one("SELECT user_id, expires_at, used FROM auth_tokens WHERE token_hash = ?", (token_hash,))
+        return None if row is None else AuthTokenRow(row["user_id"], row["expires_at"], bool(row["used"]))
+
+
+def _user(r: dict[str, Any] | None) -> UserRow | None:
+    if r is None:
+        return None
+    return UserRow(id=r["id"], username=r["username"], role=r["role"], suspended=bool(r["suspended"]),
+                   deleted=bool(r["deleted"]), token_version=r["token_version"],
+                   daily_message_limit=r["daily_message_limit"], bio=r["bio"], pfp_filename=r["pfp_filename"],
+                   created_at=r["created_at"], updated_at=r["updated_at"])

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from application.rows import ApiKeyRow, KeyLookup
 from domain.apikeys import ApiKey
 from projections.base import SqlProjection, Tx, handles, iso
+from projections.readmodel import ReadModelView
 
 
 class ApiKeysProjection(SqlProjection):
@@ -43,3 +47,49 @@ class ApiKeysProjection(SqlProjection):
     def _expired(self, tx: Tx, e: ApiKey.Expired) -> None:
         tx.execute("UPDATE api_keys SET expired = 1, updated_at = ? WHERE aggregate_id = ?",
                    (iso(e.timestamp), str(e.originator_id)))
+
+
+class ApiKeyListing(ReadModelView):
+    """Queries on the API key listing and the key-hash lookup."""
+
+    _ROW = ("SELECT id, name, display_prefix, user_id, scopes, expires_at, rate_limit, created_by, created_at,"
+            " updated_at, revoked_at, expired FROM api_keys")
+
+    def key(self, key_id: int) -> ApiKeyRow | None:
+        with self._read() as tx:
+            row = tx.one(self._ROW + " WHERE id = ?", (key_id,))
+        return None if row is None else _key(row)
+
+    def keys(self, user_id: int | None = None) -> list[ApiKeyRow]:
+        with self._read() as tx:
+            if user_id is None:
+                rows = tx.all(self._ROW + " ORDER BY id")
+            else:
+                rows = tx.all(self._ROW + " WHERE user_id = ? ORDER BY id", (user_id,))
+        return [_key(r) for r in rows]
+
+    def by_hash(self, secret_hash: str) -> KeyLookup | None:
+        with self._read() as tx:
+            r = tx.one("SELECT id, user_id, scopes, expires_at, rate_limit, revoked_at FROM api_keys"
+                       " WHERE secret_hash = ?", (secret_hash,))
+        if r is None:
+            return None
+        return KeyLookup(r["id"], r["user_id"], tuple(r["scopes"].split()), r["expires_at"], r["rate_limit"],
+                         r["revoked_at"] is not None)
+
+    def hashes_of_user(self, user_id: int) -> list[str]:
+        with self._read() as tx:
+            return [r["secret_hash"] for r in tx.all("SELECT secret_hash FROM api_keys WHERE user_id = ?", (user_id,))]
+
+    def hashes_of_key(self, aggregate_id: str) -> list[str]:
+        with self._read() as tx:
+            return [r["secret_hash"] for r in tx.all("SELECT secret_hash FROM api_keys WHERE aggregate_id = ?",
+                                                     (aggregate_id,))]
+
+
+def _key(r: dict[str, Any]) -> ApiKeyRow:
+    return ApiKeyRow(
+        id=r["id"], name=r["name"], display_prefix=r["display_prefix"], user_id=r["user_id"],
+        scopes=tuple(r["scopes"].split()), expires_at=r["expires_at"], rate_limit=r["rate_limit"],
+        created_by=r["created_by"], created_at=r["created_at"], updated_at=r["updated_at"],
+        revoked_at=r["revoked_at"], expired=bool(r["expired"]))

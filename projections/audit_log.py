@@ -14,6 +14,7 @@ from typing import Any
 from eventsourcing.persistence import Notification
 
 from projections.base import SqlProjection, Tx, iso
+from projections.readmodel import ReadModelView
 
 # Fields every event carries (they have their own columns), not part of its payload.
 META_FIELDS = frozenset({
@@ -106,3 +107,7 @@ class AuditLogProjection(SqlProjection):
              getattr(event, "actor_api_key_id", None), getattr(event, "correlation_id", None), event_type(event),
              str(event.originator_id), summary(event)),
         )
+
+
+class AuditLog(ReadModelView):
+    """Queries on one row per stored event."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from datetime import timezone
 from typing import Any, ClassVar
 
 from eventsourcing.persistence import Notification, Tracking, TrackingRecorder
@@ -20,6 +19,8 @@ from eventsourcing.projection import Projection
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Identifier
+
+from domain.timefmt import iso_or_none as iso  # noqa: F401  (handlers store times as upstream sends them)
 
 
 class Tx:
@@ -229,11 +230,3 @@ def handles(*event_classes: type) -> Callable[[Handler], Handler]:
 
     return mark
 
-
-
-
-def iso(moment: Any) -> str | None:
-    """Times as AnythingLLM sends them (`2026-01-02T03:04:05.678Z`); sortable as text."""
-    if moment is None:
-        return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

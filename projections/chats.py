@@ -10,6 +10,7 @@ from domain.chats import Chat, HistoryReset
 from domain.threads import Thread
 from domain.workspaces import Workspace
 from projections.base import SqlProjection, Tx, handles, iso
+from projections.readmodel import ReadModelView
 
 NO_THREAD, NO_SESSION = -1, ""  # the keys of "default thread" and "no session": indexable, never NULL
 _json = msgspec.json.encode
@@ -122,3 +123,7 @@ def full_response(row: dict[str, object]) -> str:
     if rest.startswith('{"text":'):
         return rest
     return (_TEXT_FIRST + _json(row["reply"]) + b"," + rest[1:].encode()).decode()
+
+
+class ChatHistory(ReadModelView):
+    """Queries on chat exchanges, threads and history resets."""

@@ -10,6 +10,7 @@ from domain.documents import Document, Folder
 from domain.embeds import Embed
 from domain.workspaces import Workspace
 from projections.base import SqlProjection, Tx, handles, iso
+from projections.readmodel import ReadModelView
 
 _json = msgspec.json.encode
 
@@ -156,3 +157,7 @@ class LibraryProjection(SqlProjection):
     @handles(Embed.Deleted)
     def _embed_deleted(self, tx: Tx, e: Embed.Deleted) -> None:
         tx.execute("DELETE FROM embeds WHERE aggregate_id = ?", (str(e.originator_id),))
+
+
+class Library(ReadModelView):
+    """Queries on workspaces, members, folders, documents and embeds."""

@@ -16,6 +16,7 @@ import numpy as np
 
 from domain.workspaces import Workspace
 from projections.base import SqlProjection, Tx, handles
+from projections.readmodel import ReadModelView
 
 TextSource = Callable[[str], str]  # text hash -> text
 Chunker = Callable[[str, int, int], list[str]]  # text, size, overlap -> chunks
@@ -190,3 +191,7 @@ def count_chunks(view: Any, workspace: str | None = None) -> int:
         if workspace is None:
             return int(tx.scalar("SELECT COUNT(*) FROM chunks") or 0)
         return int(tx.scalar("SELECT COUNT(*) FROM chunks WHERE workspace = ?", (workspace,)) or 0)
+
+
+class Vectors(ReadModelView):
+    """Queries on document chunks and the embedding cache."""

@@ -9,10 +9,10 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, get
+from litestar.datastructures import State
 from litestar.params import Parameter
 
 from api.auth import requires_role, requires_scope
-from api.errors import FORBIDDEN_RESPONSE
 from application import audit
 from application.ledger import Context
 from domain.principal import Role
@@ -70,7 +70,7 @@ class AuditController(Controller):
     tags = ["Admin"]
     guards = [requires_scope("admin"), requires_role(Role.ADMIN)]
 
-    @get("/", operation_id="v1AdminAudit", sync_to_thread=True, responses=FORBIDDEN_RESPONSE)
+    @get("/", operation_id="v1AdminAudit", sync_to_thread=True)
     def list_events(
         self, ctx: Context, request: Request,
         user: Annotated[str | None, Parameter(max_length=200, description="acting user: id or username")] = None,
@@ -88,7 +88,7 @@ class AuditController(Controller):
         return AuditPageOut([AuditEventOut(**msgspec.structs.asdict(e)) for e in page.events], page.total,
                             page.has_more)
 
-    @get("/verify", operation_id="v1AdminAuditVerify", sync_to_thread=True, responses=FORBIDDEN_RESPONSE)
+    @get("/verify", operation_id="v1AdminAuditVerify", sync_to_thread=True)
     def verify(
         self, ctx: Context,
         expect: Annotated[str | None, Parameter(max_length=100, description="POSITION:DIGEST, an anchor from an "
@@ -111,9 +111,10 @@ class ProjectionsController(Controller):
     tags = ["Admin"]
     guards = [requires_scope("admin"), requires_role(Role.ADMIN)]
 
-    @get("/", operation_id="v1AdminProjections", sync_to_thread=True, responses=FORBIDDEN_RESPONSE)
-    def status(self, ctx: Context) -> ProjectionsOut:
+    @get("/", operation_id="v1AdminProjections", sync_to_thread=True)
+    def status(self, state: State) -> ProjectionsOut:
         """Each read model's stored position, the head of the store and how far behind it is."""
-        head = ctx.ledger.recorder.max_notification_id() or 0
+        runtime = state.runtime
+        head = runtime.ctx.ledger.recorder.max_notification_id() or 0
         return ProjectionsOut([ProjectionStatusOut(r.name, r.position(), head, head - r.position())
-                               for r in ctx.runners])
+                               for r in runtime.runners])

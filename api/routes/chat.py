@@ -14,15 +14,15 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import Parameter
 from msgspec import Meta
 
-from api.errors import FORBIDDEN_RESPONSE
 from api.presenters import request_id
 from api.sse import sse
 from application import chat, history, threads
 from application.ledger import Context
 from application.workspaces import list_workspaces
 from domain.errors import DomainError
+from domain.timefmt import unix
 
-COMMON = {"responses": FORBIDDEN_RESPONSE}
+COMMON: dict[str, object] = {}
 SYNC = {"sync_to_thread": True, **COMMON}
 # Litestar's Stream takes the route's media type over its own, so stream routes declare it;
 # their JSON answers (validation errors) are Responses, which keep their own.
@@ -230,7 +230,7 @@ class OpenAiChatController(Controller):
     def models(self, ctx: Context, request: Request) -> dict[str, Any]:
         """Each workspace the caller can see is a model; its id is the slug."""
         return {"object": "list", "data": [
-            {"id": w.slug, "object": "model", "created": _unix(w.created_at),
+            {"id": w.slug, "object": "model", "created": unix(w.created_at),
              "owned_by": w.settings.get("chatProvider") or "ledgerllm"} for w in list_workspaces(ctx, request.user)]}
 
     @post("/chat/completions", operation_id="v1OpenAiChatCompletions", status_code=200, media_type=EVENT_STREAM,
@@ -286,9 +286,3 @@ def _openai_chunks(ctx: Context, prepared: Any, cancel: threading.Event, complet
             yield chunk({}, "stop", {k: m.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")})
         elif frame["type"] == "abort":
             yield chunk({"content": ""}, "abort")
-
-
-def _unix(iso_time: str) -> int:
-    from datetime import datetime, timezone
-
-    return int(datetime.strptime(iso_time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp())

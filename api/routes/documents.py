@@ -13,13 +13,12 @@ from litestar.params import Body, Parameter
 from msgspec import Meta
 
 from api.auth import requires_scope
-from api.errors import FORBIDDEN_RESPONSE
 from api.presenters import request_id
 from application import documents as docs
 from application.ledger import Context
 from domain.errors import DomainError, InvalidInput
 
-COMMON = {"sync_to_thread": True, "responses": FORBIDDEN_RESPONSE}
+COMMON = {"sync_to_thread": True}
 MAX_LISTING = 1000
 
 

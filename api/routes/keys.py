@@ -14,7 +14,6 @@ from litestar.params import Parameter
 from msgspec import Meta
 
 from api.auth import requires_role, requires_scope
-from api.errors import FORBIDDEN_RESPONSE
 from api.presenters import ApiKeyOut, key_out, parse_id, request_id
 from application import apikeys, users
 from application.ledger import Context
@@ -52,7 +51,7 @@ def _generate(ctx: Context, request: Request, data: GenerateKeyBody | None) -> G
         scopes=tuple(data.scopes) if data.scopes is not None else None,
         expires_in=parse_duration(data.expiresIn) if data.expiresIn else None, rate_limit=data.rateLimit,
     ))
-    return GeneratedKey(key_out(new.key, secret=new.secret, owner_as_id=True), None)
+    return GeneratedKey(key_out(apikeys.KeyRow(new.key, new.owner, True), secret=new.secret, owner_as_id=True), None)
 
 
 def _list(ctx: Context, include_revoked: bool) -> KeyList:
@@ -66,7 +65,7 @@ def _revoke(ctx: Context, request: Request, key_id: str) -> Response[bytes]:
 
 
 IncludeRevoked = Annotated[bool, Parameter(query="includeRevoked", description="also list revoked and expired keys")]
-COMMON = {"sync_to_thread": True, "responses": FORBIDDEN_RESPONSE}
+COMMON = {"sync_to_thread": True}
 
 
 class SingleUserKeysController(Controller):
@@ -76,7 +75,7 @@ class SingleUserKeysController(Controller):
 
     @staticmethod
     def _single_user(ctx: Context) -> None:
-        if users.is_multi_user(ctx):
+        if ctx.accounts.is_multi_user():
             raise MultiUserModeRequired()
 
     @get("/api-keys", operation_id="systemListApiKeys", **COMMON)

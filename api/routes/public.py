@@ -11,7 +11,7 @@ from litestar.datastructures import State
 from msgspec import Meta
 
 from api.presenters import UserOut, request_id, user_out
-from application import invites, sessions, users
+from application import invites, sessions
 from application.ledger import Context
 from domain.errors import DomainError
 
@@ -79,7 +79,7 @@ class PublicController(Controller):
 
     @get("/api/system/multi-user-mode", operation_id="multiUserMode", sync_to_thread=True)
     def multi_user_mode(self, ctx: Context) -> MultiUserMode:
-        return MultiUserMode(users.is_multi_user(ctx))
+        return MultiUserMode(ctx.accounts.is_multi_user())
 
     @post("/api/request-token", operation_id="requestToken", status_code=200)
     async def request_token(self, request: Request, state: State, ctx: Context, data: LoginBody) -> Response[LoginOut]:

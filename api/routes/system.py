@@ -6,7 +6,6 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 
 from api.auth import requires_role, requires_scope
-from api.errors import FORBIDDEN_RESPONSE
 from api.presenters import UserOut, request_id, user_out
 from api.routes.public import Name, Password, Success
 from application import users
@@ -30,8 +29,7 @@ class SystemController(Controller):
     tags = ["System"]
 
     @post("/enable-multi-user", operation_id="enableMultiUser", status_code=200,
-          guards=[requires_scope("admin"), requires_role(Role.ADMIN)], sync_to_thread=True,
-          responses=FORBIDDEN_RESPONSE)
+          guards=[requires_scope("admin"), requires_role(Role.ADMIN)], sync_to_thread=True)
     def enable_multi_user(self, request: Request, ctx: Context, data: EnableMultiUserBody) -> Response[Success]:
         """The owner becomes the first admin, named and with a password. There is no way back,
         as upstream. Unlike upstream, a failure deletes nothing."""
@@ -45,7 +43,7 @@ class SystemController(Controller):
             return Response(Success(False, str(e)), status_code=e.status)
         return Response(Success(True, None))
 
-    @get("/check-token", operation_id="checkToken", sync_to_thread=True, responses=FORBIDDEN_RESPONSE)
+    @get("/check-token", operation_id="checkToken", sync_to_thread=True)
     def check_token(self, request: Request, ctx: Context) -> CheckToken:
-        row = users.get_user(ctx, request.user.user_id)
+        row = ctx.accounts.user(request.user.user_id)
         return CheckToken(True, user_out(row) if row else None)

@@ -14,7 +14,6 @@ from litestar.params import Parameter
 from msgspec import Meta
 
 from api.auth import requires_role, requires_scope
-from api.errors import FORBIDDEN_RESPONSE
 from api.presenters import InviteOut, UserBrief, UserOut, invite_out, parse_id, request_id, user_out
 from api.routes.public import Name, Password, Success
 from application import invites, sessions, users
@@ -22,7 +21,7 @@ from application.ledger import Context
 from domain.errors import DomainError
 from domain.principal import Role
 
-COMMON = {"sync_to_thread": True, "responses": FORBIDDEN_RESPONSE}
+COMMON = {"sync_to_thread": True}
 UserId = Annotated[str, Parameter(description="user id (an integer)")]
 
 
@@ -34,7 +33,7 @@ class AuthController(Controller):
     path = "/auth"
     tags = ["Authentication"]
 
-    @get("/", operation_id="v1Auth", responses=FORBIDDEN_RESPONSE)
+    @get("/", operation_id="v1Auth")
     async def auth(self) -> Authenticated:
         """Verify the attached Authorization header holds a valid API key."""
         return Authenticated(True)
@@ -91,12 +90,12 @@ class AdminController(Controller):
 
     @get("/is-multi-user-mode", operation_id="v1IsMultiUserMode", **COMMON)
     def is_multi_user_mode(self, ctx: Context) -> IsMultiUser:
-        return IsMultiUser(users.is_multi_user(ctx))
+        return IsMultiUser(ctx.accounts.is_multi_user())
 
     @get("/users", operation_id="v1AdminListUsers", guards=[requires_role(Role.ADMIN, Role.MANAGER)], **COMMON)
     def list_users(self, ctx: Context) -> UserList:
         users.require_multi_user(ctx)
-        return UserList([user_out(u) for u in users.list_users(ctx)])
+        return UserList([user_out(u) for u in ctx.accounts.active_users()])
 
     @post("/users/new", operation_id="v1AdminCreateUser", status_code=200,
           guards=[requires_role(Role.ADMIN, Role.MANAGER)], **COMMON)
@@ -188,7 +187,7 @@ class UsersController(Controller):
     @get("/", operation_id="v1ListUsers", guards=[requires_role(Role.ADMIN, Role.MANAGER)], **COMMON)
     def list_users(self, ctx: Context) -> BriefList:
         users.require_multi_user(ctx)
-        return BriefList([UserBrief(u.id, u.username, u.role) for u in users.list_users(ctx)])
+        return BriefList([UserBrief(u.id, u.username, u.role) for u in ctx.accounts.active_users()])
 
     @get("/{user_id:str}/issue-auth-token", operation_id="v1IssueAuthToken",
          guards=[requires_role(Role.ADMIN)], **COMMON)
@@ -202,7 +201,9 @@ def v1_router(upload_max_bytes: int) -> Router:
     from api.routes.audit import AuditController, ProjectionsController
     from api.routes.chat import ChatController, ChatLogsController, OpenAiChatController
     from api.routes.documents import DocumentController
-    from api.routes.system_v1 import EmbedController, OpenAiController, SystemV1Controller
+    from api.routes.embeds import EmbedController
+    from api.routes.openai_v1 import OpenAiController
+    from api.routes.system_v1 import SystemV1Controller
     from api.routes.workspaces import WorkspaceController, WorkspaceMembersController
 
     # Uploads may be larger than other bodies: that controller gets its own limit.

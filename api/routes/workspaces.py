@@ -10,14 +10,13 @@ from litestar.params import Parameter
 from msgspec import UNSET, Meta, UnsetType
 
 from api.auth import requires_scope
-from api.errors import FORBIDDEN_RESPONSE
 from api.presenters import parse_id, request_id
 from application import users, workspaces as ws
 from application.ledger import Context
 from application.search import vector_search
 from domain.errors import DomainError
 
-COMMON = {"sync_to_thread": True, "responses": FORBIDDEN_RESPONSE}
+COMMON = {"sync_to_thread": True}
 Slug = Annotated[str, Parameter(description="workspace slug", max_length=200)]
 Text = Annotated[str, Meta(max_length=100_000)]
 Short = Annotated[str, Meta(max_length=255)]

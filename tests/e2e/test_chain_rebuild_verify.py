@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 import psycopg
-import pytest
 
 from tests.support.app import Backend, bearer, client_for, owner_key
 from tests.support.process import get, running_server, send

@@ -167,9 +167,9 @@ def test_history_and_exports_are_identical_after_a_projection_rebuild(backend, l
                     client.post("/api/v1/admin/workspace-chats", headers=admin, json={"offset": 0}).json())
 
         before = snapshot()
-        ctx = client.app.state.runtime.ctx
-        ctx.chats.reset()
-        ctx.chats.catch_up()
+        runner = client.app.state.runtime.runner("chats")
+        runner.reset()
+        runner.catch_up()
         assert snapshot() == before
     csv_text = before[4]
     assert "'=cmd 0" in csv_text  # formula cells are defused

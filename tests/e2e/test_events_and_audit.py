@@ -164,7 +164,7 @@ def test_audit_log_rebuilt_from_zero_gives_identical_rows(backend):
         _fill(client)
     runtime = open_runtime(backend.settings())  # no follower thread: nothing rebuilds behind the test's back
     try:
-        runner = runtime.ctx.audit
+        runner = runtime.runner("audit_log")
 
         def rows() -> list[dict]:
             with runner.view.read() as tx:

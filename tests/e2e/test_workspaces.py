@@ -128,10 +128,10 @@ def test_rebuilding_the_vector_index_from_events_gives_the_same_results(backend)
         for name, text in FACTS.items():
             _raw(client, key, name, text, "facts")
         before = [_search(client, key, "facts", q, topN=3, scoreThreshold=0) for q in queries]
-        ctx = client.app.state.runtime.ctx
+        runner = client.app.state.runtime.runner("vectors")
         # rebuild the vectors read model from zero while the app runs: the faiss copy starts over
-        ctx.vectors.reset()
-        ctx.vectors.catch_up()
+        runner.reset()
+        runner.catch_up()
         assert [_search(client, key, "facts", q, topN=3, scoreThreshold=0) for q in queries] == before
     # and with the faiss files gone, a restart rebuilds them from the read model
     shutil.rmtree(backend.data_dir / "faiss", ignore_errors=True)

@@ -18,13 +18,14 @@ from eventsourcing.utils import get_topic
 
 from api.wiring import Runtime, open_runtime
 from application.apikeys import (
-    CreateApiKey, RevokeApiKey, create_api_key, get_key, hash_secret, new_secret, revoke_api_key, take_id,
+    CreateApiKey, RevokeApiKey, create_api_key, get_key, hash_secret, new_secret, revoke_api_key,
 )
+from application.ids import take_id
 from application.invites import CreateInvite, DisableInvite, create_invite, disable_invite
 from application.ledger import Context, Ledger
 from application.users import (
-    CreateUser, EnableMultiUser, UpdatePreferences, UpdateUser, create_user, enable_multi_user, get_user,
-    owner_id, principal_for, update_preferences, update_user,
+    CreateUser, EnableMultiUser, UpdatePreferences, UpdateUser, create_user, enable_multi_user, principal_for,
+    update_preferences, update_user,
 )
 from domain.apikeys import ApiKey, api_key_uuid
 from domain.principal import Actor, Principal
@@ -46,14 +47,14 @@ def runtime_of(backend: Backend) -> Iterator[Runtime]:
 
 
 def owner(ctx: Context) -> Principal:
-    row = get_user(ctx, owner_id(ctx))
+    row = ctx.accounts.user(ctx.accounts.owner_id())
     assert row is not None
     return principal_for(ctx, row)
 
 
 def account_views(ctx: Context) -> list[ProjectionRunner]:
     """The read models of users and keys (the runtime may run others, e.g. for documents)."""
-    return [ctx.accounts, ctx.api_keys]
+    return [ctx.accounts.runner, ctx.api_keys.runner]
 
 
 def rows_of(runner: ProjectionRunner) -> dict[str, list[dict[str, Any]]]:
@@ -208,7 +209,7 @@ def test_views_catch_up_with_events_appended_while_the_runtime_was_closed(backen
         ctx = reopened.ctx
         assert [r.position() for r in account_views(ctx)] == [head(ctx.ledger)] * 2
         assert revoke_position == head(ctx.ledger) and silent_position < revoke_position
-        keys = {k["id"]: k for k in rows_of(ctx.api_keys)["api_keys"]}
+        keys = {k["id"]: k for k in rows_of(ctx.api_keys.runner)["api_keys"]}
         assert set(keys) == {early.key.id, later.key.id, silent_id}
         assert keys[early.key.id]["revoked_at"] is not None
         assert keys[later.key.id]["revoked_at"] is not None
@@ -220,10 +221,10 @@ def test_concurrent_runners_never_apply_an_event_twice(backend: Backend) -> None
     keys_to_append = 40
     with runtime_of(backend) as one, runtime_of(backend) as two, runtime_of(backend) as writer:
         name = one.ctx.ledger.name
-        one.ctx.api_keys.view.reset(name)  # the two runners rebuild it while events arrive
+        one.runner("api_keys").view.reset(name)  # the two runners rebuild it while events arrive
         runners = {
-            "one": [one.ctx.api_keys, event_log_runner(one)],
-            "two": [two.ctx.api_keys, event_log_runner(two)],
+            "one": [one.runner("api_keys"), event_log_runner(one)],
+            "two": [two.runner("api_keys"), event_log_runner(two)],
         }
         appending = threading.Event()
         appending.set()
@@ -270,9 +271,9 @@ def test_concurrent_runners_never_apply_an_event_twice(backend: Backend) -> None
         revoked_count = topics.count(get_topic(ApiKey.Revoked))
         assert issued_count == keys_to_append and revoked_count == keys_to_append // 3
 
-        assert one.ctx.api_keys.view.position(name) == two.ctx.api_keys.view.position(name) == last
+        assert one.runner("api_keys").view.position(name) == two.runner("api_keys").view.position(name) == last
         assert log_positions == [last, last]
-        keys = rows_of(one.ctx.api_keys)["api_keys"]
+        keys = rows_of(one.runner("api_keys"))["api_keys"]
         assert len(keys) == issued_count
         assert sum(k["revoked_at"] is not None for k in keys) == revoked_count
         assert len(log) == len(notifications), "some event was applied twice or skipped"
@@ -287,7 +288,7 @@ def test_a_runner_that_loses_the_race_does_not_report_a_position_the_view_has_no
     the view's lock; B commits H0, A's batch is refused (correctly). A must then not claim H1."""
     with runtime_of(backend) as one, runtime_of(backend) as two:
         name = one.ctx.ledger.name
-        runner_a, view_b = one.ctx.api_keys, two.ctx.api_keys.view
+        runner_a, view_b = one.runner("api_keys"), two.runner("api_keys").view
         runner_a.catch_up()
         start = runner_a.view.position(name)  # stored; may trail the runner by ignored events
         _, h0 = append_key(one.ctx, "first")
@@ -342,18 +343,18 @@ def test_ensure_returns_after_the_row_is_visible(backend: Backend) -> None:
         assert get_key(ctx, key_id) is None  # nobody projected it yet
         ctx.api_keys.ensure(position)
         row = get_key(ctx, key_id)
-        assert row is not None and row.name == "ensure-me"
+        assert row is not None and row.key.name == "ensure-me"
         assert ctx.api_keys.view.position(ctx.ledger.name) >= position
 
         revoked_at = revoke_key(writer.ctx, key_id, "ensure-revoke")
-        assert get_key(ctx, key_id).revoked_at is None  # type: ignore[union-attr]
+        assert get_key(ctx, key_id).key.revoked_at is None  # type: ignore[union-attr]
         ctx.api_keys.ensure(revoked_at)
-        assert get_key(ctx, key_id).revoked_at is not None  # type: ignore[union-attr]
+        assert get_key(ctx, key_id).key.revoked_at is not None  # type: ignore[union-attr]
 
 
 def test_ensure_returns_at_once_when_reached_and_gives_up_on_a_position_never_reached(backend: Backend) -> None:
     with runtime_of(backend) as runtime:
-        runner = runtime.ctx.api_keys
+        runner = runtime.runner("api_keys")
         reached = runner.catch_up()
         started = time.monotonic()
         runner.ensure(None)
@@ -371,9 +372,9 @@ def test_process_event_applies_one_event_and_records_its_tracking(backend: Backe
         admin = owner(ctx)
         made = [create_api_key(ctx, CreateApiKey(principal=admin, correlation_id=f"pe{n}")) for n in range(3)]
         revoke_api_key(ctx, RevokeApiKey(principal=admin, correlation_id="pe-revoke", key_id=made[0].key.id))
-        before = rows_of(ctx.api_keys)
+        before = rows_of(ctx.api_keys.runner)
         name = ctx.ledger.name
-        projection = ctx.api_keys.projection
+        projection = runtime.runner("api_keys").projection
         projection.view.reset(name)
 
         last = None
@@ -382,11 +383,11 @@ def test_process_event_applies_one_event_and_records_its_tracking(backend: Backe
             projection.process_event(event, Tracking(application_name=name, notification_id=notification.id))
             assert projection.view.position(name) == notification.id
             last = (event, notification.id)
-        assert rows_of(ctx.api_keys) == before
+        assert rows_of(ctx.api_keys.runner) == before
 
         # the same event again is refused by the tracking record, and changes nothing
         assert last is not None and isinstance(last[0], ApiKey.Revoked)
         with pytest.raises(IntegrityError):
             projection.process_event(last[0], Tracking(application_name=name, notification_id=last[1]))
-        assert rows_of(ctx.api_keys) == before
+        assert rows_of(ctx.api_keys.runner) == before
         assert projection.view.position(name) == last[1]

@@ -94,10 +94,10 @@ def bearer(key: str) -> dict[str, str]:
 def owner_key(client: TestClient, **body: Any) -> str:
     """Issue an owner key the way an operator does first: through the use case the CLI calls."""
     from application.apikeys import CreateApiKey, create_api_key
-    from application.users import get_user, owner_id, principal_for
+    from application.users import principal_for
 
     ctx = client.app.state.runtime.ctx
-    owner = principal_for(ctx, get_user(ctx, owner_id(ctx)))
+    owner = principal_for(ctx, ctx.accounts.user(ctx.accounts.owner_id()))
     return create_api_key(ctx, CreateApiKey(principal=owner, correlation_id="test-setup", **body)).secret
 
 

@@ -1,0 +1,29 @@
+"""Times as AnythingLLM sends them: UTC ISO 8601 with milliseconds and a `Z`
+(`2026-01-02T03:04:05.678Z`). Such strings sort as text in time order, so read models
+store them as TEXT and compare them directly."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def iso(moment: datetime) -> str:
+    """`moment` (timezone-aware) as upstream's timestamp text."""
+    utc = moment.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def iso_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else iso(moment)
+
+
+def parse_iso(text: str) -> datetime:
+    """The inverse of `iso` (a timezone-aware UTC datetime)."""
+    return datetime.strptime(text, ISO_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def unix(text: str) -> int:
+    """Whole seconds since the epoch of an `iso` string (OpenAI's `created`, upstream's `sentAt`)."""
+    return int(parse_iso(text).timestamp())
