@@ -14,7 +14,8 @@ from litestar.params import Parameter
 from msgspec import Meta
 
 from api.auth import requires_role, requires_scope
-from api.presenters import ApiKeyOut, key_out, parse_id, request_id
+from api.presenters.accounts import ApiKeyOut, key_out
+from api.presenters import parse_id, request_id
 from application import apikeys, users
 from application.ledger import Context
 from domain.apikeys import parse_duration

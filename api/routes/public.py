@@ -10,7 +10,8 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from msgspec import Meta
 
-from api.presenters import UserOut, request_id, user_out
+from api.presenters.accounts import UserOut, user_out
+from api.presenters import request_id
 from application import invites, sessions
 from application.ledger import Context
 from domain.errors import DomainError

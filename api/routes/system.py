@@ -6,7 +6,8 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 
 from api.auth import requires_role, requires_scope
-from api.presenters import UserOut, request_id, user_out
+from api.presenters.accounts import UserOut, user_out
+from api.presenters import request_id
 from api.routes.public import Name, Password, Success
 from application import users
 from application.ledger import Context

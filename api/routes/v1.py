@@ -14,7 +14,8 @@ from litestar.params import Parameter
 from msgspec import Meta
 
 from api.auth import requires_role, requires_scope
-from api.presenters import InviteOut, UserBrief, UserOut, invite_out, parse_id, request_id, user_out
+from api.presenters.accounts import InviteOut, UserBrief, UserOut, invite_out, user_out
+from api.presenters import parse_id, request_id
 from api.routes.public import Name, Password, Success
 from application import invites, sessions, users
 from application.ledger import Context

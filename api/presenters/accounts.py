@@ -1,11 +1,10 @@
-"""Response shapes as AnythingLLM clients parse them (field names copied from upstream)."""
+"""Users, API keys and invites as AnythingLLM clients parse them (field names are upstream's)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import msgspec
-from litestar import Request
 
 from application.apikeys import KeyRow
 from application.invites import InviteRow
@@ -97,16 +96,3 @@ def invite_out(i: InviteRow, code: str | None = None) -> InviteOut:
         workspaceIds=json.dumps(i.workspace_ids), createdBy=i.created_by, createdAt=i.created_at,
         lastUpdatedAt=i.updated_at,
     )
-
-
-def request_id(request: Request) -> str:
-    return request.scope["state"]["request_id"]
-
-
-def parse_id(value: str, what: str) -> int:
-    """Path ids arrive as text, as upstream's do; a non-number is a 400, not a 404 or a 500."""
-    from domain.errors import InvalidInput
-
-    if not value.isdigit() or len(value) > 18 or int(value) < 1:
-        raise InvalidInput(f"Invalid {what} id")
-    return int(value)
