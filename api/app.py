@@ -25,7 +25,7 @@ from api.auth import AuthMiddleware
 from api.deps import provide_ctx
 from api.errors import EXCEPTION_HANDLERS, JsonRequest, document_errors
 from api.requestlog import RequestIdMiddleware, stamp_response
-from api.routes import embed_public, keys, public, system, v1
+from api.routes import embed_public, health, keys, public, system, v1
 from api.wiring import open_runtime
 from application.ledger import Context, ReadOnly
 from domain.chats import Chat
@@ -81,7 +81,7 @@ def create_app(settings: Settings) -> Litestar:
     app = Litestar(
         route_handlers=[
             public.PublicController, system.SystemController, keys.SingleUserKeysController, keys.AdminKeysController, v1.v1_router(settings.upload_max_bytes),
-            embed_public.EmbedWidgetController, metrics.Metrics,
+            embed_public.EmbedWidgetController, health.HealthController, metrics.Metrics,
         ],
         lifespan=[runtime],
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},

@@ -19,21 +19,21 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def _runtime() -> Any:
+def cli_runtime() -> Any:
     from api.wiring import open_runtime
     from infrastructure.settings import load_settings
 
     return open_runtime(load_settings())
 
 
-def _cli_principal(ctx: Any) -> Any:
+def cli_principal(ctx: Any) -> Any:
     from application.users import principal_for
 
     owner = ctx.accounts.user(ctx.accounts.owner_id())
     return principal_for(ctx, owner)
 
 
-def _cid() -> str:
+def cli_correlation_id() -> str:
     return f"cli-{uuid.uuid4().hex}"
 
 
@@ -69,7 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.workers > 1:
-        _runtime().close()  # create tables and the owner once, before workers race to do it
+        cli_runtime().close()  # create tables and the owner once, before workers race to do it
     mode = ", read-only" if settings.read_only else ""
     print(f"ledgerllm serving on http://{settings.host}:{settings.port} (data: {settings.data_dir}{mode})", file=sys.stderr)
     uvicorn.run("api.main:app", factory=True, host=settings.host, port=settings.port, workers=args.workers,
@@ -79,14 +79,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_users_create(args: argparse.Namespace) -> None:
     from application.users import CreateUser, create_user
 
-    rt = _runtime()
+    rt = cli_runtime()
     try:
         ctx = rt.ctx
         if not ctx.accounts.is_multi_user():
             raise SystemExit("error: the instance is in single-user mode; run "
                              "`ledgerllm users enable-multi-user USERNAME` first.")
         password, generated = _password()
-        row = create_user(ctx, CreateUser(principal=_cli_principal(ctx), correlation_id=_cid(),
+        row = create_user(ctx, CreateUser(principal=cli_principal(ctx), correlation_id=cli_correlation_id(),
                                           username=args.name, password=password, role=args.role))
         print(f"created user {row.username} (id {row.id}, role {row.role})", file=sys.stderr)
         if generated:
@@ -99,11 +99,11 @@ def cmd_users_create(args: argparse.Namespace) -> None:
 def cmd_enable_multi_user(args: argparse.Namespace) -> None:
     from application.users import EnableMultiUser, enable_multi_user
 
-    rt = _runtime()
+    rt = cli_runtime()
     try:
         password, generated = _password()
         row = enable_multi_user(rt.ctx, EnableMultiUser(
-            principal=_cli_principal(rt.ctx), correlation_id=_cid(), username=args.username, password=password))
+            principal=cli_principal(rt.ctx), correlation_id=cli_correlation_id(), username=args.username, password=password))
         print(f"multi-user mode enabled; the owner is now admin {row.username!r}", file=sys.stderr)
         if generated:
             print(password)
@@ -112,7 +112,7 @@ def cmd_enable_multi_user(args: argparse.Namespace) -> None:
 
 
 def cmd_users_list(args: argparse.Namespace) -> None:
-    rt = _runtime()
+    rt = cli_runtime()
     try:
         rows = rt.ctx.accounts.active_users()
     finally:
@@ -124,9 +124,9 @@ def cmd_users_list(args: argparse.Namespace) -> None:
 def cmd_users_revoke_sessions(args: argparse.Namespace) -> None:
     from application.users import RevokeSessions, revoke_sessions
 
-    rt = _runtime()
+    rt = cli_runtime()
     try:
-        revoke_sessions(rt.ctx, RevokeSessions(principal=_cli_principal(rt.ctx), correlation_id=_cid(),
+        revoke_sessions(rt.ctx, RevokeSessions(principal=cli_principal(rt.ctx), correlation_id=cli_correlation_id(),
                                                user_id=_user_id(rt.ctx, args.name)))
         print(f"every session of {args.name} is revoked", file=sys.stderr)
     finally:
@@ -136,10 +136,10 @@ def cmd_users_revoke_sessions(args: argparse.Namespace) -> None:
 def cmd_users_set_password(args: argparse.Namespace) -> None:
     from application.users import UpdateUser, update_user
 
-    rt = _runtime()
+    rt = cli_runtime()
     try:
         password, generated = _password()
-        update_user(rt.ctx, UpdateUser(principal=_cli_principal(rt.ctx), correlation_id=_cid(),
+        update_user(rt.ctx, UpdateUser(principal=cli_principal(rt.ctx), correlation_id=cli_correlation_id(),
                                        user_id=_user_id(rt.ctx, args.name), password=password))
         if generated:
             print(password)
@@ -152,11 +152,11 @@ def cmd_keys_create(args: argparse.Namespace) -> None:
     from application.apikeys import CreateApiKey, create_api_key
     from domain.apikeys import parse_duration
 
-    rt = _runtime()
+    rt = cli_runtime()
     try:
         ctx = rt.ctx
         new = create_api_key(ctx, CreateApiKey(
-            principal=_cli_principal(ctx), correlation_id=_cid(),
+            principal=cli_principal(ctx), correlation_id=cli_correlation_id(),
             user_id=_user_id(ctx, args.user) if args.user else None, name=args.name,
             scopes=tuple(args.scope) if args.scope else None,
             expires_in=parse_duration(args.expires_in) if args.expires_in else None,
@@ -172,7 +172,7 @@ def cmd_keys_create(args: argparse.Namespace) -> None:
 def cmd_keys_list(args: argparse.Namespace) -> None:
     from application.apikeys import list_api_keys
 
-    rt = _runtime()
+    rt = cli_runtime()
     try:
         keys = list_api_keys(rt.ctx, include_inactive=args.all)
     finally:
@@ -185,9 +185,9 @@ def cmd_keys_list(args: argparse.Namespace) -> None:
 def cmd_keys_revoke(args: argparse.Namespace) -> None:
     from application.apikeys import RevokeApiKey, revoke_api_key
 
-    rt = _runtime()
+    rt = cli_runtime()
     try:
-        changed = revoke_api_key(rt.ctx, RevokeApiKey(principal=_cli_principal(rt.ctx), correlation_id=_cid(),
+        changed = revoke_api_key(rt.ctx, RevokeApiKey(principal=cli_principal(rt.ctx), correlation_id=cli_correlation_id(),
                                                       key_id=args.id))
         print(f"API key {args.id} {'revoked' if changed else 'was already revoked'}", file=sys.stderr)
     finally:
@@ -240,7 +240,17 @@ def _add_events_commands(sub: Any) -> None:
     projections = sub.add_parser("projections", help="the read models").add_subparsers(dest="action", required=True)
     status = projections.add_parser("status", help="each read model's position, the store's head, the lag")
     status.add_argument("--json", action="store_true")
-    status.set_defaults(func=_lazy("projections_status"))
+    status.set_defaults(func=_lazy_in("cli_projections", "projections_status"))
+    retry = projections.add_parser("retry", help="apply again the event a stalled read model stopped at "
+                                                 "(after an upgrade that fixes the cause)")
+    retry.add_argument("name", metavar="NAME")
+    retry.set_defaults(func=_lazy_in("cli_projections", "cmd_projections_retry"))
+    skip = projections.add_parser("skip", help="let a stalled read model pass the event it stopped at; "
+                                               "recorded as an event with you and the reason")
+    skip.add_argument("name", metavar="NAME")
+    skip.add_argument("position", type=int, metavar="POSITION")
+    skip.add_argument("--reason", required=True, metavar="TEXT", help="why (kept in the audit log)")
+    skip.set_defaults(func=_lazy_in("cli_projections", "cmd_projections_skip"))
     rebuild = projections.add_parser(
         "rebuild", help="rebuild read models from the events beside the live ones, then swap them in "
                         "(safe while the server runs)")

@@ -78,7 +78,7 @@ class Store:
 
 
 @contextmanager
-def _store() -> Iterator[Store]:
+def open_store() -> Iterator[Store]:
     store = Store()
     try:
         yield store
@@ -161,7 +161,7 @@ def _newest(store: Store, flt: EventFilter, limit: int) -> tuple[list[tuple[Noti
 def cmd_tail(args: argparse.Namespace) -> None:
     if args.limit < 1:
         raise SystemExit("error: --limit must be at least 1")
-    with _store() as store:
+    with open_store() as store:
         flt = EventFilter(type=parse_type(args.type), user_id=resolve_user(store.accounts_for(args.user), args.user))
         show = _printer(args.json, flush=args.follow)
         found, last = _newest(store, flt, args.limit)
@@ -189,7 +189,7 @@ def cmd_tail(args: argparse.Namespace) -> None:
 def cmd_show(args: argparse.Namespace) -> None:
     from infrastructure.eventstore import aggregate_positions
 
-    with _store() as store:
+    with open_store() as store:
         show = _printer(args.json)
         target = args.target.strip()
         if target.isdigit():
@@ -216,7 +216,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     since, until = parse_bound(args.since, "--since"), parse_bound(args.until, "--until")
     flt = EventFilter(since=since, until=until)
     progress = Progress("exported", None, shown=sys.stderr.isatty())  # only on a terminal: stdout is the data
-    with _store() as store:
+    with open_store() as store:
         out = sys.stdout.buffer
         start = since.position if since is not None and since.position is not None else 1
         stop = until.position if until is not None else None
@@ -240,7 +240,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_audit(args: argparse.Namespace) -> None:
     from projections.audit_log import AuditLogProjection
 
-    with _store() as store:
+    with open_store() as store:
         query = audit_query(store.accounts_for(args.user), user=args.user, key=args.key, type=args.type,
                             since=args.since, until=args.until, limit=args.limit, offset=args.offset)
         page = read_audit(store.runner(AuditLogProjection), query)
@@ -256,27 +256,3 @@ def cmd_audit(args: argparse.Namespace) -> None:
     if not args.json:
         more = f"; more with --offset {query.offset + len(page.events)}" if page.has_more else ""
         print(f"{len(page.events)} of {page.total} events, newest first{more}", file=sys.stderr)
-
-
-def projections_status(args: argparse.Namespace) -> None:
-    """Each read model's stored position, the head of the store and how far behind it is.
-    A view records its position at least every 1,000 events it ignores, so an idle view can
-    read a little behind while being complete."""
-    from infrastructure.eventstore import open_view
-    from projections.catalog import PROJECTIONS
-
-    with _store() as store:
-        head = store.recorder.max_notification_id() or 0
-        rows = []
-        for projection in PROJECTIONS.values():
-            view = open_view(store.settings, projection.name, projection.views(), pool_size=1)
-            try:
-                position = view.max_tracking_id(store.ledger.name) or 0
-            finally:
-                view.datastore.close()
-            rows.append({"projection": projection.name, "position": position, "head": head, "behind": head - position})
-    for row in rows:
-        if args.json:
-            print(_encode(row).decode())
-        else:
-            print(f"{row['projection']:<10} position {row['position']:>9}  head {row['head']:>9}  behind {row['behind']:>7}")

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from api.cli_events import _store
+from api.cli_events import open_store
 from api.progress import Progress
 
 _encode = msgspec.json.Encoder().encode
@@ -28,7 +28,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> None:
     from infrastructure.chain import verify_chain
 
     expect = parse_anchor(args.expect)
-    with _store() as store:
+    with open_store() as store:
         head = store.recorder.max_notification_id() or 0
         progress = Progress("verifying the chain", head)
         report = verify_chain(store.recorder, expect=expect, progress=progress.add)
@@ -106,7 +106,7 @@ def _scratch_space(tag: str) -> Iterator[Callable[[str, str, bool], tuple[Any, A
     the scratch space removed at the end, whatever happens."""
     from projections.rebuild import Scratch, SwapFailed, build
 
-    with _store() as store:
+    with open_store() as store:
         scratch = Scratch(store.settings, tag=f"{tag}-{os.getpid()}")
         scratch.sweep()
         views = _Views()

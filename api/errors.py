@@ -27,6 +27,7 @@ from litestar.openapi.datastructures import ResponseSpec
 
 from domain.errors import DomainError
 from projections.runner import ProjectionLagging
+from projections.stall import ProjectionStalled
 
 log = logging.getLogger("ledgerllm.api")
 
@@ -100,6 +101,10 @@ def handle_unavailable(request: Request, exc: ProjectionLagging) -> Response:
     return error_response(request, "The read model is catching up; try again shortly.", 503, {"Retry-After": "1"})
 
 
+def handle_stalled(request: Request, exc: ProjectionStalled) -> Response:
+    return error_response(request, str(exc), 503)
+
+
 def handle_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error in request %s", request.scope.get("state", {}).get("request_id"))
     return Response({"error": INTERNAL}, status_code=500)
@@ -110,6 +115,7 @@ EXCEPTION_HANDLERS = {
     DomainError: handle_domain,
     IntegrityError: handle_conflict,
     ProjectionLagging: handle_unavailable,
+    ProjectionStalled: handle_stalled,
     Exception: handle_unexpected,
 }
 

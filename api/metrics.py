@@ -45,7 +45,8 @@ def observe(topics: Iterable[str], events: Iterable[Any]) -> None:
 
 
 class ProjectionLag(Collector):
-    """Each read model's distance from the head of the store, read at scrape time."""
+    """Each read model's distance from the head of the store, and whether it is stalled at an
+    event it cannot apply (1) or not (0), read at scrape time."""
 
     def __init__(self) -> None:
         self.runtime: Any = None
@@ -53,11 +54,15 @@ class ProjectionLag(Collector):
     def collect(self) -> Iterable[GaugeMetricFamily]:
         gauge = GaugeMetricFamily("ledgerllm_projection_lag_events", "Events the read model has not applied yet",
                                   labels=["projection"])
+        stalled = GaugeMetricFamily("ledgerllm_projection_stalled",
+                                    "1 while the read model is stopped at an event it cannot apply", labels=["projection"])
         if self.runtime is not None:
             head = self.runtime.ctx.ledger.recorder.max_notification_id() or 0
             for runner in self.runtime.runners:
                 gauge.add_metric([runner.name], max(0, head - runner.position()))
+                stalled.add_metric([runner.name], 0 if runner.stall is None else 1)
         yield gauge
+        yield stalled
 
 
 LAG = ProjectionLag()

@@ -95,7 +95,10 @@ class Context:
         return self.ledger.read_only
 
     def save(self, *aggregates: Any, project: Sequence[ReadModel] = ()) -> int | None:
-        """Append the aggregates' pending events atomically; wait for the named projections."""
+        """Append the aggregates' pending events atomically; wait for the named projections.
+        Nothing is appended while one of them is stalled: the command could not be read back."""
+        for view in project:
+            view.check()
         recordings = self.ledger.save(*aggregates)
         position = recordings[-1].notification.id if recordings else None
         for view in project:

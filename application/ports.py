@@ -177,6 +177,9 @@ class ReadModel(Protocol):
 
     def ensure(self, position: int | None) -> None: ...
 
+    def check(self) -> None:
+        """Raise (answered 503, naming the read model) while it is stalled at an event it cannot apply."""
+
 
 # accounts: users, invites, sign-in tokens, system settings ----------------------------------
 class AccountsView(ReadModel, Protocol):

@@ -168,7 +168,8 @@ class Accounts(ReadModelView):
             return [_user(r) for r in tx.all(self._USER + " WHERE deleted = 0 ORDER BY id")]  # type: ignore[misc]
 
     def user_id_of(self, aggregate_id: str) -> int | None:
-        with self._read() as tx:
+        """Stale is safe here: it only names keys to drop from caches."""
+        with self._read(stale_ok=True) as tx:
             return tx.scalar("SELECT id FROM users WHERE aggregate_id = ?", (aggregate_id,))
 
     def setting(self, label: str) -> str | None:

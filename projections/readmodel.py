@@ -25,14 +25,23 @@ class ReadModelView:
         """Return once this view has applied the event at `position` (None: at once)."""
         self.runner.ensure(position)
 
+    def check(self) -> None:
+        """Raise `ProjectionStalled` (answered 503) while this read model is stalled."""
+        self.runner.check()
+
     @contextmanager
-    def _read(self) -> Iterator[Tx]:
-        """One read transaction on this view's tables (a consistent snapshot)."""
+    def _read(self, stale_ok: bool = False) -> Iterator[Tx]:
+        """One read transaction on this view's tables (a consistent snapshot). While the read
+        model is stalled its rows may be out of date, so reads fail closed unless the caller
+        says a stale answer is safe (`stale_ok`)."""
+        if not stale_ok:
+            self.runner.check()
         with self.runner.view.read() as tx:
             yield tx
 
     @property
     def view(self):  # noqa: ANN201  (transitional: use cases not yet on query methods)
+        self.runner.check()
         return self.runner.view
 
     def catch_up(self) -> int:

@@ -12,9 +12,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from eventsourcing.application import Application
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import Notification
 
+from domain.projections import projection_control_uuid
 from projections.base import SqlProjection
+from projections.stall import ProjectionStalled, Stall, StallRecord, is_transient
 
 log = logging.getLogger("ledgerllm.projections")
 
@@ -31,17 +34,29 @@ class ProjectionRunner:
         self.app = app
         self.projection = projection
         self.view = projection.view
+        self.stalls = StallRecord(self.view, projection.name)
         self._lock = threading.Lock()
         self._known = 0  # a position the view is known to have reached
         # Events after the stored position that this view ignores, already looked at: they
         # are skipped without a write (one commit per ignored event batch cost an fsync).
         self._scanned = 0
         self._stored = 0  # the stored position last seen; going back means a rebuild
+        self._stall: Stall | None = self.stalls.get()
         self.batch = BATCH  # events read and applied per transaction
 
     @property
     def name(self) -> str:
         return self.projection.name
+
+    @property
+    def stall(self) -> Stall | None:
+        """Where this read model stopped, if it did (as last seen by this process)."""
+        return self._stall
+
+    def check(self) -> None:
+        """Raise `ProjectionStalled` if this read model stopped at an event it cannot apply."""
+        if self._stall is not None:
+            raise ProjectionStalled(self._stall)
 
     def position(self) -> int:
         self._known = max(self._known, self.view.position(self.app.name))
@@ -51,14 +66,25 @@ class ProjectionRunner:
         """Empty the view and forget every position: the next catch-up rebuilds it."""
         with self._lock:
             self.view.reset(self.app.name)
+            self.stalls.clear()
+            self._stall = None
             self._known = self._scanned = self._stored = 0
+
+    def retry(self) -> int:
+        """Forget the stall and apply from where the view stopped (after a fix); return the position."""
+        with self._lock:
+            self.stalls.clear()
+            self._stall = None
+        return self.catch_up()
 
     def catch_up(self, until: int | None = None, progress: Callable[[int], None] | None = None,
                  stop: int | None = None) -> int:
         """Apply every stored event after the view's position; return the position.
 
         `until`: return once the view has reached it (it may go further, a batch at a time).
-        `stop`: apply no event after it (a view as it was at that position)."""
+        `stop`: apply no event after it (a view as it was at that position). An event the
+        projection cannot apply stops it there: the stall is recorded, nothing after it is
+        applied, and this returns the position before it (see `projections.stall`)."""
         with self._lock:
             while True:
                 stored = self.view.position(self.app.name)
@@ -71,17 +97,18 @@ class ProjectionRunner:
                 notifications = self.app.recorder.select_notifications(start=start + 1, limit=self.batch, stop=stop)
                 if not notifications:
                     break
-                items = [
-                    (self.app.mapper.to_domain_event(n), n.id)
-                    for n in notifications
-                    if self.projection.wants(n)
-                ]
+                if not self._may_continue():
+                    break
                 last_id = notifications[-1].id
-                if items or last_id - stored >= SKIP_WRITE_LIMIT:
-                    # The batch's position covers the skipped events before it too.
-                    if not self.view.process_batch(self.app.name, stored, items, self.projection.apply, last_id):
-                        continue  # another runner moved the view first: start again from its position
-                    self._stored = last_id
+                try:
+                    moved = self._apply(stored, notifications)
+                except Exception as error:
+                    if is_transient(error):
+                        raise
+                    self._apply_one_by_one(stored, notifications)
+                    break
+                if not moved:
+                    continue  # another runner moved the view first: start again from its position
                 self._scanned = self._known = max(self._known, last_id)
                 if progress:
                     progress(len(notifications))
@@ -90,12 +117,63 @@ class ProjectionRunner:
             self._known = max(self._known, self.view.position(self.app.name))
             return self._known
 
+    def _apply(self, stored: int, notifications: list[Notification]) -> bool:
+        """Apply one batch in one transaction; False if another runner got there first."""
+        items = [(self.app.mapper.to_domain_event(n), n.id) for n in notifications if self.projection.wants(n)]
+        last_id = notifications[-1].id
+        if items or last_id - stored >= SKIP_WRITE_LIMIT:
+            # The batch's position covers the ignored events before it too.
+            if not self.view.process_batch(self.app.name, stored, items, self.projection.apply, last_id):
+                return False
+            self._stored = last_id
+        return True
+
+    def _apply_one_by_one(self, stored: int, notifications: list[Notification]) -> None:
+        """A batch failed: apply its events one transaction each, up to the one that fails;
+        pass it if an operator skipped it, else record the stall there."""
+        for n in notifications:
+            if not self.projection.wants(n):
+                continue
+            try:
+                event = self.app.mapper.to_domain_event(n)
+                if not self.view.process_batch(self.app.name, stored, [(event, n.id)], self.projection.apply, n.id):
+                    return  # another runner moved the view: the next catch-up starts from there
+            except Exception as error:
+                if is_transient(error):
+                    raise
+                if not self._skipped(n.id):
+                    self._stall = self.stalls.record(n.id, n.topic, error)
+                    log.error("read model %s stalled at event %d (%s): %s", self.name, n.id, n.topic, self._stall.error)
+                    return
+                self.view.process_batch(self.app.name, stored, [], self.projection.apply, n.id)
+                log.warning("read model %s passed event %d, skipped by an operator", self.name, n.id)
+            stored = self._stored = self._known = n.id
+
+    def _may_continue(self) -> bool:
+        """While stalled: go on once the stall is cleared (a retry elsewhere) or its event skipped."""
+        if self._stall is None:
+            return True
+        self._stall = self.stalls.get()
+        if self._stall is not None and self._skipped(self._stall.position):
+            self.stalls.clear()
+            self._stall = None
+        return self._stall is None
+
+    def _skipped(self, position: int) -> bool:
+        """An operator recorded `ProjectionControl.EventSkipped` for this read model and position."""
+        try:
+            control = self.app.repository.get(projection_control_uuid(self.name))
+        except AggregateNotFoundError:
+            return False
+        return position in control.skipped
+
     def ensure(self, position: int | None, timeout: float = 10.0) -> None:
         """Return once the view has applied the event at `position` (read-after-write)."""
         if position is None or self._known >= position:
             return
         deadline = time.monotonic() + timeout
         while self.catch_up(until=position) < position:
+            self.check()
             if time.monotonic() > deadline:
                 raise ProjectionLagging(f"projection {self.name} did not reach position {position}")
             time.sleep(0.005)
@@ -144,25 +222,25 @@ class Follower:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        steps = [self._notify, *(r.catch_up for r in self.runners), *self.also]
         while not self._stop.is_set():
-            try:
-                self._notify()
-                for runner in self.runners:
-                    runner.catch_up()
-                for task in self.also:
-                    task()
-            except Exception:  # keep following: a transient store error must not stop the views
-                log.exception("projection follower failed; retrying")
-                self._stop.wait(1.0)
-            self._wake.wait(self.poll)
+            failed = False
+            for step in steps:  # each on its own: one failing view must not hold up the others
+                try:
+                    step()
+                except Exception:  # keep following: a transient store error must not stop the views
+                    log.exception("projection follower step failed; retrying")
+                    failed = True
+            self._wake.wait(1.0 if failed else self.poll)
             self._wake.clear()
 
     def _notify(self) -> None:
+        """Hand new events to the callbacks; an event counts as seen only once they succeeded
+        (a cache that could not be told of a revocation is told again on the next round)."""
         while True:
             notifications = self.app.recorder.select_notifications(start=self._seen + 1, limit=BATCH)
             if not notifications:
                 return
-            self._seen = notifications[-1].id
             if self.on_events:
                 events = [self.app.mapper.to_domain_event(n) for n in notifications if n.topic in self.topics]
                 if events:
@@ -171,3 +249,4 @@ class Follower:
                 observed = [self.app.mapper.to_domain_event(n) for n in notifications
                             if n.topic in self.observed_topics]
                 self.on_topics([n.topic for n in notifications], observed)
+            self._seen = notifications[-1].id
