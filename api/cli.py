@@ -72,8 +72,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
         cli_runtime().close()  # create tables and the owner once, before workers race to do it
     mode = ", read-only" if settings.read_only else ""
     print(f"ledgerllm serving on http://{settings.host}:{settings.port} (data: {settings.data_dir}{mode})", file=sys.stderr)
+    # Forwarded headers are believed only from the proxies named in FORWARDED_ALLOW_IPS (uvicorn
+    # would otherwise trust them on every loopback connection, and login limits are per address).
     uvicorn.run("api.main:app", factory=True, host=settings.host, port=settings.port, workers=args.workers,
-                log_level="warning", access_log=False, lifespan="on")
+                log_level="warning", access_log=False, lifespan="on",
+                proxy_headers=bool(settings.forwarded_allow_ips), forwarded_allow_ips=settings.forwarded_allow_ips or None)
 
 
 def cmd_users_create(args: argparse.Namespace) -> None:
@@ -354,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    # Everything the commands and the server create (SQLite files and journals, blobs, faiss
+    # files, backups) is readable by this user only, whatever the shell's umask.
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], None] = args.func
     from domain.errors import DomainError

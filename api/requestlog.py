@@ -1,6 +1,7 @@
 """Request ids and the access log: one line per request, tying events to requests.
 
-The id (ours, or the caller's `X-Request-Id` when it is a short safe token) is the
+The id (ours, or the caller's `X-Request-Id` when it is a short safe token that cannot pass
+for one of ours) is the
 `correlation_id` of every event the request appends. It is stamped on the response and the
 access line is written from a `before_send` hook, which Litestar runs on every response,
 also on errors raised by middleware (auth, rate limits). The line never holds a header
@@ -16,7 +17,17 @@ import uuid
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("ledgerllm.access")
-_SAFE_ID = re.compile(rb"^[A-Za-z0-9._-]{8,64}$")
+_SAFE_ID = re.compile(rb"[A-Za-z0-9._-]{8,64}")
+# Correlation ids the server and the CLI make themselves: a caller must not pass for them.
+_RESERVED = (b"cli-", b"install")
+
+
+def caller_request_id(value: bytes) -> str | None:
+    """The caller's `X-Request-Id` if it is a short safe token that cannot pass for an id of
+    ours (`cli-...`), else None (the server makes one)."""
+    if _SAFE_ID.fullmatch(value) and not value.lower().startswith(_RESERVED):
+        return value.decode()
+    return None
 _SECRET_IN_PATH = re.compile(r"^(/api/invite/)[^/]+")  # invite codes travel in the path
 
 
@@ -34,8 +45,8 @@ class RequestIdMiddleware:
         if scope["type"] == "http":
             request_id = None
             for name, value in scope["headers"]:
-                if name == b"x-request-id" and _SAFE_ID.match(value):
-                    request_id = value.decode()
+                if name == b"x-request-id":
+                    request_id = caller_request_id(value)
             state = scope.setdefault("state", {})
             state["request_id"] = request_id or uuid.uuid4().hex
             state["started"] = time.perf_counter()

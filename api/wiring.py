@@ -24,6 +24,7 @@ from infrastructure.passwords import Argon2Hasher
 from infrastructure.settings import Settings
 from infrastructure.tokens import JwtTokens, jwt_secret
 from infrastructure.clock import SystemClock
+from infrastructure.files import make_private
 from projections.accounts import Accounts
 from projections.api_keys import ApiKeyListing
 from projections.audit_log import AuditLog
@@ -77,6 +78,7 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
     `settings.read_only` (e.g. a replay made by `ledgerllm replay`): the views catch up with
     what is stored now and stay there; nothing is installed, followed or shared through Redis,
     and every save raises `ReadOnly` before it writes."""
+    make_private(settings.data_dir)  # before SQLite creates a file in it
     ledger = Ledger(env=ledger_env(settings))
     if settings.read_only:
         ledger.read_only = ledger.recorder.max_notification_id() or 0
@@ -108,6 +110,7 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
     ordered = list(runners.values())
     for runner in ordered:
         runner.catch_up()
+    make_private(settings.data_dir)  # the files the store and the views created
     runtime = Runtime(settings, ctx, limiter, ordered)
     if shared:
         runtime.closers += [cache, limiter]

@@ -40,3 +40,27 @@ def fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+
+
+def make_private(data_dir: Path) -> None:
+    """DATA_DIR holds password and key hashes and every chat: readable by its owner only,
+    whatever the umask. The directory and its subdirectories become 0700 (which alone keeps
+    other users out of everything below), its own files (the SQLite files and their journals,
+    secrets) 0600; symlinks (a replay's `blobs`) are left as they are."""
+    data_dir.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    _chmod(data_dir, PRIVATE_DIR)
+    for entry in data_dir.iterdir():
+        if entry.is_symlink():
+            continue
+        _chmod(entry, PRIVATE_DIR if entry.is_dir() else PRIVATE_FILE)
+
+
+def _chmod(path: Path, mode: int) -> None:
+    try:
+        if path.stat().st_mode & 0o777 != mode:
+            path.chmod(mode)
+    except FileNotFoundError:  # a journal removed meanwhile
+        pass

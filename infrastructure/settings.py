@@ -34,6 +34,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     link_max_bytes: int = 10 << 20
     link_timeout: float = 20.0
     link_allowlist: frozenset[str] = frozenset()  # hosts/IPs the link fetcher may reach though private
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated IPs or
+    # networks, "*" for any); none by default, so a client cannot choose its own address.
+    forwarded_allow_ips: str = ""
     embed_model: bool = True  # load the embedding model at start (off: on first use)
     llm_model: str | None = None  # a litellm model string: openai/<name>, ollama/<name>, ...
     llm_api_base: str | None = None
@@ -76,6 +79,7 @@ _ENV = {
     "LLM_API_KEY": ("llm_api_key", str),
     "LLM_CONTEXT_WINDOW": ("llm_context_window", int),
     "LLM_TIMEOUT": ("llm_timeout", float),
+    "FORWARDED_ALLOW_IPS": ("forwarded_allow_ips", str),
     "LINK_ALLOWLIST": ("link_allowlist", lambda v: frozenset(h.strip() for h in v.split(",") if h.strip())),
 }
 
