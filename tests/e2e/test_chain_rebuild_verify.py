@@ -209,12 +209,12 @@ def test_rebuild_while_requests_keep_arriving_loses_nothing(backend, tmp_path):
             time.sleep(0.3)
         finally:
             stop.set()
-            writer.join(timeout=30)
+            writer.join(timeout=300)
         assert result.returncode == 0, result.stderr
         assert result.stdout.count("swapped in at position") == 6, result.stdout
         assert not errors, errors
         assert len(made) >= 5
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             status, body, _ = get(f"{server.url}/api/v1/workspaces", key)
             listed = {w["slug"]: w for w in json.loads(body)["workspaces"]}
