@@ -172,6 +172,11 @@ class VectorIndex:
         self._index, self._built_from = index, 0
         self._pending = None
 
+    def upkeep(self) -> None:
+        """Start the background build a loaded index may need (exact above the threshold)."""
+        with self._lock.write():
+            self._maybe_rebuild()
+
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait for a background build (if any) to finish; False if it still runs after ``timeout``."""
         builder = self._builder

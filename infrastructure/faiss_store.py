@@ -71,6 +71,13 @@ class WorkspaceIndexes:
         with self._lock:
             return workspace_id in self._indexes
 
+    def wait_ready(self, timeout: float) -> None:
+        """Let running background builds finish (each within ``timeout`` seconds)."""
+        with self._lock:
+            items = list(self._indexes.values())
+        for index in items:
+            index.wait_ready(timeout)
+
     def save_all(self, directory: Path, position: int) -> None:
         """Save every index (those unchanged since their last save are not rewritten), then
         the manifest with ``position``, then delete files of workspaces no longer held.
@@ -128,6 +135,8 @@ class WorkspaceIndexes:
                 loaded[workspace_id] = result[0]
         except (OSError, ValueError, KeyError, TypeError):
             return self._loaded({}, None)
+        for index in loaded.values():
+            index.upkeep()
         return self._loaded(loaded, position)
 
     def _loaded(self, loaded: dict[WorkspaceId, VectorIndex], position: int | None) -> int | None:

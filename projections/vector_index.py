@@ -25,6 +25,7 @@ from projections.vectors import (
 )
 
 log = logging.getLogger("ledgerllm.vectors")
+BUILD_WAIT_SECONDS = 600
 
 
 class FaissFollower:
@@ -113,7 +114,10 @@ class FaissFollower:
         return count_chunks(self.view, workspace)
 
     def save(self) -> None:
-        """Persist the indexes with their position (on shutdown), dropping older generations."""
+        """Persist the indexes with their position (on shutdown), dropping older generations.
+        A background build of an approximate index is let finish first (up to 10 minutes at a
+        million vectors): the next start loads it instead of building it again."""
+        self.indexes.wait_ready(BUILD_WAIT_SECONDS)
         with self._lock:
             target = self._generation_dir(self.generation)
             if target is None or self.generation == 0:
