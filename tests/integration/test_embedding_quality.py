@@ -53,3 +53,14 @@ def test_backends_have_their_own_model_ids() -> None:
     assert LocalEmbedder(backend="openvino").model_name == "all-MiniLM-L6-v2+openvino-bf16"
     with pytest.raises(ValueError, match="EMBED_BACKEND"):
         LocalEmbedder(backend="tensorflow")
+
+
+def test_bad_backend_or_threshold_settings_say_what_to_set() -> None:
+    from infrastructure.settings import SettingsError, load_settings
+
+    assert load_settings({}).embed_backend == "openvino"
+    assert load_settings({"EMBED_BACKEND": "torch", "VECTOR_APPROX_THRESHOLD": "0"}).vector_approx_threshold == 0
+    with pytest.raises(SettingsError, match="EMBED_BACKEND"):
+        load_settings({"EMBED_BACKEND": "tensorflow"})
+    with pytest.raises(SettingsError, match="VECTOR_APPROX_THRESHOLD"):
+        load_settings({"VECTOR_APPROX_THRESHOLD": "-1"})
