@@ -141,6 +141,7 @@ class VectorIndex:
         self._builder.start()
 
     def _build(self) -> None:
+        built = False
         try:
             started = time.perf_counter()
             with self._lock.read():
@@ -157,6 +158,7 @@ class VectorIndex:
                         _remove(index, change_ids)
                 self._index, self._built_from = index, len(ids)
                 self._version += 1
+                built = True
             log.info("approximate index of %d vectors (%d clusters) built in %.1f s", len(ids), index.nlist,
                      time.perf_counter() - started)
         except Exception:  # noqa: BLE001 - exact search keeps serving; logged with the traceback
@@ -164,6 +166,8 @@ class VectorIndex:
         finally:
             with self._lock.write():
                 self._pending, self._builder = None, None
+                if built:
+                    self._maybe_rebuild()  # grown past 4x while this one was built (a catch-up): again
 
     def _to_exact(self) -> None:
         ids, vectors = faiss_approx.contents(self._index)
@@ -178,11 +182,13 @@ class VectorIndex:
             self._maybe_rebuild()
 
     def wait_ready(self, timeout: float | None = None) -> bool:
-        """Wait for a background build (if any) to finish; False if it still runs after ``timeout``."""
-        builder = self._builder
-        if builder is not None:
-            builder.join(timeout)
-            return not builder.is_alive()
+        """Wait for background builds (if any, and one started by it) to finish; False if one
+        still runs after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (builder := self._builder) is not None:
+            builder.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if builder.is_alive():
+                return False
         return True
 
     # --- reads ---
