@@ -135,8 +135,9 @@ def _content(settings: Settings, vectors: ProjectionRunner) -> ContentServices:
     from infrastructure.fetch import fetch_link
     from infrastructure.secrets import SecretSettings
 
-    embedder, tokenizer = _shared_models()
-    index = FaissFollower(vectors.view, embedder.model_name, WorkspaceIndexes, settings.data_dir / "faiss")
+    embedder, tokenizer = vectors.projection.embedder, _tokenizer()
+    indexes = partial(WorkspaceIndexes, approx_threshold=settings.vector_approx_threshold)
+    index = FaissFollower(vectors.view, embedder.model_name, indexes, settings.data_dir / "faiss")
     return ContentServices(
         blobs=BlobStore(settings.data_dir / "blobs"), embedder=embedder, tokenizer=tokenizer, index=index,
         parse=parsers.parse, safe_filename=parsers.safe_filename, accepted_file_types=parsers.accepted_file_types,
@@ -153,27 +154,60 @@ _POOL_SIZES = {"audit_log": 1}  # the follower writes it, admins read it rarely
 def make_projection(settings: Settings, name: str, view: TrackingRecorder | None = None) -> SqlProjection:
     """The read model `name` on its live view (or on `view`, e.g. a scratch one for a rebuild),
     with the adapters it needs: the vectors projection re-chunks document text from the blob
-    store and takes vectors from its embedding cache (the model loads only on a miss)."""
+    store and takes vectors from its embedding cache (the model loads only on a miss).
+
+    The live vectors view keeps embedding with the model its vectors come from, whatever
+    EMBED_BACKEND says (a warning names the rebuild that switches); a rebuild's copy (`view`
+    given) embeds with EMBED_BACKEND's model."""
     cls = PROJECTIONS[name]
+    live = view is None
     if view is None:
         view = open_view(settings, name, cls.views(), pool_size=_POOL_SIZES.get(name, 1))
     if cls is VectorsProjection:
         from infrastructure.blobs import BlobStore
 
         blobs = BlobStore(settings.data_dir / "blobs")
-        embedder, tokenizer = _shared_models()
-        return VectorsProjection(view, model=embedder.model_name, text_source=lambda digest: blobs.get(digest).decode(),
-                                 chunker=tokenizer.chunk, embed=embedder.embed)
+        backend = _vectors_backend(settings, view) if live else settings.embed_backend
+        embedder, tokenizer = _shared_models(backend, settings.embed_cache_dir)
+        projection = VectorsProjection(view, model=embedder.model_name, chunker=tokenizer.chunk,
+                                       text_source=lambda digest: blobs.get(digest).decode(), embed=embedder.embed)
+        projection.embedder = embedder  # the server's use cases embed with the same model
+        return projection
     return cls(view)
 
 
-@lru_cache(maxsize=1)
-def _shared_models() -> tuple[Any, Any]:
-    """One embedding model and one tokenizer per process, whatever number of runtimes."""
+def _vectors_backend(settings: Settings, view: Any) -> str:
+    """The backend whose vectors the read model holds (EMBED_BACKEND's while it holds none)."""
+    from infrastructure.embedder import BACKENDS, model_id
+    from projections.vectors import recorded_model
+
+    recorded = recorded_model(view)
+    wanted = model_id(settings.embed_backend)
+    if recorded is None or recorded == wanted:
+        return settings.embed_backend
+    for backend in BACKENDS:
+        if model_id(backend) == recorded:
+            log.warning("the vectors were made with %s; EMBED_BACKEND=%s (%s) takes effect after "
+                        "`ledgerllm projections rebuild vectors` re-embeds them", recorded, settings.embed_backend, wanted)
+            return backend
+    log.error("the vectors were made with %s, which this version cannot compute; run `ledgerllm projections "
+              "rebuild vectors` to re-embed them with %s", recorded, wanted)
+    return settings.embed_backend
+
+
+@lru_cache(maxsize=4)
+def _shared_models(backend: str, cache_dir: Any) -> tuple[Any, Any]:
+    """One embedding model per backend and one tokenizer per process, whatever number of runtimes."""
     from infrastructure.embedder import LocalEmbedder
+
+    return LocalEmbedder(backend=backend, cache_dir=cache_dir), _tokenizer()
+
+
+@lru_cache(maxsize=1)
+def _tokenizer() -> Any:
     from infrastructure.tokenizer import Tokenizer
 
-    return LocalEmbedder(), Tokenizer()
+    return Tokenizer()
 
 
 class CompletionsPort:

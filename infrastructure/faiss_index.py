@@ -1,8 +1,13 @@
-"""Exact cosine search per workspace with faiss, saved to disk with the log position it reflects.
+"""Cosine search over one workspace's vectors with faiss: exact while small, approximate above
+a threshold, saved to disk with the log position it reflects.
 
-Vectors are 384-d float32 and L2-normalized (normalized again here, to be safe), so the inner
-product of ``IndexFlatIP`` is the cosine similarity. ``IndexIDMap2`` maps faiss rows to our
-int64 chunk ids. Exact search is fast enough for 100k+ vectors per workspace.
+Vectors are 384-d float32 and L2-normalized (normalized again here, to be safe), so inner
+products are cosine similarities. Below ``approx_threshold`` vectors the index is exact
+(``IndexIDMap2`` over ``IndexFlatIP``). From there on a background thread builds an IVF index
+(``faiss_approx``) from a copy of the vectors while exact search goes on serving; changes
+made meanwhile are logged and replayed onto it, then it replaces the exact one in one step
+under the lock. It is rebuilt the same way when the workspace has grown 4x since, and the
+index turns exact again below half the threshold.
 
 ``add`` is an upsert and ``remove`` ignores unknown ids, so applying a run of vector events
 again to an index that already reflects some of them gives the same result: a follower may
@@ -14,165 +19,54 @@ faiss is imported on first use, never at module import.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
-import re
+import logging
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from infrastructure import faiss_approx
+from infrastructure.faiss_common import (
+    DIMENSIONS, ReadWriteLock, as_ids, as_vectors, get_faiss, serials, set_faiss_threads,
+)
 from infrastructure.files import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-DIMENSIONS = 384
+__all__ = ["DIMENSIONS", "VectorIndex", "WorkspaceIndexes", "set_faiss_threads"]
 FORMAT = 1
-INDEX_SUFFIX = ".faiss"
-SIDECAR_SUFFIX = ".json"  # appended: ws-3.faiss -> ws-3.faiss.json
-MANIFEST = "manifest.json"
-
-# One OpenMP thread per search. Measured on 2 cores, 100k x 384 vectors, one query, k=8:
-# ~6 ms either way (p50 5.8 ms at 1 thread, 6.4 ms at 2): a flat scan of one query reads
-# 150 MB and is bound by memory bandwidth, so a second thread only adds fork/join cost, and
-# two concurrent searches share the bandwidth (~12 ms each) rather than finish sooner.
-DEFAULT_FAISS_THREADS = 1
-
-_faiss: Any = None
-_serials = itertools.count(1)
-_faiss_lock = threading.Lock()
-
-WorkspaceId = int | str
-_SLUG = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
-
-
-def _get_faiss() -> Any:
-    """Import faiss once and set its OpenMP thread count."""
-    global _faiss
-    if _faiss is None:
-        with _faiss_lock:
-            if _faiss is None:
-                import faiss
-
-                faiss.omp_set_num_threads(DEFAULT_FAISS_THREADS)
-                _faiss = faiss
-    return _faiss
-
-
-def set_faiss_threads(n: int) -> None:
-    """OpenMP threads faiss may use per call (process-wide)."""
-    if n < 1:
-        raise ValueError("faiss threads must be >= 1")
-    _get_faiss().omp_set_num_threads(n)
-
-
-def _as_ids(ids: Any) -> np.ndarray:
-    import numpy as np
-
-    arr = np.asarray(ids)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1:
-        raise ValueError(f"ids must be 1-d, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"ids must be integers, got {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=np.int64)
-
-
-def _as_vectors(vectors: Any, dims: int) -> np.ndarray:
-    import numpy as np
-
-    arr = np.asarray(vectors, dtype=np.float32)
-    if arr.ndim == 1:
-        arr = arr.reshape(1, -1)
-    if arr.ndim != 2 or arr.shape[1] != dims:
-        raise ValueError(f"vectors must have shape (n, {dims}), got {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError("vectors must be finite")
-    # A copy: faiss normalizes in place, and the caller's array stays untouched.
-    arr = np.array(arr, dtype=np.float32, order="C", copy=True)
-    _get_faiss().normalize_L2(arr)
-    return arr
-
-
-class _ReadWriteLock:
-    """Many readers or one writer; a waiting writer blocks new readers (no starvation).
-    The writer side is re-entrant for the thread holding it, and may take the read side."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._readers = 0
-        self._writer: int | None = None
-        self._writer_depth = 0
-        self._writers_waiting = 0
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        me = threading.get_ident()
-        if self._writer == me:  # the writer reading its own state
-            yield
-            return
-        with self._cond:
-            while self._writer is not None or self._writers_waiting:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        me = threading.get_ident()
-        with self._cond:
-            if self._writer == me:
-                self._writer_depth += 1
-            else:
-                self._writers_waiting += 1
-                try:
-                    while self._writer is not None or self._readers:
-                        self._cond.wait()
-                finally:
-                    self._writers_waiting -= 1
-                self._writer, self._writer_depth = me, 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer_depth -= 1
-                if self._writer_depth == 0:
-                    self._writer = None
-                    self._cond.notify_all()
+REBUILD_GROWTH = 4  # an approximate index is rebuilt (more clusters) once it holds 4x what it was built from
+log = logging.getLogger("ledgerllm.vectors")
 
 
 class VectorIndex:
-    """One workspace's vectors: exact cosine search over int64 ids.
+    """One workspace's vectors: cosine search over int64 ids, exact or (above
+    ``approx_threshold`` vectors; 0: never) approximate.
 
     Thread-safe: searches run concurrently (faiss releases the GIL while it scans), changes
-    take the index exclusively.
+    take the index exclusively; a background build holds no lock while it works.
     """
 
-    def __init__(self, dimensions: int = DIMENSIONS, *, _index: Any = None) -> None:
-        import numpy as np
-
-        faiss = _get_faiss()
+    def __init__(self, dimensions: int = DIMENSIONS, *, approx_threshold: int = 0, _index: Any = None) -> None:
         self.dimensions = dimensions
-        self._lock = _ReadWriteLock()
-        self._index = _index if _index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimensions))
-        if _index is not None:
-            existing = faiss.vector_to_array(_index.id_map) if _index.ntotal else np.zeros(0, np.int64)
-            self._ids: set[int] = set(existing.tolist())
-            if len(self._ids) != _index.ntotal:
-                raise ValueError("index holds duplicate ids")
-        else:
-            self._ids = set()
+        self.approx_threshold = approx_threshold
+        self._lock = ReadWriteLock()
+        self._index = _index if _index is not None else faiss_approx.exact(dimensions)
+        existing = faiss_approx.contents(self._index, with_vectors=False)[0]
+        self._ids: set[int] = set(existing.tolist())
+        if len(self._ids) != self._index.ntotal:
+            raise ValueError("index holds duplicate ids")
+        self._built_from = len(self._ids) if self.approximate else 0
+        self._pending: list[tuple[str, Any, Any]] | None = None  # changes during a build
+        self._builder: threading.Thread | None = None
         self._version = 0  # bumped by every change; lets WorkspaceIndexes skip clean saves
-        self._serial = next(_serials)  # tells indexes apart (unlike id(), never reused)
+        self._serial = next(serials)
+
+    @property
+    def approximate(self) -> bool:
+        return faiss_approx.is_approx(self._index)
 
     # --- changes ---
 
@@ -180,8 +74,8 @@ class VectorIndex:
         """Insert or replace: an id already present gets the new vector."""
         import numpy as np
 
-        ids = _as_ids(ids)
-        vectors = _as_vectors(vectors, self.dimensions)
+        ids = as_ids(ids)
+        vectors = as_vectors(vectors, self.dimensions)
         if len(ids) != len(vectors):
             raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
         if len(ids) == 0:
@@ -189,43 +83,119 @@ class VectorIndex:
         if len(np.unique(ids)) != len(ids):
             raise ValueError("ids repeat within one add")
         with self._lock.write():
-            present = [i for i in ids.tolist() if i in self._ids]
-            if present:
-                self._remove_present(np.asarray(present, dtype=np.int64))
-            self._index.add_with_ids(vectors, ids)
-            self._ids.update(ids.tolist())
+            self._upsert(self._index, ids, vectors, self._ids)
+            if self._pending is not None:
+                self._pending.append(("add", ids, vectors))
             self._version += 1
+            self._maybe_rebuild()
 
     def remove(self, ids: Any) -> int:
         """Remove these ids (unknown ones are ignored); returns how many were removed."""
         import numpy as np
 
-        ids = _as_ids(ids)
+        ids = as_ids(ids)
         with self._lock.write():
             present = np.asarray(sorted({i for i in ids.tolist() if i in self._ids}), dtype=np.int64)
             if len(present) == 0:
                 return 0
-            removed = self._remove_present(present)
+            removed = _remove(self._index, present)
+            self._ids.difference_update(present.tolist())
+            if self._pending is not None:
+                self._pending.append(("remove", present, None))
             self._version += 1
+            if self.approximate and len(self._ids) < self.approx_threshold // 2:
+                self._to_exact()
             return removed
 
     def clear(self) -> None:
         with self._lock.write():
-            self._index.reset()
+            self._index = faiss_approx.exact(self.dimensions)
             self._ids.clear()
+            self._pending = None  # a running build's result is dropped
             self._version += 1
 
-    def _remove_present(self, ids: np.ndarray) -> int:
-        faiss = _get_faiss()
-        removed = int(self._index.remove_ids(faiss.IDSelectorBatch(len(ids), faiss.swig_ptr(ids))))
-        self._ids.difference_update(ids.tolist())
-        return removed
+    @staticmethod
+    def _upsert(index: Any, ids: np.ndarray, vectors: np.ndarray, held: set[int] | None) -> None:
+        import numpy as np
+
+        if held is None:
+            _remove(index, ids)
+        else:
+            present = [i for i in ids.tolist() if i in held]
+            if present:
+                _remove(index, np.asarray(present, dtype=np.int64))
+            held.update(ids.tolist())
+        index.add_with_ids(vectors, ids)
+
+    # --- switching between exact and approximate ---
+
+    def _maybe_rebuild(self) -> None:
+        """Start a background build if the index has outgrown its kind (write lock held)."""
+        n = len(self._ids)
+        if not self.approx_threshold or self._builder is not None or n < self.approx_threshold:
+            return
+        if self.approximate and n < REBUILD_GROWTH * self._built_from:
+            return
+        self._pending = []
+        self._builder = threading.Thread(target=self._build, name="faiss-ivf-build", daemon=True)
+        self._builder.start()
+
+    def _build(self) -> None:
+        built = False
+        try:
+            started = time.perf_counter()
+            with self._lock.read():
+                ids, vectors = faiss_approx.contents(self._index)
+            index = faiss_approx.build(ids, vectors, self.dimensions)
+            del vectors
+            with self._lock.write():
+                if self._pending is None:  # cleared meanwhile
+                    return
+                for op, change_ids, change_vectors in self._pending:
+                    if op == "add":
+                        self._upsert(index, change_ids, change_vectors, None)
+                    else:
+                        _remove(index, change_ids)
+                self._index, self._built_from = index, len(ids)
+                self._version += 1
+                built = True
+            log.info("approximate index of %d vectors (%d clusters) built in %.1f s", len(ids), index.nlist,
+                     time.perf_counter() - started)
+        except Exception:  # noqa: BLE001 - exact search keeps serving; logged with the traceback
+            log.exception("building the approximate index failed; exact search goes on")
+        finally:
+            with self._lock.write():
+                self._pending, self._builder = None, None
+                if built:
+                    self._maybe_rebuild()  # grown past 4x while this one was built (a catch-up): again
+
+    def _to_exact(self) -> None:
+        ids, vectors = faiss_approx.contents(self._index)
+        index = faiss_approx.exact(self.dimensions)
+        index.add_with_ids(vectors, ids)
+        self._index, self._built_from = index, 0
+        self._pending = None
+
+    def upkeep(self) -> None:
+        """Start the background build a loaded index may need (exact above the threshold)."""
+        with self._lock.write():
+            self._maybe_rebuild()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait for background builds (if any, and one started by it) to finish; False if one
+        still runs after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (builder := self._builder) is not None:
+            builder.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if builder.is_alive():
+                return False
+        return True
 
     # --- reads ---
 
     def search(self, query: Any, k: int) -> list[tuple[int, float]]:
         """The ``k`` nearest ids by cosine similarity, best first, as (id, similarity)."""
-        q = _as_vectors(query, self.dimensions)
+        q = as_vectors(query, self.dimensions)
         if len(q) != 1:
             raise ValueError(f"search takes one query vector, got {len(q)}")
         with self._lock.read():
@@ -246,17 +216,13 @@ class VectorIndex:
         return chunk_id in self._ids
 
     def ids(self) -> np.ndarray:
-        """Every id in the index (int64, in storage order)."""
-        import numpy as np
-
+        """Every id in the index (int64)."""
         with self._lock.read():
-            if self._index.ntotal == 0:
-                return np.zeros(0, dtype=np.int64)
-            return _get_faiss().vector_to_array(self._index.id_map).astype(np.int64, copy=False)
+            return faiss_approx.contents(self._index, with_vectors=False)[0]
 
     @property
     def version(self) -> tuple[int, int]:
-        """Changes with every add/remove/clear; differs between any two indexes."""
+        """Changes with every add/remove/clear and switch of kind; differs between any two indexes."""
         return (self._serial, self._version)
 
     # --- persistence ---
@@ -269,7 +235,7 @@ class VectorIndex:
         """
         path = Path(path)
         with self._lock.read():
-            blob = _get_faiss().serialize_index(self._index)  # a uint8 numpy copy
+            blob = get_faiss().serialize_index(self._index)  # a uint8 numpy copy
             count = int(self._index.ntotal)
         meta = {
             "format": FORMAT,
@@ -283,7 +249,7 @@ class VectorIndex:
         atomic_write(_sidecar(path), json.dumps(meta, sort_keys=True).encode())
 
     @classmethod
-    def load(cls, path: Path) -> tuple[VectorIndex, int] | None:
+    def load(cls, path: Path, approx_threshold: int = 0) -> tuple[VectorIndex, int] | None:
         """(index, position) saved at ``path``; None when either file is missing or corrupt."""
         import numpy as np
 
@@ -298,162 +264,26 @@ class VectorIndex:
                 return None
             if len(blob) != meta["bytes"] or hashlib.sha256(blob).hexdigest() != meta["sha256"]:
                 return None
-            faiss = _get_faiss()
+            faiss = get_faiss()
             index = faiss.deserialize_index(np.frombuffer(blob, dtype=np.uint8))
-            if not isinstance(index, faiss.IndexIDMap2) or index.d != dims or index.ntotal != count:
+            if not isinstance(index, faiss.IndexIDMap2 | faiss.IndexIVFFlat) or index.d != dims or index.ntotal != count:
                 return None
-            return cls(dims, _index=index), position
+            if faiss_approx.is_approx(index):
+                faiss_approx.prepare(index)
+            return cls(dims, approx_threshold=approx_threshold, _index=index), position
         except (OSError, ValueError, KeyError, TypeError, RuntimeError):
             return None
 
 
-class WorkspaceIndexes:
-    """One ``VectorIndex`` per workspace, created on first ``get``. Thread-safe.
-
-    On disk (``save_all``/``load_all``): ``<dir>/ws-<id>.faiss`` (+ ``.json`` sidecar) per
-    workspace and ``<dir>/manifest.json`` naming the workspaces and the position they all
-    reflect. Index files are written before the manifest and stale ones deleted after it, so
-    the manifest never names a file that a later save removed.
-    """
-
-    def __init__(self, dimensions: int = DIMENSIONS) -> None:
-        self.dimensions = dimensions
-        self._lock = threading.Lock()
-        self._indexes: dict[WorkspaceId, VectorIndex] = {}
-        self._saved_versions: dict[WorkspaceId, tuple[int, int]] = {}  # workspace -> index.version
-
-    def get(self, workspace_id: WorkspaceId) -> VectorIndex:
-        _check_workspace_id(workspace_id)
-        with self._lock:
-            index = self._indexes.get(workspace_id)
-            if index is None:
-                index = self._indexes[workspace_id] = VectorIndex(self.dimensions)
-            return index
-
-    def peek(self, workspace_id: WorkspaceId) -> VectorIndex | None:
-        """The workspace's index if it has one, without creating it."""
-        with self._lock:
-            return self._indexes.get(workspace_id)
-
-    def drop(self, workspace_id: WorkspaceId) -> bool:
-        with self._lock:
-            self._saved_versions.pop(workspace_id, None)
-            return self._indexes.pop(workspace_id, None) is not None
-
-    def clear(self) -> None:
-        with self._lock:
-            self._indexes.clear()
-            self._saved_versions.clear()
-
-    def workspace_ids(self) -> list[WorkspaceId]:
-        with self._lock:
-            return list(self._indexes)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._indexes)
-
-    def __contains__(self, workspace_id: object) -> bool:
-        with self._lock:
-            return workspace_id in self._indexes
-
-    def save_all(self, directory: Path, position: int) -> None:
-        """Save every index (those unchanged since their last save are not rewritten), then
-        the manifest with ``position``, then delete files of workspaces no longer held.
-
-        Every change up to ``position`` must already be applied when this starts; changes
-        made while it runs may or may not be saved, which is harmless: they come after
-        ``position`` and a follower re-applies them (add is an upsert, remove idempotent).
-        """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            items = list(self._indexes.items())
-        entries = []
-        for workspace_id, index in items:
-            file = directory / _file_name(workspace_id)
-            version = index.version  # read before saving: a change during save forces the next one
-            if self._saved_versions.get(workspace_id) != version or not file.exists():
-                index.save(file, position)
-                with self._lock:
-                    if self._indexes.get(workspace_id) is index:
-                        self._saved_versions[workspace_id] = version
-            entries.append({"id": workspace_id, "file": file.name})
-        manifest = {"format": FORMAT, "position": int(position), "dimensions": self.dimensions, "workspaces": entries}
-        atomic_write(directory / MANIFEST, json.dumps(manifest, sort_keys=True).encode())
-        keep = {e["file"] for e in entries}
-        for stale in _index_files(directory):
-            if stale.name not in keep:
-                stale.unlink(missing_ok=True)
-                _sidecar(stale).unlink(missing_ok=True)
-
-    def load_all(self, directory: Path) -> int | None:
-        """Replace the held indexes with those saved in ``directory``; returns the position to
-        resume following from. None (and nothing held) when there is no manifest or any
-        named index is missing or corrupt: rebuild from the vectors read model then.
-        Call it before any ``save_all`` into the same directory starts (it deletes the temp
-        files a killed save left behind)."""
-        directory = Path(directory)
-        _remove_leftover_temps(directory)
-        try:
-            manifest = json.loads((directory / MANIFEST).read_bytes())
-            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-                return self._loaded({}, None)
-            position = manifest["position"]
-            if not isinstance(position, int) or manifest.get("dimensions") != self.dimensions:
-                return self._loaded({}, None)
-            loaded: dict[WorkspaceId, VectorIndex] = {}
-            for entry in manifest["workspaces"]:
-                workspace_id, name = entry["id"], entry["file"]
-                _check_workspace_id(workspace_id)
-                if name != _file_name(workspace_id):
-                    return self._loaded({}, None)
-                result = VectorIndex.load(directory / name)
-                if result is None or result[0].dimensions != self.dimensions:
-                    return self._loaded({}, None)
-                loaded[workspace_id] = result[0]
-        except (OSError, ValueError, KeyError, TypeError):
-            return self._loaded({}, None)
-        return self._loaded(loaded, position)
-
-    def _loaded(self, loaded: dict[WorkspaceId, VectorIndex], position: int | None) -> int | None:
-        with self._lock:
-            self._indexes = dict(loaded)
-            # Files on disk match what was just loaded: no need to rewrite them.
-            self._saved_versions = {w: i.version for w, i in loaded.items()}
-        return position
-
-
-def _check_workspace_id(workspace_id: object) -> None:
-    if isinstance(workspace_id, bool) or not isinstance(workspace_id, int | str):
-        raise TypeError(f"workspace id must be an int or str, got {type(workspace_id).__name__}")
-    if isinstance(workspace_id, str) and not _SLUG.match(workspace_id):
-        raise ValueError(f"workspace id {workspace_id!r} must be 1-128 of A-Z a-z 0-9 _ - .")
-
-
-def _file_name(workspace_id: WorkspaceId) -> str:
-    if isinstance(workspace_id, int):
-        return f"ws-{workspace_id}{INDEX_SUFFIX}"
-    return f"wss-{workspace_id}{INDEX_SUFFIX}"
-
-
-def _index_files(directory: Path) -> Iterable[Path]:
-    for path in directory.iterdir():
-        if path.name.endswith(INDEX_SUFFIX) and path.name.startswith(("ws-", "wss-")):
-            yield path
-
-
-def _remove_leftover_temps(directory: Path) -> None:
-    """Temp files of a save that was killed midway (one index can be hundreds of MB)."""
-    try:
-        paths = list(directory.iterdir())
-    except OSError:
-        return
-    for path in paths:
-        name = path.name
-        if name.startswith((".ws-", ".wss-", f".{MANIFEST}.")) and name.endswith(".tmp"):
-            path.unlink(missing_ok=True)
+def _remove(index: Any, ids: np.ndarray) -> int:
+    faiss = get_faiss()
+    # IVF's id hashtable takes only an array selector; the flat index, a batch (a set) is quicker.
+    kind = faiss.IDSelectorArray if faiss_approx.is_approx(index) else faiss.IDSelectorBatch
+    return int(index.remove_ids(kind(len(ids), faiss.swig_ptr(ids))))
 
 
 def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + SIDECAR_SUFFIX)
+    return path.with_name(path.name + ".json")  # ws-3.faiss -> ws-3.faiss.json
+
+
+from infrastructure.faiss_store import WorkspaceIndexes  # noqa: E402 - it builds on VectorIndex

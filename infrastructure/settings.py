@@ -38,6 +38,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # networks, "*" for any); none by default, so a client cannot choose its own address.
     forwarded_allow_ips: str = ""
     embed_model: bool = True  # load the embedding model at start (off: on first use)
+    embed_backend: str = "openvino"  # or "torch" (sentence-transformers fp32); see infrastructure/embedder.py
+    embed_cache_dir: Path | None = None  # where the OpenVINO model is built (default: inside the venv)
+    vector_approx_threshold: int = 50_000  # chunks in a workspace from which search is approximate (0: never)
     llm_model: str | None = None  # a litellm model string: openai/<name>, ollama/<name>, ...
     llm_api_base: str | None = None
     llm_api_key: str | None = None
@@ -80,6 +83,9 @@ _ENV = {
     "LLM_CONTEXT_WINDOW": ("llm_context_window", int),
     "LLM_TIMEOUT": ("llm_timeout", float),
     "FORWARDED_ALLOW_IPS": ("forwarded_allow_ips", str),
+    "EMBED_BACKEND": ("embed_backend", str),
+    "EMBED_CACHE_DIR": ("embed_cache_dir", Path),
+    "VECTOR_APPROX_THRESHOLD": ("vector_approx_threshold", int),
     "LINK_ALLOWLIST": ("link_allowlist", lambda v: frozenset(h.strip() for h in v.split(",") if h.strip())),
 }
 
@@ -98,6 +104,10 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
             raise SettingsError(f"{name}={raw!r} is not valid; unset it or give a proper value.") from None
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.embed_backend not in ("openvino", "torch"):
+        raise SettingsError(f"EMBED_BACKEND={settings.embed_backend!r} is not valid; use openvino (default) or torch.")
+    if settings.vector_approx_threshold < 0:
+        raise SettingsError("VECTOR_APPROX_THRESHOLD must be >= 0 (0: always exact search).")
     if settings.database_url and not settings.database_url.startswith(("postgresql://", "postgres://")):
         raise SettingsError("DATABASE_URL must start with postgresql:// (or leave it unset for SQLite).")
     if not settings.read_only and not settings.database_url and (settings.data_dir / REPLAY_MARK).exists():

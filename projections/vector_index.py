@@ -4,7 +4,11 @@ The vectors projection logs every chunk it adds or removes in `vector_changes`; 
 applies that log to in-memory per-workspace indexes, so every API process has its own copy
 without running the projection. A projection rebuild bumps the log's generation, which makes
 followers start over. The indexes are saved under DATA_DIR/faiss with the log position they
-reflect, so a restart loads them and applies only what it missed."""
+reflect, so a restart loads them and applies only what it missed.
+
+A follower searches with the vectors of one embedding model (this process's). When the read
+model records another (a rebuild with a new EMBED_BACKEND was swapped in), searches fail with
+`EmbeddingModelChanged` (503, saying to restart) instead of mixing the two."""
 
 from __future__ import annotations
 
@@ -16,9 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from projections.vectors import changes_since, chunk_vectors, count_chunks, generation
+from projections.vectors import (
+    EmbeddingModelChanged, changes_since, chunk_vectors, count_chunks, generation, recorded_model,
+)
 
 log = logging.getLogger("ledgerllm.vectors")
+BUILD_WAIT_SECONDS = 600
 
 
 class FaissFollower:
@@ -31,6 +38,7 @@ class FaissFollower:
         self.generation = 0
         self.seq = 0
         self.indexes = registry_factory()
+        self.other_model: str | None = None  # the read model's, when it is not ours
 
     def _generation_dir(self, gen: int) -> Path | None:
         return None if self._dir is None else self._dir / f"g{gen}"
@@ -45,8 +53,18 @@ class FaissFollower:
                 changes = changes_since(self.view, self.seq)
                 if not changes:
                     return
+                if self._model_changed():
+                    return
                 self._apply(changes)
                 self.seq = changes[-1]["seq"]
+
+    def _model_changed(self) -> bool:
+        recorded = recorded_model(self.view)
+        self.other_model = recorded if recorded not in (None, self.model) else None
+        if self.other_model:
+            log.error("the vectors read model now holds %s vectors; this process embeds with %s: restart it",
+                      self.other_model, self.model)
+        return self.other_model is not None
 
     def _start(self, gen: int) -> None:
         self.generation, self.seq, self.indexes = gen, 0, self._factory()
@@ -86,6 +104,8 @@ class FaissFollower:
 
     def search(self, workspace: str, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         self.sync()
+        if self.other_model:
+            raise EmbeddingModelChanged(self.other_model, self.model)
         with self._lock:
             index = self.indexes.get(workspace)
         return index.search(query, k)
@@ -94,7 +114,10 @@ class FaissFollower:
         return count_chunks(self.view, workspace)
 
     def save(self) -> None:
-        """Persist the indexes with their position (on shutdown), dropping older generations."""
+        """Persist the indexes with their position (on shutdown), dropping older generations.
+        A background build of an approximate index is let finish first (up to 10 minutes at a
+        million vectors): the next start loads it instead of building it again."""
+        self.indexes.wait_ready(BUILD_WAIT_SECONDS)
         with self._lock:
             target = self._generation_dir(self.generation)
             if target is None or self.generation == 0:

@@ -3,7 +3,11 @@
 Rebuildable from the events alone: a `Workspace.DocumentsEmbedded` event names the document's
 text blob and how it was chunked, so the chunks come out the same; their vectors come from the
 embedding cache (filled when the document was embedded) or are computed again. Every change
-is also written to `vector_changes`, which each process's faiss indexes follow."""
+is also written to `vector_changes`, which each process's faiss indexes follow.
+
+`vector_model` records the embedding model (backend included: `infrastructure.embedder.model_id`)
+the read model's vectors come from; the projection refuses to add chunks for another one, so
+an index never mixes two models. Changing the model is a rebuild: the copy records the new one."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from domain.errors import DomainError
 from domain.workspaces import Workspace
 from projections.base import SqlProjection, Tx, handles
 from projections.readmodel import ReadModelView
@@ -29,7 +34,7 @@ def chunk_hash(text: str) -> str:
 
 class VectorsProjection(SqlProjection):
     name = "vectors"
-    tables = ["chunks", "vector_changes"]
+    tables = ["chunks", "vector_changes", "vector_model"]
     after_reset = ["UPDATE vector_meta SET value = value + 1 WHERE name = 'generation'"]
     kept = ["embedding_cache"]
     meta_tables = ["vector_meta"]
@@ -42,6 +47,7 @@ class VectorsProjection(SqlProjection):
         """CREATE TABLE IF NOT EXISTS vector_changes (
             seq BIGINT PRIMARY KEY, workspace TEXT NOT NULL, chunk_id BIGINT, op TEXT NOT NULL)""",
         "CREATE TABLE IF NOT EXISTS vector_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS vector_model (model TEXT PRIMARY KEY)",
         "INSERT INTO vector_meta VALUES ('generation', 1) ON CONFLICT DO NOTHING",
         # The cache outlives rebuilds (it is not in `tables`): re-embedding never recomputes.
         """CREATE TABLE IF NOT EXISTS embedding_cache (
@@ -66,6 +72,7 @@ class VectorsProjection(SqlProjection):
     @handles(Workspace.DocumentsEmbedded)
     def _embedded(self, tx: Tx, e: Workspace.DocumentsEmbedded) -> None:
         workspace = str(e.originator_id)
+        self._claim_model(tx)
         next_id = self._next(tx, "chunks", "id")
         for doc in e.documents:
             texts = self.chunker(self.text_source(doc.text_hash), doc.chunk_size, doc.chunk_overlap)
@@ -79,6 +86,14 @@ class VectorsProjection(SqlProjection):
                 )
                 self._log(tx, workspace, next_id, "add")
                 next_id += 1
+
+    def _claim_model(self, tx: Tx) -> None:
+        """Record this projection's model on the first chunk; refuse chunks for another model."""
+        recorded = _recorded_model(tx)
+        if recorded is None:
+            tx.execute("INSERT INTO vector_model VALUES (?)", (self.model,))
+        elif recorded != self.model:
+            raise EmbeddingModelChanged(recorded, self.model)
 
     def _fill_cache(self, tx: Tx, texts_by_hash: dict[str, str]) -> None:
         """Compute the vectors the cache lacks (only on a rebuild after the cache was lost)."""
@@ -109,6 +124,36 @@ class VectorsProjection(SqlProjection):
         workspace = str(e.originator_id)
         tx.execute("DELETE FROM chunks WHERE workspace = ?", (workspace,))
         self._log(tx, workspace, None, "drop")
+
+
+class EmbeddingModelChanged(DomainError):
+    """The vectors read model holds one model's vectors and this process embeds with another."""
+
+    status = 503
+
+    def __init__(self, recorded: str, current: str) -> None:
+        super().__init__(
+            f"The vectors were made with the embedding model {recorded!r}, but this process embeds with "
+            f"{current!r}. Restart it to go on with {recorded!r}, or run `ledgerllm projections rebuild "
+            f"vectors` to re-embed every chunk with {current!r} (EMBED_BACKEND), then restart.")
+        self.recorded, self.current = recorded, current
+
+
+# Vectors stored before the model was recorded were all made by torch fp32 under this id.
+LEGACY_MODEL = "all-MiniLM-L6-v2"
+
+
+def _recorded_model(tx: Tx) -> str | None:
+    model = tx.scalar("SELECT model FROM vector_model")
+    if model is None and tx.scalar("SELECT id FROM chunks LIMIT 1") is not None:
+        return LEGACY_MODEL
+    return model
+
+
+def recorded_model(view: Any) -> str | None:
+    """The model the read model's vectors come from; None while it holds none."""
+    with view.read() as tx:
+        return _recorded_model(tx)
 
 
 class ChunkRow(msgspec.Struct, frozen=True):

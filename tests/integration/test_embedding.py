@@ -114,7 +114,7 @@ def test_model_loads_offline_from_the_bundled_package(
 
 
 def test_embedder_attributes(embedder: LocalEmbedder) -> None:
-    assert embedder.model_name == "all-MiniLM-L6-v2"
+    assert embedder.model_name == "all-MiniLM-L6-v2+openvino-bf16"
     assert embedder.dimensions == 384
     assert embedder.max_tokens == 256
     assert embedder.loaded
