@@ -14,14 +14,11 @@ from eventsourcing.persistence import IntegrityError
 from application.ledger import Context, log
 from application.ports import CachedPrincipal
 from application.users import get_user
-from domain.apikeys import DISPLAY_CHARS, SECRET_PREFIX, ApiKey, api_key_uuid, check_scopes
+from domain.apikeys import DISPLAY_CHARS, SECRET_PREFIX, SECRET_RANDOM_BYTES, ApiKey, api_key_uuid, check_scopes
 from domain.errors import ApiKeyNotFound, InvalidInput, PermissionDenied, UserNotFound
 from domain.principal import ALL_SCOPES, Actor, Principal, Role
 from domain.sequence import Sequence, sequence_uuid
 from domain.users import User
-
-SECRET_BYTES = 24  # 192 random bits
-
 
 def hash_secret(secret: str) -> str:
     """SHA-256 is enough for a long random secret; it is never a password."""
@@ -29,7 +26,8 @@ def hash_secret(secret: str) -> str:
 
 
 def new_secret() -> tuple[str, str]:
-    secret = SECRET_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
+    """A new key (`sk-` and 28 URL-safe characters, 31 in all, as upstream's) and its display prefix."""
+    secret = SECRET_PREFIX + secrets.token_urlsafe(SECRET_RANDOM_BYTES)
     return secret, secret[: len(SECRET_PREFIX) + DISPLAY_CHARS]
 
 
