@@ -67,6 +67,7 @@ class Context:
     completions_config: Any = None  # (model, api_base, api_key, timeout) -> its LLMConfig
     llm_defaults: Any = None  # application.llm.LLMDefaults
     chat_ids: Any = None  # application.llm.IdBlocks
+    images: Any = None  # application.images.ImageGenerator
     # audit (issue 6): set by the wiring
     audit: ProjectionRunner | None = None
 

@@ -202,6 +202,8 @@ def v1_router(upload_max_bytes: int) -> Router:
     from api.routes.audit import AuditController, ProjectionsController
     from api.routes.chat import ChatController, ChatLogsController, OpenAiChatController
     from api.routes.documents import DocumentController
+    from api.routes.generated import GeneratedFilesController
+    from api.routes.images import ImagesController
     from api.routes.system_v1 import EmbedController, OpenAiController, SystemV1Controller
     from api.routes.workspaces import WorkspaceController, WorkspaceMembersController
 
@@ -210,5 +212,5 @@ def v1_router(upload_max_bytes: int) -> Router:
     return Router(path="/api/v1", route_handlers=[
         AuthController, AdminController, UsersController, WorkspaceController, WorkspaceMembersController,
         documents, SystemV1Controller, OpenAiController, EmbedController, ChatController, ChatLogsController,
-        OpenAiChatController, AuditController, ProjectionsController,
+        OpenAiChatController, AuditController, ProjectionsController, ImagesController, GeneratedFilesController,
     ])
