@@ -59,7 +59,8 @@ RESULTS: list[OperationResult] = []  # every operation's result in this session,
 
 
 def _describe(case: Any, response: requests.Response | None, detail: str) -> str:
-    body = case.body if not isinstance(case.body, (bytes, bytearray)) else case.body[:200]
+    body = "-" if type(case.body).__name__ == "NotSet" else case.body
+    body = body[:200] if isinstance(body, (bytes, bytearray)) else body
     request = f"{case.method} {case.formatted_path} query={case.query or {}} body={str(body)[:300]}"
     answer = "" if response is None else f"\n-> {response.status_code} {response.text[:300]}"
     return f"{request}{answer}\n{detail[:600]}"
