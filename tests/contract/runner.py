@@ -31,7 +31,8 @@ from tests.contract.target import ROLES, Target
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # Examples per operation and mode; CONTRACT_EXAMPLES scales the run (e.g. 200 for a long one).
-EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "8"))
+DEFAULT_EXAMPLES = 8
+EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", DEFAULT_EXAMPLES))
 NEGATIVE_SHARE = 0.5
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 
-from tests.contract.runner import RESULTS, exercise
+from tests.contract.runner import DEFAULT_EXAMPLES, EXAMPLES, RESULTS, exercise
 from tests.support.app import Backend
 
 
@@ -44,6 +44,8 @@ def because(*reasons: str) -> str:
 # Operations known to break their contract, each with the reason; the routes' owners convert
 # them to typed Structs and documented statuses, and empty this list. strict: an operation
 # that passes while listed fails the run, so the list cannot go stale.
+# Runs smaller than the default may miss a listed operation's failure: strict only from there up.
+STRICT = EXAMPLES >= DEFAULT_EXAMPLES
 EXPECTED_TO_FAIL: dict[str, str] = {
     "checkInvite": because(UNDOC_404),
     "claimInvite": because(BODY_400, UNDOC_404),
@@ -127,7 +129,7 @@ def test_the_served_schema_has_the_operations_collected(schema):
 
 
 @pytest.mark.parametrize("operation_id", [
-    pytest.param(o, marks=pytest.mark.xfail(strict=True, reason=EXPECTED_TO_FAIL[o])) if o in EXPECTED_TO_FAIL
+    pytest.param(o, marks=pytest.mark.xfail(strict=STRICT, reason=EXPECTED_TO_FAIL[o])) if o in EXPECTED_TO_FAIL
     else o for o in OPERATIONS])
 def test_operation_keeps_its_contract(target, schema, operation_id):
     result = exercise(target, schema, operation_id)
