@@ -102,7 +102,7 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
         completions_config=_llm_config,
         llm_defaults=LLMDefaults(settings.llm_model, settings.llm_api_base, settings.llm_api_key,
                                  settings.llm_context_window, settings.llm_timeout),
-        chat_ids=IdBlocks("chats"), owner_username=settings.owner_username,
+        chat_ids=IdBlocks("chats"), images=ImagesPort(settings), owner_username=settings.owner_username,
         simple_sso_enabled=settings.simple_sso_enabled,
     )
     if not settings.read_only:
@@ -251,3 +251,24 @@ def _llm_config(**fields: Any) -> Any:
     from infrastructure.completions import LLMConfig
 
     return LLMConfig(**fields)
+
+
+class ImagesPort:
+    """The litellm image adapter behind the application's port: its errors become
+    ImageProviderError. litellm is imported on the first image, not at start-up."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.configured = bool(settings.image_model)
+
+    def generate(self, prompt: str, size: str | None, references: list[bytes]) -> bytes:
+        from application.images import ImageProviderError
+        from infrastructure.images import ImageConfig, ImageError, LiteLLMImages
+
+        s = self.settings
+        config = ImageConfig(s.image_model, s.image_api_base or s.llm_api_base, s.image_api_key or s.llm_api_key,
+                             s.image_size, s.llm_timeout)
+        try:
+            return LiteLLMImages(config).generate(prompt, size, references)
+        except ImageError as e:
+            raise ImageProviderError(e.message, e.status) from None

@@ -13,18 +13,18 @@ from application.ids import take_id
 from application.ledger import Command, Context, log
 from application.ports import CachedPrincipal
 from application.rows import ApiKeyRow, UserRow
-from domain.apikeys import DISPLAY_CHARS, SECRET_PREFIX, ApiKey, api_key_uuid, check_scopes
+from domain.apikeys import DISPLAY_CHARS, SECRET_PREFIX, SECRET_RANDOM_BYTES, ApiKey, api_key_uuid, check_scopes
 from domain.errors import ApiKeyNotFound, InvalidInput, PermissionDenied, UserNotFound
 from domain.hashing import hash_secret
 from domain.principal import ALL_SCOPES, Actor, Principal, Role
 from domain.timefmt import iso, parse_iso
 from domain.users import User
 
-SECRET_BYTES = 24  # 192 random bits
 
 
 def new_secret() -> tuple[str, str]:
-    secret = SECRET_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
+    """A new key (`sk-` and 28 URL-safe characters, 31 in all, as upstream's) and its display prefix."""
+    secret = SECRET_PREFIX + secrets.token_urlsafe(SECRET_RANDOM_BYTES)
     return secret, secret[: len(SECRET_PREFIX) + DISPLAY_CHARS]
 
 

@@ -13,8 +13,8 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from application.ports import (
-    AccountsView, ApiKeysView, AuditView, ChatsView, Clock, ContentServices, LibraryView, LLMDefaults, PasswordHasher,
-    PrincipalCache, ReadModel, SessionTokens, VectorsView,
+    AccountsView, ApiKeysView, AuditView, ChatsView, Clock, ContentServices, ImageGenerator, LibraryView,
+    LLMDefaults, PasswordHasher, PrincipalCache, ReadModel, SessionTokens, VectorsView,
 )
 from domain.errors import Conflict, Forbidden
 from domain.principal import Actor, Principal
@@ -86,6 +86,7 @@ class Context:
     completions_config: Any  # (model, api_base, api_key, timeout) -> the adapter's config
     llm_defaults: LLMDefaults
     chat_ids: IdSource
+    images: ImageGenerator
     owner_username: str = "admin"
     simple_sso_enabled: bool = False
 

@@ -155,6 +155,14 @@ class ContentServices(msgspec.Struct):
     max_upload_bytes: int = 50 << 20
 
 
+class ImageGenerator(Protocol):
+    """The configured image provider. `generate` raises `application.images.ImageProviderError`."""
+
+    configured: bool
+
+    def generate(self, prompt: str, size: str | None, references: list[bytes]) -> bytes: ...
+
+
 class LLMDefaults(msgspec.Struct, frozen=True):
     """The model settings from the environment (operators set these)."""
 

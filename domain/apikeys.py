@@ -11,7 +11,13 @@ from domain.errors import InvalidInput
 from domain.principal import ALL_SCOPES, Actor
 
 SECRET_PREFIX = "sk-"
-DISPLAY_CHARS = 8  # characters of the secret after "sk-" kept for display
+# Upstream's keys are 31 characters and its official CLI refuses any other length:
+# "sk-" and 28 URL-safe base64 characters, which are 21 random bytes (168 bits).
+SECRET_RANDOM_BYTES = 21
+SECRET_LENGTH = 31
+# Characters of the secret after "sk-" kept for display: 24 bits shown, 144 stay secret.
+# Keys issued before kept 8 characters; their stored prefixes stay as they are.
+DISPLAY_CHARS = 4
 NAME_MAX = 200
 MAX_RATE_LIMIT = 1_000_000
 _DURATION = re.compile(r"^(\d{1,6})([smhdw])$")

@@ -46,6 +46,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     llm_api_key: str | None = None
     llm_context_window: int = 8192
     llm_timeout: float = 120.0
+    image_model: str | None = None  # a litellm image model: openai/gpt-image-1, openai/dall-e-3, ...
+    image_api_base: str | None = None  # default: llm_api_base
+    image_api_key: str | None = None  # default: llm_api_key
+    image_size: str = "1024x1024"  # when a request names none, as upstream's IMAGE_GEN_SIZE_PREF
     read_only: bool = False  # serve the store as it is at start-up; every change is refused (403)
     # Tests of use cases: events in memory (the library's POPO store), each view an in-memory
     # SQLite database; nothing is written under data_dir but blobs. Not settable from the environment.
@@ -86,6 +90,10 @@ _ENV = {
     "EMBED_BACKEND": ("embed_backend", str),
     "EMBED_CACHE_DIR": ("embed_cache_dir", Path),
     "VECTOR_APPROX_THRESHOLD": ("vector_approx_threshold", int),
+    "IMAGE_GEN_MODEL": ("image_model", str),
+    "IMAGE_GEN_API_BASE": ("image_api_base", str),
+    "IMAGE_GEN_API_KEY": ("image_api_key", str),
+    "IMAGE_GEN_SIZE": ("image_size", str),
     "LINK_ALLOWLIST": ("link_allowlist", lambda v: frozenset(h.strip() for h in v.split(",") if h.strip())),
 }
 

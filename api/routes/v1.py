@@ -203,6 +203,8 @@ def v1_router(upload_max_bytes: int) -> Router:
     from api.routes.chat import ChatController, ChatLogsController, OpenAiChatController
     from api.routes.documents import DocumentController
     from api.routes.embeds import EmbedController
+    from api.routes.generated import GeneratedFilesController
+    from api.routes.images import ImagesController
     from api.routes.openai_v1 import OpenAiController
     from api.routes.system_v1 import SystemV1Controller
     from api.routes.workspaces import WorkspaceController, WorkspaceMembersController
@@ -212,5 +214,5 @@ def v1_router(upload_max_bytes: int) -> Router:
     return Router(path="/api/v1", route_handlers=[
         AuthController, AdminController, UsersController, WorkspaceController, WorkspaceMembersController,
         documents, SystemV1Controller, OpenAiController, EmbedController, ChatController, ChatLogsController,
-        OpenAiChatController, AuditController, ProjectionsController,
+        OpenAiChatController, AuditController, ProjectionsController, ImagesController, GeneratedFilesController,
     ])

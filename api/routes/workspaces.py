@@ -14,7 +14,7 @@ from api.presenters import parse_id, request_id
 from application import users, workspaces as ws
 from application.ledger import Context
 from application.search import vector_search
-from domain.errors import DomainError
+from domain.errors import DomainError, NotFound
 
 COMMON = {"sync_to_thread": True}
 Slug = Annotated[str, Parameter(description="workspace slug", max_length=200)]
@@ -85,9 +85,12 @@ class WorkspaceController(Controller):
 
     @get("/workspace/{slug:str}", operation_id="v1GetWorkspace", **COMMON)
     def get_one(self, ctx: Context, request: Request, slug: Slug) -> Response[dict[str, Any]]:
-        """`workspace` is an array, as upstream (empty, with 404 here, for an unknown slug)."""
+        """`workspace` is an array, as upstream: empty (200) for a slug that is unknown or not
+        visible to the caller; AnythingLLM's CLI then creates its default workspace."""
         try:
             row = ws.visible_workspace(ctx, request.user, slug)
+        except NotFound:
+            return Response({"workspace": []})
         except DomainError as e:
             return Response({"workspace": [], "error": str(e)}, status_code=e.status)
         return Response({"workspace": [_with_documents(ctx, row)]})

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.support.app import bearer, owner_key
+
+# Upstream's format, the only one its official CLI's `any setup` accepts: 31 characters.
+KEY_FORMAT = re.compile(r"sk-[A-Za-z0-9_-]{28}")
 
 UPSTREAM_KEY_FIELDS = {"id", "name", "secret", "createdBy", "createdAt", "lastUpdatedAt"}
 
@@ -16,7 +21,7 @@ def test_generated_key_is_shown_once_and_listed_masked_right_after(client):
     new = body["apiKey"]
     assert UPSTREAM_KEY_FIELDS <= set(new)
     secret = new["secret"]
-    assert secret.startswith("sk-") and len(secret) >= 3 + 32  # >= 192 bits of url-safe base64
+    assert KEY_FORMAT.fullmatch(secret) and len(secret) == 31  # 168 random bits, url-safe base64
     assert new["createdBy"] == 1 and new["scopes"] == ["read", "write", "chat", "admin"]
     # read-after-write: the listing in the very next request has it, masked, with its owner
     listed = {k["id"]: k for k in client.get("/api/system/api-keys", headers=bearer(admin)).json()["apiKeys"]}
@@ -105,3 +110,19 @@ def test_admin_may_issue_a_key_to_another_user(client):
     assert key["apiKey"]["createdBy"] == user["id"]
     listed = client.get("/api/admin/api-keys", headers=bearer(admin)).json()["apiKeys"]
     assert {"id": user["id"], "username": "carol", "role": "default"} in [k["createdBy"] for k in listed]
+
+
+def test_keys_issued_in_the_older_longer_format_keep_working(client):
+    """Keys issued before the 31-character format (`sk-` + 32 characters) still authenticate."""
+    from application.apikeys import hash_secret, take_id
+    from application.users import get_user, owner_id, principal_for
+    from domain.apikeys import ApiKey
+
+    ctx = client.app.state.runtime.ctx
+    actor = principal_for(ctx, get_user(ctx, owner_id(ctx))).actor("legacy-key")
+    old = "sk-" + "Lg" * 16
+    seq, key_id = take_id(ctx, "api_keys", actor)
+    ctx.save(seq, ApiKey.issue(actor, key_id, 1, hash_secret(old), old[:11], name="legacy"), project=[ctx.api_keys])
+    assert client.get("/api/v1/auth", headers=bearer(old)).json() == {"authenticated": True}
+    listed = client.get("/api/system/api-keys", headers=bearer(old)).json()["apiKeys"]
+    assert [k["prefix"] for k in listed] == [old[:11]] and old not in str(listed)

@@ -9,6 +9,9 @@ chunked streaming, every frame written straight to the socket):
   whitespace), a final ``finish_reason: "stop"`` frame, a usage frame when
   ``stream_options.include_usage`` is true, then ``data: [DONE]``.
 * ``GET /v1/models``: the model names given to the constructor.
+* ``POST /v1/images/generations`` (JSON) and ``POST /v1/images/edits`` (multipart): one image,
+  ``{"created", "data": [{"b64_json": <TINY_PNG>}]}``; a ``size`` other than ``auto`` or
+  ``<w>x<h>`` is a 400, as OpenAI's. ``reply_image_error(status, message)`` fails the next one.
 
 Token counts are approximate on purpose: one token per whitespace-separated word (prompt:
 the words of every message's text; completion: the words of the reply). Tests compare them
@@ -44,6 +47,11 @@ from typing import Any
 LOOPBACK = "127.0.0.1"
 DEFAULT_MODELS = ("test-model",)
 
+# A 1x1 PNG, the image every images request gets.
+TINY_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c63f8cfc0f01f00050001ff89993d1d0000000049454e44ae426082")
+_SIZE = re.compile(r"auto|\d{2,5}x\d{2,5}")
 _DISCONNECT_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 _WORD = re.compile(r"\s*\S+")
 
@@ -229,6 +237,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         raw = self._read_body()
         request = self._record(raw)
+        if self.path.rstrip("/") in ("/v1/images/generations", "/v1/images/edits"):
+            self._image(request)
+            return
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error",
                                             "code": None}})
@@ -260,6 +271,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     # --- replies ---
+
+    def _image(self, request: RecordedRequest) -> None:
+        import base64
+
+        failure = self.server.owner._next_image_error()
+        if failure is not None:
+            self._send_json(failure[0], {"error": {"message": failure[1], "type": "invalid_request_error",
+                                                   "code": None}})
+            return
+        size = request.body.get("size") if isinstance(request.body, dict) else None
+        if size is None and b'name="size"' in request.raw_body:  # multipart: the size field's value
+            size = request.raw_body.split(b'name="size"', 1)[1].split(b"\r\n\r\n", 1)[1].split(b"\r\n", 1)[0].decode()
+        if size is not None and not _SIZE.fullmatch(str(size)):
+            self._send_json(400, {"error": {"message": f"Invalid size {size!r}", "type": "invalid_request_error",
+                                            "code": "invalid_size"}})
+            return
+        self._send_json(200, {"created": int(time.time()),
+                              "data": [{"b64_json": base64.b64encode(TINY_PNG).decode()}]})
 
     def _usage(self, body: dict, text: str) -> dict:
         prompt = sum(count_tokens(_message_text(m.get("content"))) for m in body.get("messages") or []
@@ -375,6 +404,7 @@ class LLMServer:
         self.send_usage = True  # False: replies carry no usage (as some servers do)
         self._lock = threading.Lock()
         self._scripts: deque[_Script] = deque()
+        self._image_errors: deque[tuple[int, str]] = deque()
         self._requests: list[RecordedRequest] = []
         self._disconnects = 0
         self._connections: set[socket.socket] = set()
@@ -446,6 +476,11 @@ class LLMServer:
         with self._lock:
             self._scripts.append(_Script("error", status=status, message=message, error_type=type, code=code))
 
+    def reply_image_error(self, status: int, message: str) -> None:
+        """Fail the next images request with ``status`` and OpenAI's error body."""
+        with self._lock:
+            self._image_errors.append((status, message))
+
     def hang_next(self) -> None:
         """Accept the next request and never answer it (released by ``reset()`` or ``stop()``)."""
         with self._lock:
@@ -455,6 +490,7 @@ class LLMServer:
         """Forget scripts and recorded requests, zero ``disconnects``, release hung requests."""
         with self._lock:
             self._scripts.clear()
+            self._image_errors.clear()
             self._requests.clear()
             self._disconnects = 0
             self.send_usage = True
@@ -497,6 +533,14 @@ class LLMServer:
                           if isinstance(m, dict) and m.get("role") == "user"), None)
         text = _message_text(last_user.get("content")) if last_user else ""
         return _Script("text", text=f"Echo: {text[:50]}")
+
+    def _next_image_error(self) -> tuple[int, str] | None:
+        with self._lock:
+            return self._image_errors.popleft() if self._image_errors else None
+
+    @property
+    def image_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.method == "POST" and r.path.startswith("/v1/images/")]
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
