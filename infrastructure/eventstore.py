@@ -1,9 +1,11 @@
 """The eventsourcing environment: which store holds the events and each projection's view.
 
 Embedded (default): `DATA_DIR/events.db`, and one SQLite file per projection, since the
-library's SQLite tracking table has a fixed name. PostgreSQL (`DATABASE_URL`): one database,
-events in `ledger_events` (and their digest chain in `ledger_chain`,
-see infrastructure/chain.py), each projection's tables and `<name>_tracking` beside them."""
+library's SQLite tracking table has a fixed name; every write transaction there begins
+IMMEDIATE and waits for another process's lock (infrastructure/sqlite_store.py).
+PostgreSQL (`DATABASE_URL`): one database, events in `ledger_events` (and their digest
+chain in `ledger_chain`, see infrastructure/chain.py), each projection's tables and
+`<name>_tracking` beside them."""
 
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ from psycopg.sql import SQL, Identifier
 from infrastructure.chain import ChainedPostgresRecorder, ChainedSQLiteRecorder
 from infrastructure.mapper import MsgspecMapper
 from infrastructure.settings import Settings, postgres_env
+from infrastructure.sqlite_store import BUSY_TIMEOUT, LedgerSQLiteFactory
+
+SQLITE_MODULE = get_topic(LedgerSQLiteFactory)
 
 
 def _data_dir(settings: Settings) -> Path:
@@ -41,9 +46,9 @@ def ledger_env(settings: Settings) -> dict[str, str]:
         env["POSTGRES_MAX_OVERFLOW"] = "10"
     else:
         env.update(
-            PERSISTENCE_MODULE="eventsourcing.sqlite",
+            PERSISTENCE_MODULE=SQLITE_MODULE,
             SQLITE_DBNAME=str(_data_dir(settings) / "events.db"),
-            SQLITE_LOCK_TIMEOUT="10",
+            SQLITE_LOCK_TIMEOUT=str(BUSY_TIMEOUT),
             APPLICATION_RECORDER_TOPIC=get_topic(ChainedSQLiteRecorder),
         )
     return env
@@ -57,9 +62,9 @@ def projection_env(settings: Settings, name: str, pool_size: int = 1) -> dict[st
                    POSTGRES_MAX_OVERFLOW="6")
         return env
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "PERSISTENCE_MODULE": SQLITE_MODULE,
         "SQLITE_DBNAME": str(_data_dir(settings) / f"{name}.db"),
-        "SQLITE_LOCK_TIMEOUT": "10",
+        "SQLITE_LOCK_TIMEOUT": str(BUSY_TIMEOUT),
     }
 
 
