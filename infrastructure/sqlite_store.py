@@ -8,7 +8,10 @@ transaction begins `IMMEDIATE`, taking the write lock first and waiting for it (
 timeout, `SQLITE_LOCK_TIMEOUT` seconds) behind any other process, so a CLI command beside a
 busy server waits its turn instead of failing. Read transactions stay deferred: in WAL mode
 they never wait for a writer.
-Everything else works as the library's datastore does."""
+
+`SQLITE_BULK=y` opens a scratch file for bulk loading: no journal at all (so no rollback
+either: a rebuild's copy is thrown away when anything fails), no syncs and a larger page
+cache. Everything else works as the library's datastore does."""
 
 from __future__ import annotations
 
@@ -26,9 +29,10 @@ from eventsourcing.sqlite import (
     SQLiteFactory,
     SQLiteTransaction,
 )
-from eventsourcing.utils import Environment, EnvType
+from eventsourcing.utils import Environment, EnvType, strtobool
 
 BUSY_TIMEOUT = 30  # seconds a write waits for another process's write lock
+BULK_CACHE_KIB = 64 * 1024  # page cache of a bulk-loaded scratch file
 
 
 class _Transaction(SQLiteTransaction):
@@ -55,6 +59,10 @@ class _Connection(SQLiteConnection):
 
 
 class _Pool(SQLiteConnectionPool):
+    def __init__(self, *, bulk: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bulk = bulk
+
     def _create_connection(self) -> SQLiteConnection:
         try:
             # The library asks for a statement cache of one (`cached_statements=True`); the
@@ -63,7 +71,11 @@ class _Pool(SQLiteConnectionPool):
                                 isolation_level=None, timeout=self.lock_timeout or BUSY_TIMEOUT)
         except (sqlite3.Error, TypeError) as e:
             raise InterfaceError(e) from e
-        if not self.is_sqlite_memory_mode and not self.is_journal_mode_wal:
+        if self.bulk:
+            for pragma in ("journal_mode=OFF", "synchronous=OFF", f"cache_size=-{BULK_CACHE_KIB}",
+                           "temp_store=MEMORY"):
+                c.execute(f"PRAGMA {pragma}")
+        elif not self.is_sqlite_memory_mode and not self.is_journal_mode_wal:
             if c.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 c.execute("PRAGMA journal_mode=WAL")
                 self.journal_mode_was_changed_to_wal = True
@@ -73,21 +85,25 @@ class _Pool(SQLiteConnectionPool):
 
 
 class LedgerSQLiteDatastore(SQLiteDatastore):
-    def __init__(self, db_name: str, *, lock_timeout: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, db_name: str, *, lock_timeout: int | None = None, bulk: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(db_name, lock_timeout=lock_timeout, **kwargs)
         timeout = lock_timeout or BUSY_TIMEOUT
         # This process's own threads queue for the one writer connection as long as other
         # processes may make them wait for the file's lock (the library waits 5 s).
-        self.pool = _Pool(db_name=db_name, lock_timeout=timeout, pool_timeout=float(timeout))
+        self.pool = _Pool(db_name=db_name, lock_timeout=timeout, bulk=bulk, pool_timeout=float(timeout))
 
 
 class LedgerSQLiteFactory(SQLiteFactory):
     """`PERSISTENCE_MODULE` for SQLite: the library's factory with the datastore above."""
+
+    SQLITE_BULK = "SQLITE_BULK"
 
     def __init__(self, env: Environment | EnvType | None) -> None:
         super().__init__(env)
         library = self.datastore
         self.datastore = LedgerSQLiteDatastore(
             library.pool.db_name, lock_timeout=library.pool.lock_timeout,
+            bulk=bool(strtobool(self.env.get(self.SQLITE_BULK, "n") or "n")),
             single_row_tracking=library.single_row_tracking, originator_id_type=library.originator_id_type)
         library.close()

@@ -3,7 +3,10 @@
 A *scratch* view has the projection's tables in a place of its own: a directory of SQLite
 files, or a PostgreSQL schema. `build` fills it from the events, `swap_in` replaces the live
 tables' rows with it in one transaction (readers see the old rows or the new, never a mix),
-and `compare` reads both row by row at the same position.
+and `compare` reads both row by row at the same position. A scratch copy is thrown away when
+anything fails, so it is written without durability (SQLite: no journal, no syncs;
+PostgreSQL: unlogged tables), filled without its secondary indexes and with its handlers'
+resets and deletions left for the end (`SqlView.finish`, run before a swap or a comparison).
 
 Positions only move forward: the swap waits until the scratch copy has seen at least the
 live view's position (it catches up again and retries), so a server's runner never has to
@@ -61,8 +64,8 @@ class Scratch:
             (self.directory / f"{projection.name}.db").unlink(missing_ok=True)
         else:
             self._drop_tables(projection)
-        return open_view(self.settings, projection.name, projection.views(), directory=self.directory,
-                         schema=self.schema)
+        return open_view(self.settings, projection.name, projection.views(bulk=True), directory=self.directory,
+                         schema=self.schema, bulk=True)
 
     def _drop_tables(self, projection: type[SqlProjection]) -> None:
         import psycopg
@@ -112,10 +115,9 @@ def build(app: Any, projection: SqlProjection, live_view: Any, stop: int | None 
     for table in projection.kept:
         _copy_rows(live_view, projection.view, table, merge=True)
     runner = ProjectionRunner(app, projection)
-    if not projection.view.postgres:
-        # Fewer, larger SQLite transactions: 1M chat events rebuilt in 60 s instead of 82 s. A
-        # live runner keeps small batches, so a request waiting for its write waits less.
-        runner.batch = REBUILD_BATCH
+    # Fewer, larger transactions, and longer multi-row writes. A live runner keeps small
+    # batches, so a request waiting for its write waits less.
+    runner.batch = REBUILD_BATCH
     runner.catch_up(stop=stop, progress=progress)
     return runner
 
@@ -124,6 +126,7 @@ def swap_in(live: ProjectionRunner, scratch: ProjectionRunner) -> int:
     """Replace the live view's rows with the scratch view's, in one transaction; return the
     position the live view then has."""
     app_name = live.app.name
+    scratch.view.finish()
     for _ in range(SWAP_ATTEMPTS):
         position = scratch.catch_up()  # the scanned position: its rows reflect every event up to it
         with _swap_transaction(live.view, scratch.view) as (tx, live_table, scratch_table):
@@ -254,6 +257,7 @@ def compare(live: ProjectionRunner, rebuilt: ProjectionRunner, keep: int = 10) -
     copy catches up to that position and the comparison starts again."""
     app_name = live.app.name
     live.catch_up()
+    rebuilt.view.finish()
     target = None
     for _ in range(SWAP_ATTEMPTS):
         scanned = rebuilt.catch_up(stop=target)
