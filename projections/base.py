@@ -247,4 +247,4 @@ def iso(moment: Any) -> str | None:
     """Times as AnythingLLM sends them (`2026-01-02T03:04:05.678Z`); sortable as text."""
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"

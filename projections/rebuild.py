@@ -118,6 +118,7 @@ def build(app: Any, projection: SqlProjection, live_view: Any, stop: int | None 
     # Fewer, larger transactions, and longer multi-row writes. A live runner keeps small
     # batches, so a request waiting for its write waits less.
     runner.batch = REBUILD_BATCH
+    runner.read_ahead = True
     runner.catch_up(stop=stop, progress=progress)
     return runner
 

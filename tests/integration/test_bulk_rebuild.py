@@ -6,6 +6,7 @@ by every later statement, in order, as one-by-one inserts would be."""
 from __future__ import annotations
 
 import random
+import threading
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -248,3 +249,31 @@ def test_queued_inserts_are_seen_by_later_statements_in_order(backend: Backend) 
         if backend.database_url:  # the text amounts went through the INSERT fallback, not lost
             with psycopg.connect(backend.database_url) as conn:
                 assert conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 300
+
+
+def test_a_runner_reading_ahead_applies_every_event_once_while_events_keep_arriving(backend: Backend) -> None:
+    settings = backend.settings()
+    history = History(seed=11)
+    events = list(history.events(1200))
+    with ledger_of(backend) as ledger:
+        append(ledger, events[:400])
+        scratch = Scratch(settings, tag="ahead-test")
+        ahead = ProjectionRunner(ledger, ChatsProjection(scratch.open(ChatsProjection)))
+        ahead.batch, ahead.read_ahead = 30, True  # many batches, each read while the one before is applied
+        plain = ProjectionRunner(ledger, ChatsProjection(open_view(settings, "chats", ChatsProjection.views())))
+        writer = threading.Thread(target=append, args=(ledger, events[400:]))
+        try:
+            writer.start()
+            while writer.is_alive():
+                ahead.catch_up()
+            writer.join()
+            head = ledger.recorder.max_notification_id()
+            assert ahead.catch_up() == head == plain.catch_up()
+            result = compare(plain, ahead)
+            assert result.same and result.position == head, [t for t in result.tables if not t.same]
+            assert len(live_rows(plain)["chats"]) > 100
+        finally:
+            writer.join()
+            for runner in (ahead, plain):
+                runner.view.datastore.close()
+            scratch.drop()
