@@ -78,6 +78,10 @@ class SqlView:
     def position(self, app_name: str) -> int:
         return self.max_tracking_id(app_name) or 0  # type: ignore[attr-defined]
 
+    def unfinished(self) -> tuple[int, int]:
+        """What `finish` has left to do: (indexes to make, statements to run)."""
+        return (0, 0) if self._later is None else (len(self.deferred), len(self._later))
+
     def finish(self) -> None:
         """Complete a scratch copy filled from the events: make the indexes it was filled
         without (one sort each, not a random insert per row), then run the statements its

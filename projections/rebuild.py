@@ -114,9 +114,15 @@ def build(app: Any, projection: SqlProjection, live_view: Any, stop: int | None 
     """Fill `projection` (on a fresh scratch view) from the events up to `stop` (or the head)."""
     for table in projection.kept:
         _copy_rows(live_view, projection.view, table, merge=True)
+    return fill(app, projection, stop, progress)
+
+
+def fill(app: Any, projection: SqlProjection, stop: int | None = None,
+         progress: Progress | None = None) -> ProjectionRunner:
+    """Apply the events up to `stop` (or the head) to an empty view, as fast as it goes: large
+    batches (a live runner keeps small ones, so a request waiting for its write waits less),
+    each read while the one before is applied. A bulk view still needs `finish`."""
     runner = ProjectionRunner(app, projection)
-    # Fewer, larger transactions, and longer multi-row writes. A live runner keeps small
-    # batches, so a request waiting for its write waits less.
     runner.batch = REBUILD_BATCH
     runner.read_ahead = True
     runner.catch_up(stop=stop, progress=progress)
@@ -147,10 +153,6 @@ def swap_in(live: ProjectionRunner, scratch: ProjectionRunner) -> int:
             return position
     raise SwapFailed(f"the live {live.name} view kept moving ahead of its rebuilt copy; try again when "
                      "fewer events arrive")
-
-
-class _Retry(Exception):
-    pass
 
 
 @contextmanager
