@@ -87,8 +87,9 @@ class ChatsProjection(SqlProjection):
 
     @handles(Thread.Renamed)
     def _renamed(self, tx: Tx, e: Thread.Renamed) -> None:
-        tx.execute("UPDATE threads SET name = ?, updated_at = ? WHERE aggregate_id = ?",
-                   (e.name, iso(e.timestamp), str(e.originator_id)))
+        # No handler reads a name; renames run in order (later ones last) whenever they run.
+        tx.execute_later("UPDATE threads SET name = ?, updated_at = ? WHERE aggregate_id = ?",
+                         (e.name, iso(e.timestamp), str(e.originator_id)))
 
     @handles(Thread.Deleted)
     def _deleted(self, tx: Tx, e: Thread.Deleted) -> None:

@@ -55,8 +55,9 @@ class Tx:
         through an index instead of keeping that index up to date on every insert.
 
         Only for statements whose effect does not depend on when they run: they touch only
-        rows of earlier events (`position < ?` of this one), and only rows and columns that
-        no handler reads or changes otherwise."""
+        rows of earlier events (`position < ?` of this one, say), and rows and columns that
+        other handlers neither read nor change but through statements left for later too
+        (those run in the order the events came)."""
         if self.later is None:
             return self.execute(sql, params)
         self.later.append((sql, tuple(params)))
