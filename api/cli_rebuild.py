@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import msgspec
 
 from api.cli_events import open_store
-from api.progress import Progress
+from api.progress import Progress, say
 
 _encode = msgspec.json.Encoder().encode
 
@@ -100,10 +101,11 @@ def _pair(store: Any, scratch: Any, name: str, views: _Views) -> tuple[Any, Any]
 
 
 @contextmanager
-def _scratch_space(tag: str) -> Iterator[Callable[[str, str, bool], tuple[Any, Any, Progress]]]:
-    """Yield `rebuild(name, label, stop_at_head)`: the live runner of a read model and a copy
-    rebuilt from the events on a scratch view, with progress. Every view opened is closed and
-    the scratch space removed at the end, whatever happens."""
+def _scratch_space(tag: str) -> Iterator[Callable[[str, str, bool], tuple[Any, Any, int, float]]]:
+    """Yield `rebuild(name, label, stop_at_head)`: the live runner of a read model, a copy
+    rebuilt from the events on a scratch view (with progress, and finished), the events read
+    and the seconds taken. Every view opened is closed and the scratch space removed at the
+    end, whatever happens."""
     from projections.rebuild import Scratch, SwapFailed, build
 
     with open_store() as store:
@@ -111,14 +113,14 @@ def _scratch_space(tag: str) -> Iterator[Callable[[str, str, bool], tuple[Any, A
         scratch.sweep()
         views = _Views()
 
-        def rebuild(name: str, label: str, stop_at_head: bool) -> tuple[Any, Any, Progress]:
+        def rebuild(name: str, label: str, stop_at_head: bool) -> tuple[Any, Any, int, float]:
             live, projection = _pair(store, scratch, name, views)
             head = store.recorder.max_notification_id() or 0
             progress = Progress(label, head)
             rebuilt = views.keep(build(store.ledger, projection, live.view, stop=head if stop_at_head else None,
                                        progress=progress.add))
             progress.done()
-            return live, rebuilt, progress
+            return live, rebuilt, progress.count, progress.seconds + _finish(name, rebuilt.view)
 
         try:
             yield rebuild
@@ -129,15 +131,31 @@ def _scratch_space(tag: str) -> Iterator[Callable[[str, str, bool], tuple[Any, A
             scratch.drop()
 
 
+def _finish(name: str, view: Any) -> float:
+    """Complete a filled scratch copy (`SqlView.finish`), saying so when there is work left;
+    return the seconds it took."""
+    indexes, statements = view.unfinished()
+    work = [f"{indexes} indexes to make"] * bool(indexes) + [f"{statements:,} statements left for the end"] * bool(
+        statements)
+    if work:
+        say(f"finishing {name}: {' and '.join(work)}")
+    started = time.monotonic()
+    view.finish()
+    seconds = time.monotonic() - started
+    if work:
+        say(f"finishing {name}: done in {seconds:,.1f} s")
+    return seconds
+
+
 def cmd_projections_rebuild(args: argparse.Namespace) -> None:
     from projections.rebuild import swap_in
 
     with _scratch_space("rebuild") as rebuild:
         for name in _names(args):
-            live, rebuilt, progress = rebuild(name, f"rebuilding {name}", False)
+            live, rebuilt, events, seconds = rebuild(name, f"rebuilding {name}", False)
             position = swap_in(live, rebuilt)
-            print(f"{name}: rebuilt from {progress.count:,} events in {progress.seconds:.1f} s "
-                  f"({progress.rate:,.0f} events/s); swapped in at position {position}")
+            print(f"{name}: rebuilt from {events:,} events in {seconds:.1f} s "
+                  f"({events / max(seconds, 1e-6):,.0f} events/s); swapped in at position {position}")
 
 
 def _show(value: Any) -> str:
@@ -151,7 +169,7 @@ def cmd_verify(args: argparse.Namespace) -> None:
     results = []
     with _scratch_space("verify") as rebuild:
         for name in _names(args):
-            live, rebuilt, _ = rebuild(name, f"rebuilding {name} to compare", True)
+            live, rebuilt, _, _ = rebuild(name, f"rebuilding {name} to compare", True)
             results.append(compare(live, rebuilt))
             _print_comparison(results[-1], args.json)
     differing = [r.projection for r in results if not r.same]

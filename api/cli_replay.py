@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import sqlite3
@@ -41,7 +42,6 @@ from application.audit import Bound, parse_bound
 from application.ledger import Ledger
 from infrastructure.eventstore import ledger_env
 from infrastructure.settings import REPLAY_MARK, Settings, load_settings
-from projections.runner import ProjectionRunner
 
 BATCH = 1000
 MANIFEST = REPLAY_MARK  # its presence makes DIR read-only (infrastructure/settings.py)
@@ -219,17 +219,34 @@ def _copy_cache_from_postgres(url: str, view: Any) -> int:
 
 
 def build_read_models(settings: Settings, dir_settings: Settings, replay: Ledger, target: Path, events: int) -> None:
-    for name in PROJECTIONS:
-        projection = make_projection(dir_settings, name)
+    """Each read model filled as a rebuild fills its scratch copy (no journal or syncs, its
+    indexes made at the end), then its file synced once: DIR is whole before the manifest
+    that marks it done is written."""
+    from infrastructure.eventstore import open_view
+    from projections.rebuild import fill
+
+    for name, cls in PROJECTIONS.items():
+        projection = make_projection(dir_settings, name, open_view(dir_settings, name, cls.views(bulk=True),
+                                                                   bulk=True))
         try:
             if name == "vectors":
                 copied = copy_embedding_cache(settings, projection.view, target)
                 say(f"copied {copied:,} cached embeddings from the source (nothing is embedded again)")
             progress = Progress(f"building {name}", events)
-            ProjectionRunner(replay, projection).catch_up(progress=progress.add)
+            fill(replay, projection, progress=progress.add)
+            projection.view.finish()  # type: ignore[attr-defined]
             progress.done()
         finally:
             projection.view.datastore.close()  # type: ignore[attr-defined]
+        _sync(target / f"{name}.db")
+
+
+def _sync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 # the command ---------------------------------------------------------------------------------

@@ -11,8 +11,7 @@ ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 def iso(moment: datetime) -> str:
     """`moment` (timezone-aware) as upstream's timestamp text."""
-    utc = moment.astimezone(timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def iso_or_none(moment: datetime | None) -> str | None:

@@ -190,9 +190,12 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     def read_events(self, after: int, limit: int) -> list[tuple[int, Any, int, str, bytes]]:
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(SQL("SELECT notification_id, originator_id, originator_version, topic, state FROM {} "
+            # Binary: the state comes as it is stored, not as hex text to escape and parse; the
+            # id as text, as SQLite gives it (a UUID object per row cost as much again). Half
+            # the client's time per event read; a rebuild reads every event this way.
+            curs.execute(SQL("SELECT notification_id, originator_id::text, originator_version, topic, state FROM {} "
                              "WHERE notification_id > %s ORDER BY notification_id LIMIT %s")
-                         .format(self.events_table), (after, limit))
+                         .format(self.events_table), (after, limit), binary=True)
             return [(r["notification_id"], r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"]))
                     for r in curs.fetchall()]
 

@@ -1,9 +1,11 @@
 """The eventsourcing environment: which store holds the events and each projection's view.
 
 Embedded (default): `DATA_DIR/events.db`, and one SQLite file per projection, since the
-library's SQLite tracking table has a fixed name. PostgreSQL (`DATABASE_URL`): one database,
-events in `ledger_events` (and their digest chain in `ledger_chain`,
-see infrastructure/chain.py), each projection's tables and `<name>_tracking` beside them."""
+library's SQLite tracking table has a fixed name; every write transaction there begins
+IMMEDIATE and waits for another process's lock (infrastructure/sqlite_store.py).
+PostgreSQL (`DATABASE_URL`): one database, events in `ledger_events` (and their digest
+chain in `ledger_chain`, see infrastructure/chain.py), each projection's tables and
+`<name>_tracking` beside them."""
 
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ from psycopg.sql import SQL, Identifier
 from infrastructure.chain import ChainedPostgresRecorder, ChainedSQLiteRecorder
 from infrastructure.mapper import MsgspecMapper
 from infrastructure.settings import Settings, postgres_env
+from infrastructure.sqlite_store import BUSY_TIMEOUT, LedgerSQLiteFactory
+
+SQLITE_MODULE = get_topic(LedgerSQLiteFactory)
 
 
 def _data_dir(settings: Settings) -> Path:
@@ -43,9 +48,9 @@ def ledger_env(settings: Settings) -> dict[str, str]:
         env["POSTGRES_MAX_OVERFLOW"] = "10"
     else:
         env.update(
-            PERSISTENCE_MODULE="eventsourcing.sqlite",
+            PERSISTENCE_MODULE=SQLITE_MODULE,
             SQLITE_DBNAME=str(_data_dir(settings) / "events.db"),
-            SQLITE_LOCK_TIMEOUT="10",
+            SQLITE_LOCK_TIMEOUT=str(BUSY_TIMEOUT),
             APPLICATION_RECORDER_TOPIC=get_topic(ChainedSQLiteRecorder),
         )
     return env
@@ -61,26 +66,30 @@ def projection_env(settings: Settings, name: str, pool_size: int = 1) -> dict[st
                    POSTGRES_MAX_OVERFLOW="6")
         return env
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "PERSISTENCE_MODULE": SQLITE_MODULE,
         "SQLITE_DBNAME": str(_data_dir(settings) / f"{name}.db"),
-        "SQLITE_LOCK_TIMEOUT": "10",
+        "SQLITE_LOCK_TIMEOUT": str(BUSY_TIMEOUT),
     }
 
 
 def open_view(settings: Settings, name: str, view_classes: dict[str, type[TrackingRecorder]],
               pool_size: int = 1, *, directory: Path | None = None, schema: str | None = None,
-              ) -> TrackingRecorder:
+              bulk: bool = False) -> TrackingRecorder:
     """Construct the projection `name`'s view for the configured backend, creating its tables.
 
     A view beside the live one (a rebuild, a verify): with SQLite, `directory` holds its file;
-    with PostgreSQL, `schema` holds its tables (created if missing)."""
+    with PostgreSQL, `schema` holds its tables (created if missing). `bulk`: a scratch copy,
+    thrown away if anything fails, so written without durability (SQLite: no WAL, no syncs;
+    PostgreSQL: `synchronous_commit=off`, and its view classes make unlogged tables)."""
     backend = "postgres" if settings.database_url else "sqlite"
     if backend == "postgres" and schema:
-        return _schema_view(settings, name, view_classes[backend], schema)
+        return _schema_view(settings, name, view_classes[backend], schema, bulk)
     env_vars = projection_env(settings, name, pool_size)
     if backend == "sqlite" and directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
         env_vars["SQLITE_DBNAME"] = str(directory / f"{name}.db")
+    if backend == "sqlite" and bulk:
+        env_vars[LedgerSQLiteFactory.SQLITE_BULK] = "y"
     factory = InfrastructureFactory.construct(Environment(name, env_vars))
     return factory.tracking_recorder(view_classes[backend])
 
@@ -89,25 +98,34 @@ class _SchemaDatastore(PostgresDatastore):
     """A datastore whose connections resolve unqualified table names in its own schema, so
     a projection's SQL (written without a schema) works unchanged on a scratch copy."""
 
+    def __init__(self, *args: Any, bulk: bool = False, **kwargs: Any) -> None:
+        self.bulk = bulk
+        super().__init__(*args, **kwargs)
+
     def after_connect_func(self) -> Any:
         configure = super().after_connect_func()
-        statement = SQL("SET search_path TO {}").format(Identifier(self.schema))
+        statements = [SQL("SET search_path TO {}").format(Identifier(self.schema))]
+        if self.bulk:
+            statements.append(SQL("SET synchronous_commit TO off"))
 
         def after_connect(conn: Any) -> None:
             configure(conn)
-            conn.execute(statement)
+            for statement in statements:
+                conn.execute(statement)
 
         return after_connect
 
 
-def _schema_view(settings: Settings, name: str, view_class: type[TrackingRecorder], schema: str) -> TrackingRecorder:
+def _schema_view(settings: Settings, name: str, view_class: type[TrackingRecorder], schema: str,
+                 bulk: bool) -> TrackingRecorder:
     env = postgres_env(settings.database_url or "")
     with psycopg.connect(settings.database_url or "", autocommit=True) as conn:
         conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
     datastore = _SchemaDatastore(
         dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
         user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"],
-        connect_timeout=float(env["POSTGRES_CONNECT_TIMEOUT"]), pool_size=1, max_overflow=2, schema=schema)
+        connect_timeout=float(env["POSTGRES_CONNECT_TIMEOUT"]), pool_size=1, max_overflow=2, schema=schema,
+        bulk=bulk)
     view = view_class(datastore=datastore, tracking_table_name=f"{name}_tracking")  # type: ignore[call-arg]
     view.create_table()  # type: ignore[attr-defined]
     return view

@@ -46,6 +46,8 @@ class MsgspecMapper(Mapper):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        """The event; `stored_event.originator_id` may be a UUID or its text (32 hex digits
+        or the dashed form), as a row read straight from the store holds it."""
         cls = _event_class(stored_event.topic)
         data = stored_event.state
         try:
@@ -53,6 +55,13 @@ class MsgspecMapper(Mapper):
                 data = self.cipher.decrypt(data)
             if self.compressor:
                 data = self.compressor.decompress(data)
+            decoder = _decoder(cls)
+            if decoder is not None and _CLASS_VERSION not in data and data[:1] == b"{" and data[1:2] != b"}":
+                # Decoded straight into the class, the ids spliced in front: half the time of
+                # a dict converted afterwards (a rebuild decodes every stored event).
+                head = b'{"originator_id":%b,"originator_version":%d,' % (
+                    _encoder.encode(stored_event.originator_id), stored_event.originator_version)
+                return decoder.decode(head + data[1:])
             state: dict[str, Any] = _decode(data)
             state["originator_id"] = stored_event.originator_id
             state["originator_version"] = stored_event.originator_version
@@ -68,3 +77,11 @@ class MsgspecMapper(Mapper):
             )
             raise MapperDeserialisationError(msg) from e
 
+
+_CLASS_VERSION = b'"class_version":'
+
+
+@lru_cache(maxsize=None)
+def _decoder(cls: type) -> msgspec.json.Decoder[Any] | None:
+    """A decoder straight into `cls`, unless its stored states may need upcasting."""
+    return msgspec.json.Decoder(cls, strict=False) if getattr(cls, "class_version", 1) == 1 else None

@@ -70,11 +70,12 @@ class ChatsProjection(SqlProjection):
 
     @handles(HistoryReset.Recorded)
     def _reset(self, tx: Tx, e: HistoryReset.Recorded) -> None:
+        # `position < ?`: the same rows now or once a rebuild's copy is full (execute_later).
         if e.embed_id is not None:
-            tx.execute("UPDATE chats SET include = 0 WHERE embed_id = ? AND session_key = ? AND position < ?",
-                       (e.embed_id, _session(e.session_id), self.position))
+            tx.execute_later("UPDATE chats SET include = 0 WHERE embed_id = ? AND session_key = ? AND position < ?",
+                             (e.embed_id, _session(e.session_id), self.position))
             return
-        tx.execute(
+        tx.execute_later(
             "UPDATE chats SET include = 0 WHERE workspace_id = ? AND user_id = ? AND thread_key = ?"
             " AND session_key = ? AND embed_id IS NULL AND position < ?",
             (e.workspace_id, e.user_id, _thread(e.thread_id), _session(e.session_id), self.position),
@@ -87,19 +88,20 @@ class ChatsProjection(SqlProjection):
 
     @handles(Thread.Renamed)
     def _renamed(self, tx: Tx, e: Thread.Renamed) -> None:
-        tx.execute("UPDATE threads SET name = ?, updated_at = ? WHERE aggregate_id = ?",
-                   (e.name, iso(e.timestamp), str(e.originator_id)))
+        # No handler reads a name; renames run in order (later ones last) whenever they run.
+        tx.execute_later("UPDATE threads SET name = ?, updated_at = ? WHERE aggregate_id = ?",
+                         (e.name, iso(e.timestamp), str(e.originator_id)))
 
     @handles(Thread.Deleted)
     def _deleted(self, tx: Tx, e: Thread.Deleted) -> None:
         thread_id = tx.scalar("SELECT id FROM threads WHERE aggregate_id = ?", (str(e.originator_id),))
         tx.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
-        tx.execute("DELETE FROM chats WHERE thread_key = ?", (thread_id,))
+        tx.execute_later("DELETE FROM chats WHERE thread_key = ? AND position < ?", (thread_id, self.position))
 
 
     @handles(Workspace.Deleted)
     def _workspace_deleted(self, tx: Tx, e: Workspace.Deleted) -> None:
-        tx.execute("DELETE FROM chats WHERE workspace_id = ?", (e.workspace_id,))
+        tx.execute_later("DELETE FROM chats WHERE workspace_id = ? AND position < ?", (e.workspace_id, self.position))
         tx.execute("DELETE FROM threads WHERE workspace_id = ?", (e.workspace_id,))
 
 

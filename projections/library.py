@@ -22,6 +22,7 @@ def _dumps(value: object) -> str:
 class LibraryProjection(SqlProjection):
     name = "library"
     tables = ["workspaces", "workspace_members", "workspace_documents", "folders", "documents", "embeds"]
+    handler_indexes = frozenset({"workspace_documents_ws"})  # documents removed, pinned
     schema = [
         """CREATE TABLE IF NOT EXISTS workspaces (
             id BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,

@@ -10,10 +10,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import Notification
 
 from domain.projections import projection_control_uuid
 from projections.base import SqlProjection
@@ -23,6 +22,52 @@ log = logging.getLogger("ledgerllm.projections")
 
 BATCH = 500
 SKIP_WRITE_LIMIT = 1000  # ignored events are recorded as passed at least this often
+
+
+class _Row(NamedTuple):
+    """A stored event as `read_events` gives it: what a Notification holds (the aggregate id
+    may be its text), for `wants` and the mapper."""
+
+    id: int
+    originator_id: Any
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+class _ReadAhead:
+    """Reads the batch after the one just returned in a background thread, so waiting for
+    the store (PostgreSQL answering, SQLite reading its pages: both without the GIL) overlaps
+    applying the batch. A batch read ahead is used only if it starts where the next read does
+    and is full: a shorter one may be stale (events saved since), so it is read again."""
+
+    def __init__(self, read: Callable[[int, int | None], list[Any]], batch: Callable[[], int]) -> None:
+        self.read = read
+        self.batch = batch
+        self.key: tuple[int, int | None] | None = None
+        self.thread: threading.Thread | None = None
+        self.rows: list[Any] | None = None
+
+    def get(self, start: int, stop: int | None) -> list[Any]:
+        rows = None
+        if self.thread is not None:
+            self.thread.join()
+            if self.key == (start, stop) and self.rows is not None and len(self.rows) == self.batch():
+                rows = self.rows  # else (stale, or it failed) read again, and fail here if it must
+            self.thread = self.rows = None
+        if rows is None:
+            rows = self.read(start, stop)
+        if len(rows) == self.batch() and (stop is None or rows[-1].id < stop):
+            self.key = (rows[-1].id + 1, stop)
+            self.thread = threading.Thread(target=self._run, name="ledgerllm-read-ahead", daemon=True)
+            self.thread.start()
+        return rows
+
+    def _run(self) -> None:
+        try:
+            self.rows = self.read(*self.key)  # type: ignore[misc]
+        except Exception:  # the caller reads again itself, and sees the error
+            self.rows = None
 
 
 class ProjectionLagging(RuntimeError):
@@ -43,6 +88,10 @@ class ProjectionRunner:
         self._stored = 0  # the stored position last seen; going back means a rebuild
         self._stall: Stall | None = self.stalls.get()
         self.batch = BATCH  # events read and applied per transaction
+        # Read the next batch while this one is applied (a rebuild). Not for live views: a
+        # batch read ahead may miss events saved since, so read-after-write could wait longer.
+        self.read_ahead = False
+        self._ahead = _ReadAhead(self._read_now, lambda: self.batch)
 
     @property
     def name(self) -> str:
@@ -94,7 +143,7 @@ class ProjectionRunner:
                 start = max(stored, self._scanned)
                 if stop is not None and start >= stop:
                     break
-                notifications = self.app.recorder.select_notifications(start=start + 1, limit=self.batch, stop=stop)
+                notifications = self._read(start + 1, stop)
                 if not notifications:
                     break
                 if not self._may_continue():
@@ -117,9 +166,10 @@ class ProjectionRunner:
             self._known = max(self._known, self.view.position(self.app.name))
             return self._known
 
-    def _apply(self, stored: int, notifications: list[Notification]) -> bool:
+    def _apply(self, stored: int, notifications: list[Any]) -> bool:
         """Apply one batch in one transaction; False if another runner got there first."""
-        items = [(self.app.mapper.to_domain_event(n), n.id) for n in notifications if self.projection.wants(n)]
+        to_event, wants = self.app.mapper.to_domain_event, self.projection.wants
+        items = [(to_event(n), n.id) for n in notifications if wants(n)]
         last_id = notifications[-1].id
         if items or last_id - stored >= SKIP_WRITE_LIMIT:
             # The batch's position covers the ignored events before it too.
@@ -128,7 +178,7 @@ class ProjectionRunner:
             self._stored = last_id
         return True
 
-    def _apply_one_by_one(self, stored: int, notifications: list[Notification]) -> None:
+    def _apply_one_by_one(self, stored: int, notifications: list[Any]) -> None:
         """A batch failed: apply its events one transaction each, up to the one that fails;
         pass it if an operator skipped it, else record the stall there."""
         for n in notifications:
@@ -166,6 +216,22 @@ class ProjectionRunner:
         except AggregateNotFoundError:
             return False
         return position in control.skipped
+
+    def _read(self, start: int, stop: int | None) -> list[Any]:
+        if self.read_ahead:
+            return self._ahead.get(start, stop)
+        return self._read_now(start, stop)
+
+    def _read_now(self, start: int, stop: int | None) -> list[Any]:
+        """The next batch of stored events from `start` (to `stop`), as notifications. The
+        ledger's recorders also give them as plain rows (`read_events`), read without an
+        object per row (a rebuild reads every event)."""
+        recorder = self.app.recorder
+        read_events = getattr(recorder, "read_events", None)
+        if read_events is None:
+            return list(recorder.select_notifications(start=start, limit=self.batch, stop=stop))
+        rows = [_Row(*r) for r in read_events(start - 1, self.batch)]
+        return rows if stop is None else [r for r in rows if r.id <= stop]
 
     def ensure(self, position: int | None, timeout: float = 10.0) -> None:
         """Return once the view has applied the event at `position` (read-after-write)."""

@@ -35,6 +35,7 @@ def chunk_hash(text: str) -> str:
 class VectorsProjection(SqlProjection):
     name = "vectors"
     tables = ["chunks", "vector_changes", "vector_model"]
+    handler_indexes = frozenset({"chunks_ws_doc"})  # documents removed
     after_reset = ["UPDATE vector_meta SET value = value + 1 WHERE name = 'generation'"]
     kept = ["embedding_cache"]
     meta_tables = ["vector_meta"]
