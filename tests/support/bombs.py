@@ -117,7 +117,8 @@ def pdf_page_flood(pages: int = 50_000, lines_per_page: int = 100, *, declared: 
     page_ids = range(first_page, first_page + pages)
     packed: dict[int, bytes] = {  # objects that go into object streams
         1: b"<< /Type /Catalog /Pages 2 0 R >>",
-        2: b"<< /Type /Pages /Count %d /Kids [" % (pages if declared is None else declared) + b" ".join(b"%d 0 R" % p for p in page_ids) + b"] >>",
+        2: b"<< /Type /Pages /Count %d /Kids [" % (pages if declared is None else declared)
+           + b" ".join(b"%d 0 R" % p for p in page_ids) + b"] >>",
         3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     }
     page = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
@@ -126,7 +127,8 @@ def pdf_page_flood(pages: int = 50_000, lines_per_page: int = 100, *, declared: 
     out = bytearray(b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n")
     entries: dict[int, tuple[int, int, int]] = {0: (0, 0, 0xFFFF)}
     entries[4] = (1, len(out), 0)
-    out += b"4 0 obj\n<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content) + content + b"\nendstream\nendobj\n"
+    out += (b"4 0 obj\n<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content)
+            + content + b"\nendstream\nendobj\n")
     ids = sorted(packed)
     next_id = first_page + pages
     for start in range(0, len(ids), 5000):
