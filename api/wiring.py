@@ -44,10 +44,13 @@ class Runtime:
     limiter: RateLimiter
     follower: Follower | None = None
     closers: list[Any] = field(default_factory=list)
+    parsers: Any = None  # the ParserPool: worker processes, stopped on close
 
     def close(self) -> None:
         if self.follower:
             self.follower.stop()
+        if self.parsers:
+            self.parsers.close()
         index = self.ctx.content.index if self.ctx.content else None
         if isinstance(index, FaissFollower):
             index.save()
@@ -84,14 +87,14 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
         tokens=JwtTokens(jwt_secret(settings), settings.jwt_expiry_seconds),
         owner_username=settings.owner_username, simple_sso_enabled=settings.simple_sso_enabled,
     )
-    _open_content(settings, ctx)
+    parsers = _open_content(settings, ctx)
     _open_chat(settings, ctx)
     _open_audit(settings, ctx)
     if not settings.read_only:
         install(ctx, settings.auth_token)
     for runner in ctx.runners:
         runner.catch_up()
-    runtime = Runtime(settings, ctx, limiter)
+    runtime = Runtime(settings, ctx, limiter, parsers=parsers)
     if shared:
         runtime.closers += [cache, limiter]
     if follow and not settings.read_only:
@@ -101,18 +104,21 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
             also=[ctx.content.index.sync], on_topics=observe, observed_topics=observed_topics,
         )
         runtime.follower.start()
+        parsers.warm()
     return runtime
 
 
-def _open_content(settings: Settings, ctx: Context) -> None:
-    """Workspaces, documents and vectors: blobs, parsers, the link fetcher, the tokenizer, the
-    embedding model (loaded on first use) and this process's faiss indexes."""
+def _open_content(settings: Settings, ctx: Context) -> Any:
+    """Workspaces, documents and vectors: blobs, parsers (sandboxed worker processes, returned
+    for the runtime to close), the link fetcher, the tokenizer, the embedding model (loaded on
+    first use) and this process's faiss indexes."""
     from functools import partial
 
     from infrastructure import parsers
     from infrastructure.blobs import BlobStore
     from infrastructure.faiss_index import WorkspaceIndexes
     from infrastructure.fetch import fetch_link
+    from infrastructure.parse_pool import ParserPool
     from infrastructure.secrets import SecretSettings
 
     blobs = BlobStore(settings.data_dir / "blobs")
@@ -121,13 +127,15 @@ def _open_content(settings: Settings, ctx: Context) -> None:
     vectors = ProjectionRunner(ctx.ledger, make_projection(settings, "vectors"))
     index = FaissFollower(vectors.view, embedder.model_name, WorkspaceIndexes, settings.data_dir / "faiss")
     ctx.library, ctx.vectors = library, vectors
+    pool = ParserPool.from_settings(settings)
     ctx.content = ContentServices(
-        blobs=blobs, embedder=embedder, tokenizer=tokenizer, index=index, parse=parsers.parse,
+        blobs=blobs, embedder=embedder, tokenizer=tokenizer, index=index, parse=pool.parse,
         safe_filename=parsers.safe_filename, accepted_file_types=parsers.accepted_file_types,
         fetch=partial(fetch_link, max_bytes=settings.link_max_bytes, timeout=settings.link_timeout,
                       allow_hosts=settings.link_allowlist),
         secrets=SecretSettings(settings.data_dir), max_upload_bytes=settings.upload_max_bytes,
     )
+    return pool
 
 
 # PostgreSQL connections each view keeps open in a server process (more open under load).

@@ -34,6 +34,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     link_max_bytes: int = 10 << 20
     link_timeout: float = 20.0
     link_allowlist: frozenset[str] = frozenset()  # hosts/IPs the link fetcher may reach though private
+    parse_workers: int = 2  # files parsed at once, each in its own sandboxed worker process
+    parse_timeout: float = 90.0  # seconds a parse may take before its worker is killed
+    parse_queue_timeout: float = 10.0  # seconds a file may wait for a free worker
+    parse_cpu_seconds: int = 60  # CPU seconds a worker may spend on one file
+    parse_max_memory_mb: int = 1024  # a worker's address space
+    parse_max_unpacked_bytes: int = 32 << 20  # bytes a file may unpack to (DOCX parts, PDF streams)
+    parse_max_text_chars: int = 64 << 20  # characters of text a file may yield
+    parse_max_pages: int = 2000  # pages of a PDF
     embed_model: bool = True  # load the embedding model at start (off: on first use)
     llm_model: str | None = None  # a litellm model string: openai/<name>, ollama/<name>, ...
     llm_api_base: str | None = None
@@ -73,6 +81,14 @@ _ENV = {
     "LLM_API_KEY": ("llm_api_key", str),
     "LLM_CONTEXT_WINDOW": ("llm_context_window", int),
     "LLM_TIMEOUT": ("llm_timeout", float),
+    "PARSE_WORKERS": ("parse_workers", int),
+    "PARSE_TIMEOUT": ("parse_timeout", float),
+    "PARSE_QUEUE_TIMEOUT": ("parse_queue_timeout", float),
+    "PARSE_CPU_SECONDS": ("parse_cpu_seconds", int),
+    "PARSE_MAX_MEMORY_MB": ("parse_max_memory_mb", int),
+    "PARSE_MAX_UNPACKED_BYTES": ("parse_max_unpacked_bytes", int),
+    "PARSE_MAX_TEXT_CHARS": ("parse_max_text_chars", int),
+    "PARSE_MAX_PAGES": ("parse_max_pages", int),
     "LINK_ALLOWLIST": ("link_allowlist", lambda v: frozenset(h.strip() for h in v.split(",") if h.strip())),
 }
 

@@ -1,0 +1,313 @@
+"""The parse port, sandboxed: `ParserPool.parse(filename, data, content_type) -> ParsedDocument`
+runs in a small pool of worker processes (parse_worker.py), never in the server's.
+
+- Each worker is a clean interpreter with only the parsers imported, its address space capped
+  (PARSE_MAX_MEMORY_MB), a CPU-time cap per file (PARSE_CPU_SECONDS), and an environment
+  without the server's secrets. Workers stay warm between files, so a small document costs
+  milliseconds; one starts with the server, more when parses overlap.
+- At most PARSE_WORKERS files are parsed at once. A caller waits up to PARSE_QUEUE_TIMEOUT
+  for a free worker (then `ParsingBusy`, 503), then up to PARSE_TIMEOUT for the answer; past
+  that the worker is killed. A worker that dies (killed by a cap, or by us) is replaced at once.
+- Refusals keep the port's error types: `UnsupportedFileType`, `UnsafeName`, `UnparsableFile`,
+  and `ParseLimitExceeded` (an `UnparsableFile`) naming the limit and the setting that raises it.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from domain.errors import DomainError
+from infrastructure import parsers
+from infrastructure.parse_limits import ParseLimitExceeded, ParseLimits, refusal
+from infrastructure.parse_worker import READY, ParseRequest, Parsed, Reply, WorkerConfig
+
+_ROOT = Path(parsers.__file__).resolve().parent.parent  # the directory holding our packages
+_ENV = {"LC_ALL": "C.UTF-8"}  # nothing of the server's environment (keys, database URLs)
+_ERRORS = {"unsupported": parsers.UnsupportedFileType, "unsafe": parsers.UnsafeName,
+           "unparsable": parsers.UnparsableFile, "limit": ParseLimitExceeded}
+
+
+class ParsingBusy(DomainError):
+    """Every worker stayed busy for as long as a caller may wait."""
+
+    status = 503
+
+
+class ParsingUnavailable(DomainError):
+    """No worker could be started (or the pool is closed)."""
+
+    status = 503
+
+
+class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True):
+    workers: int = 2
+    timeout: float = 90.0
+    queue_timeout: float = 10.0
+    cpu_seconds: int = 60
+    memory_mb: int = 1024
+    limits: ParseLimits = ParseLimits()
+
+
+class _Lost(Exception):
+    """The worker stopped answering: it exited (`returncode`) or ran out of time."""
+
+    def __init__(self, returncode: int | None) -> None:
+        self.returncode = returncode
+
+
+class _Worker:
+    """One worker process and the framed pipe protocol, with a deadline on every read."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+                                     env=_ENV, cwd="/", start_new_session=True)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._in, self._out = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        os.set_blocking(self._in, False)
+        self.ready = False
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def handshake(self, deadline: float) -> None:
+        if not self.ready:
+            if self._read_frame(deadline) != READY:
+                raise _Lost(self._returncode())
+            self.ready = True
+
+    def send(self, payload: bytes, deadline: float) -> None:
+        self._write(len(payload).to_bytes(4, "big"), deadline)
+        self._write(payload, deadline)
+
+    def receive(self, deadline: float) -> bytes:
+        return self._read_frame(deadline)
+
+    def _write(self, data: bytes, deadline: float) -> None:
+        view = memoryview(data)
+        while view:
+            self._wait(self._in, select.POLLOUT, deadline)
+            try:
+                view = view[os.write(self._in, view):]
+            except BlockingIOError:
+                continue
+            except OSError:  # EPIPE: the worker is gone
+                raise _Lost(self._returncode()) from None
+
+    def _read_frame(self, deadline: float) -> bytes:
+        size = int.from_bytes(self._read(4, deadline), "big")
+        return self._read(size, deadline)
+
+    def _read(self, n: int, deadline: float) -> bytes:
+        chunks, missing = [], n
+        while missing:
+            self._wait(self._out, select.POLLIN, deadline)
+            chunk = os.read(self._out, min(missing, 1 << 20))
+            if not chunk:
+                raise _Lost(self._returncode())
+            chunks.append(chunk)
+            missing -= len(chunk)
+        return b"".join(chunks)
+
+    def _wait(self, fd: int, event: int, deadline: float) -> None:
+        poller = select.poll()
+        poller.register(fd, event)
+        while not poller.poll(max(0.0, deadline - time.monotonic()) * 1000):
+            if time.monotonic() >= deadline:
+                raise _Lost(None)
+
+    def _returncode(self) -> int | None:
+        try:
+            return self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+    def stop(self) -> None:
+        """Close its stdin (it exits at once when idle); kill it if it lingers."""
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            self.proc.wait(timeout=2)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
+
+class ParserPool:
+    """Parses in worker processes: `parse` has the shape of `parsers.parse`; `warm` starts a
+    worker ahead of the first file; `close` stops them all."""
+
+    def __init__(self, settings: SandboxSettings) -> None:
+        self.settings = settings
+        config = WorkerConfig(limits=settings.limits, memory_mb=settings.memory_mb, cpu_seconds=settings.cpu_seconds)
+        self._argv = [sys.executable, "-I", "-c",
+                      f"import sys; sys.path.insert(0, {str(_ROOT)!r}); "
+                      "from infrastructure.parse_worker import main; main()",
+                      msgspec.json.encode(config).decode()]
+        self._slots = threading.BoundedSemaphore(settings.workers)
+        self._idle: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._encode = msgspec.msgpack.Encoder().encode
+        self._decode = msgspec.msgpack.Decoder(Reply).decode
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ParserPool:
+        """From the server's `Settings` (the PARSE_* variables); SettingsError names a bad one."""
+        from infrastructure.settings import SettingsError
+
+        for name in ("workers", "timeout", "queue_timeout", "cpu_seconds", "max_memory_mb", "max_unpacked_bytes",
+                     "max_text_chars", "max_pages"):
+            if getattr(settings, f"parse_{name}") <= 0:
+                raise SettingsError(f"PARSE_{name.upper()} must be greater than 0.")
+        return cls(SandboxSettings(
+            workers=settings.parse_workers, timeout=settings.parse_timeout,
+            queue_timeout=settings.parse_queue_timeout, cpu_seconds=settings.parse_cpu_seconds,
+            memory_mb=settings.parse_max_memory_mb,
+            limits=ParseLimits(max_unpacked_bytes=settings.parse_max_unpacked_bytes,
+                               max_text_chars=settings.parse_max_text_chars, max_pages=settings.parse_max_pages),
+        ))
+
+    def warm(self, count: int = 1) -> None:
+        """Start workers now (they import in the background) so the first files need not wait."""
+        with self._lock:
+            while not self._closed and len(self._idle) < min(count, self.settings.workers):
+                self._idle.append(self._spawn())
+
+    def parse(self, filename: str, data: bytes, content_type: str | None = None) -> parsers.ParsedDocument:
+        wait = self.settings.queue_timeout
+        if not self._slots.acquire(timeout=wait):
+            raise ParsingBusy(f"All {self.settings.workers} document parsers stayed busy for {wait:g} s; "
+                              "try again shortly (PARSE_WORKERS sets how many files are parsed at once).")
+        try:
+            return self._parse_on(self._take(), ParseRequest(filename, data, content_type))
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed, idle, self._idle = True, self._idle, []
+        for worker in idle:
+            worker.stop()
+
+    def _parse_on(self, worker: _Worker, request: ParseRequest) -> parsers.ParsedDocument:
+        deadline = time.monotonic() + self.settings.timeout
+        payload = self._encode(request)
+        worker = self._send(worker, payload, deadline)
+        try:
+            reply: Reply = self._decode(worker.receive(deadline))
+        except _Lost as lost:
+            self._discard(worker)
+            raise self._lost(request.filename, lost) from None
+        except msgspec.DecodeError:  # not our protocol any more: the worker is not to be trusted
+            self._discard(worker)
+            raise parsers.UnparsableFile(f"{request.filename!r} could not be parsed (the parser misbehaved)") from None
+        if reply.retire:
+            self._discard(worker)
+        else:
+            self._give_back(worker)
+        if isinstance(reply, Parsed):
+            return reply.document
+        raise _ERRORS.get(reply.kind, parsers.UnparsableFile)(reply.message)
+
+    def _send(self, worker: _Worker, payload: bytes, deadline: float) -> _Worker:
+        """Hand the file to a worker that is up. One that died before reading it (while idle, or
+        at start-up) had nothing to do with the file, so a fresh worker gets a second try."""
+        lost = _offer(worker, payload, deadline)
+        if lost is None:
+            return worker
+        retry = lost.returncode is not None
+        self._discard(worker, replace=not retry)
+        if retry:
+            worker = self._spawn()
+            lost = _offer(worker, payload, deadline)
+            if lost is None:
+                return worker
+            self._discard(worker)
+        raise ParsingUnavailable(self._start_failure(lost))
+
+    def _take(self) -> _Worker:
+        with self._lock:
+            if self._closed:
+                raise ParsingUnavailable("The server is shutting down; try again shortly.")
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.alive():
+                    return worker
+                worker.kill()  # died while idle (an operator, the OOM killer): reap it
+        return self._spawn()
+
+    def _spawn(self) -> _Worker:
+        try:
+            return _Worker(self._argv)
+        except OSError as e:  # out of processes, memory or file descriptors
+            raise ParsingUnavailable(f"A document parser could not be started ({e.strerror}); "
+                                     "try again shortly.") from None
+
+    def _give_back(self, worker: _Worker) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle.append(worker)
+                return
+        worker.stop()
+
+    def _discard(self, worker: _Worker, *, replace: bool = True) -> None:
+        """Kill the worker and start its replacement, which warms up while nobody waits."""
+        worker.kill()
+        with self._lock:
+            if replace and not self._closed and len(self._idle) < self.settings.workers:
+                try:
+                    self._idle.append(self._spawn())
+                except ParsingUnavailable:
+                    pass  # the next file starts one on demand
+
+    def _lost(self, filename: str, lost: _Lost) -> ParseLimitExceeded:
+        s = self.settings
+        if lost.returncode is None:
+            return refusal(filename, f"took longer than {s.timeout:g} s to parse",
+                           "PARSE_TIMEOUT", f"{s.timeout:g}", " s")
+        if lost.returncode == -signal.SIGXCPU:
+            return refusal(filename, f"needs more than {s.cpu_seconds} s of CPU time to parse",
+                           "PARSE_CPU_SECONDS", s.cpu_seconds, " s")
+        return refusal(filename, f"stopped the parser ({_how(lost.returncode)}), most likely by needing more than "
+                       f"{s.memory_mb} MB of memory", "PARSE_MAX_MEMORY_MB", s.memory_mb, " MB")
+
+    def _start_failure(self, lost: _Lost) -> str:
+        how = "did not start in time" if lost.returncode is None else f"could not start ({_how(lost.returncode)})"
+        return (f"The document parser {how}; check PARSE_MAX_MEMORY_MB={self.settings.memory_mb} "
+                "(a worker needs about 100 MB to start) and the server log.")
+
+
+def _offer(worker: _Worker, payload: bytes, deadline: float) -> _Lost | None:
+    try:
+        worker.handshake(deadline)
+        worker.send(payload, deadline)
+    except _Lost as lost:
+        return lost
+    return None
+
+
+def _how(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
