@@ -84,7 +84,7 @@ def _repack(filename: str, data: bytes, budget: Budget) -> bytes:
                 continue
             wanted = info.filename.lower().endswith(XML_SUFFIXES)
             content = _inflate(filename, data, info, budget) if wanted else b""
-            repacked.writestr(zipfile.ZipInfo(info.filename, date_time=info.date_time), content)
+            repacked.writestr(zipfile.ZipInfo(info.filename), content)
     return out.getvalue()
 
 

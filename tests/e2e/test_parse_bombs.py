@@ -9,6 +9,7 @@ Before parsing was sandboxed and counted, the 240 MiB DOCX was stored after 355-
 from __future__ import annotations
 
 import base64
+import os
 import threading
 import time
 from pathlib import Path
@@ -47,7 +48,7 @@ class RssPeak:
 
     @staticmethod
     def _rss_mb() -> float:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
     def _run(self) -> None:
         while not self._stop.wait(0.005):
