@@ -1,15 +1,17 @@
 """Decompression bombs against a real `ledgerllm serve`: time to refusal, memory, and whether
 the server keeps answering meanwhile.
 
-For each hostile document (built here, from tests/support/bombs.py) it sends one request and,
-while that request runs, pings `GET /api/ping` every 10 ms from another connection and samples
-the resident memory of the server process and of its child processes (the parse workers) every
-50 ms. It prints, per bomb: the answer's status and time, the server's peak RSS above its level
-before the request, the largest worker RSS seen, and ping p50/p99/max during the request, next
-to ping p50/p99 measured idle in the same run. A normal small DOCX upload is timed too (p50 of
-20), which shows what parsing in a separate process costs a document that is not a bomb.
+For each hostile document (built here, from tests/support/bombs.py) it sends the bomb, times
+the answer, and keeps sending it back to back until --load-seconds have passed since the first
+(a bomb that takes longer is sent once). Meanwhile it pings `GET /api/ping` every 10 ms from
+another connection and samples the resident memory of the server process and of its child
+processes (the parse workers) every 50 ms. It prints, per bomb: the first answer's status and
+time, how many were sent, the server's peak RSS above its level before the first, the largest
+worker RSS seen, and ping p50/p99/max during the bomb traffic, next to ping p50/p99 measured
+idle in the same run. A normal small DOCX upload is timed too (p50 of 20), which shows what
+parsing in a separate process costs a document that is not a bomb.
 
-    .venv/bin/python bench/parse_bombs.py [--only NAME ...] [--timeout 900]
+    .venv/bin/python bench/parse_bombs.py [--only NAME ...] [--load-seconds 10] [--timeout 900]
 
 A bomb the server has not answered within --timeout is reported as such; the bench then waits
 for the server to go idle before the next one.
@@ -110,10 +112,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def ping_loop(base: str, until: Callable[[], bool], interval: float = 0.01) -> list[float]:
-    """Ping until `until()` is true; each latency in ms (a ping that fails counts as its timeout)."""
+def ping_loop(base: str, until: Callable[[], bool], interval: float = 0.01,
+              started: threading.Event | None = None) -> list[float]:
+    """Ping until `until()` is true; each latency in ms (a ping that fails counts as its timeout).
+    `started` is set once the connection is up, for the caller to start the traffic."""
     latencies: list[float] = []
     with httpx.Client(base_url=base, timeout=30) as client:
+        client.get("/api/ping")
+        if started is not None:
+            started.set()
         while not until():
             t = time.perf_counter()
             try:
@@ -152,6 +159,8 @@ def build_bombs(only: set[str]) -> list[Bomb]:
         ("docx-lying-header", "upload", "liar.docx", lambda: docx_bomb(240 << 20, lie=True)),
         ("pdf-flate-64MiB", "upload", "flate.pdf", lambda: pdf_flate_bomb(64 << 20)),
         ("pdf-50k-pages", "upload", "pages.pdf", lambda: pdf_page_flood(50_000)),
+        # under the byte budget, and tens of CPU seconds of python-docx: the CPU cap's case
+        ("docx-16MiB-cpu", "upload", "slow.docx", lambda: docx_bomb(16 << 20)),
         ("docx-59MiB-chat", "chat", "attachment.docx", lambda: docx_bomb(59 << 20)),
     ]
     return [Bomb(name, route, filename, make()) for name, route, filename, make in makers
@@ -165,12 +174,14 @@ class Setup:
         owner = subprocess.run([ledgerllm, "api-keys", "create", "--name", "bench"], env=env,
                                capture_output=True, text=True, check=True).stdout.strip()
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {owner}"}, timeout=60) as c:
-            c.post("/api/system/enable-multi-user", json={"username": "boss", "password": "boss-password"}).raise_for_status()
+            c.post("/api/system/enable-multi-user",
+                   json={"username": "boss", "password": "boss-password"}).raise_for_status()
             user = c.post("/api/v1/admin/users/new",
                           json={"username": "alice", "password": "alice-password", "role": "default"}).json()["user"]
             self.default = c.post("/api/admin/generate-api-key", json={"userId": user["id"]}).json()["apiKey"]["secret"]
             c.post("/api/v1/workspace/new", json={"name": WORKSPACE}).raise_for_status()
-            c.post(f"/api/v1/admin/workspaces/{WORKSPACE}/manage-users", json={"userIds": [user["id"]]}).raise_for_status()
+            c.post(f"/api/v1/admin/workspaces/{WORKSPACE}/manage-users",
+                   json={"userIds": [user["id"]]}).raise_for_status()
         self.owner = owner
 
 
@@ -185,7 +196,7 @@ def send(base: str, setup: Setup, bomb: Bomb, timeout: float) -> tuple[int | str
             r = httpx.post(base + f"/api/v1/workspace/{WORKSPACE}/chat", timeout=timeout,
                            headers={"Authorization": f"Bearer {setup.default}"},
                            json={"message": "summarise the attachment", "mode": "chat", "attachments": [attachment]})
-        return r.status_code, r.text[:160]
+        return r.status_code, r.text[:300]
     except httpx.TimeoutException:
         return "timeout", f"no answer in {timeout:.0f} s"
 
@@ -201,53 +212,91 @@ def wait_idle(pid: int, timeout: float = 1800) -> None:
             return
 
 
-def measure(base: str, pid: int, setup: Setup, bomb: Bomb, timeout: float) -> dict[str, Any]:
+def measure(base: str, pid: int, setup: Setup, bomb: Bomb, timeout: float, load_seconds: float) -> dict[str, Any]:
     baseline = rss_mb(pid)
     result: dict[str, Any] = {}
-    done = threading.Event()
+    pinging, done = threading.Event(), threading.Event()
 
-    def request() -> None:
+    def traffic() -> None:
+        pinging.wait()
         t = time.perf_counter()
         result["status"], result["body"] = send(base, setup, bomb, timeout)
         result["seconds"] = time.perf_counter() - t
+        result["sent"] = 1
+        while time.perf_counter() - t < load_seconds and result["status"] != "timeout":
+            send(base, setup, bomb, timeout)
+            result["sent"] += 1
         done.set()
 
     with Sampler(pid) as sampler:
-        thread = threading.Thread(target=request)
+        thread = threading.Thread(target=traffic)
         thread.start()
-        pings = ping_loop(base, done.is_set)
+        pings = ping_loop(base, done.is_set, started=pinging)
         thread.join()
     result.update(server_mb=sampler.server_peak - baseline, worker_mb=sampler.worker_peak, pings=pings)
     return result
 
 
 def normal_upload_ms(base: str, setup: Setup, n: int = 20) -> float:
-    import docx
-
-    document = docx.Document()
-    document.add_paragraph("A normal paragraph of a normal document. " * 20)
-    buffer = io.BytesIO()
-    document.save(buffer)
+    data = normal_docx()
     times = []
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {setup.owner}"}, timeout=60) as client:
         for i in range(n + 2):
             t = time.perf_counter()
-            r = client.post("/api/v1/document/upload", files={"file": (f"normal-{i}.docx", buffer.getvalue())})
+            r = client.post("/api/v1/document/upload", files={"file": (f"normal-{i}.docx", data)})
             if r.status_code != 200:
                 sys.exit(f"a normal DOCX upload failed: {r.status_code} {r.text[:200]}")
             times.append((time.perf_counter() - t) * 1000)
     return statistics.median(times[2:])
 
 
+def sandbox_overhead(data: bytes, rounds: int = 30) -> str:
+    """p50 of parsing one small DOCX in this process vs through a warm ParserPool, alternating."""
+    from infrastructure import parsers
+
+    try:
+        from infrastructure.parse_pool import ParserPool, SandboxSettings
+    except ImportError:
+        return "no sandbox in this revision"
+    pool = ParserPool(SandboxSettings(workers=1))
+    try:
+        pool.parse("warm.docx", data)
+        inline, sandboxed = [], []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            parsers.parse("n.docx", data)
+            inline.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            pool.parse("n.docx", data)
+            sandboxed.append((time.perf_counter() - t) * 1000)
+    finally:
+        pool.close()
+    a, b = statistics.median(inline), statistics.median(sandboxed)
+    return f"in process p50 {a:.1f} ms, in a warm worker p50 {b:.1f} ms (+{b - a:.1f} ms)"
+
+
+def normal_docx() -> bytes:
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph("A normal paragraph of a normal document. " * 20)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
 def report(results: list[tuple[Bomb, dict[str, Any]]], idle: list[float], normal_ms: float) -> None:
-    print(f"\nidle /api/ping: p50 {percentile(idle, .5):.1f} ms  p99 {percentile(idle, .99):.1f} ms  (n={len(idle)})")
+    print(f"\nidle /api/ping: p50 {percentile(idle, .5):.1f} ms  p99 {percentile(idle, .99):.1f} ms  "
+          f"max {max(idle):.1f} ms  (n={len(idle)})")
     print(f"normal DOCX upload (parse, store; 2 KB file): p50 {normal_ms:.0f} ms")
-    header = (f"{'bomb':<19} {'size':>7} {'route':<6} {'status':>7} {'answer s':>9} {'server +MB':>10} "
+    print(f"parsing that DOCX: {sandbox_overhead(normal_docx())}")
+    header = (f"{'bomb':<19} {'size':>7} {'route':<6} {'status':>7} {'answer s':>9} {'sent':>4} {'server +MB':>10} "
               f"{'worker MB':>9} {'pings':>5} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
     print(header)
     for bomb, r in results:
         pings = r["pings"]
         print(f"{bomb.name:<19} {len(bomb.data) // 1024:>5}KB {bomb.route:<6} {r['status']!s:>7} {r['seconds']:>9.2f} "
+              f"{r['sent']:>4} "
               f"{r['server_mb']:>10.0f} {r['worker_mb']:>9.0f} {len(pings):>5} {percentile(pings, .5):>7.1f} "
               f"{percentile(pings, .99):>7.1f} {max(pings, default=float('nan')):>7.1f}")
     print("\nanswers:")
@@ -259,6 +308,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", default=[], help="bomb names to run (default: all)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for each answer")
+    parser.add_argument("--load-seconds", type=float, default=10, help="keep sending each bomb this long")
     parser.add_argument("--env", nargs="*", default=[], help="extra server settings, NAME=VALUE")
     args = parser.parse_args()
     ledgerllm = str(Path(sys.executable).parent / "ledgerllm")
@@ -288,7 +338,7 @@ def main() -> None:
         results = []
         for bomb in bombs:
             progress(f"{bomb.name} ({len(bomb.data) // 1024} KB) via {bomb.route}")
-            results.append((bomb, measure(base, server.pid, setup, bomb, args.timeout)))
+            results.append((bomb, measure(base, server.pid, setup, bomb, args.timeout, args.load_seconds)))
             wait_idle(server.pid)
         idle += idle_pings(base, 300)
         report(results, idle, normal_ms)
