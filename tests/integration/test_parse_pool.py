@@ -182,3 +182,19 @@ def test_a_normal_docx_with_an_image_part_parses_in_the_sandbox() -> None:
     document.save(buffer)
     with pool() as sandbox:
         assert sandbox.parse("pic.docx", buffer.getvalue()) == parsers.parse("pic.docx", buffer.getvalue())
+
+
+def test_workers_are_clean_interpreters_without_the_servers_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever this process imported (torch, if the embedding tests ran first) and holds in its
+    environment (here a provider key and a database password) stays out of the workers."""
+    monkeypatch.setenv("LLM_API_KEY", "sk-provider-secret-4711")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://user:db-secret-4711@host/db")
+    with pool() as sandbox:
+        assert sandbox.parse("a.txt", b"hello").text == "hello"
+        (pid,) = worker_pids()
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        rss_mb = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    assert b"4711" not in environ
+    assert "torch" not in maps and "faiss" not in maps
+    assert rss_mb < 120  # the parsers alone; litellm or the model would add hundreds of MB
