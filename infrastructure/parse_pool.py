@@ -139,16 +139,6 @@ class _Worker:
             if pipe is not None:
                 pipe.close()
 
-    def stop(self) -> None:
-        """Close its stdin (it exits at once when idle); kill it if it lingers."""
-        try:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            self.proc.wait(timeout=2)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-        self.kill()
-
 
 class ParserPool:
     """Parses in worker processes: `parse` has the shape of `parsers.parse`; `warm` starts a
@@ -205,7 +195,7 @@ class ParserPool:
         with self._lock:
             self._closed, idle, self._idle = True, self._idle, []
         for worker in idle:
-            worker.stop()
+            worker.kill()  # idle workers hold nothing worth a graceful exit
 
     def _parse_on(self, worker: _Worker, request: ParseRequest) -> parsers.ParsedDocument:
         deadline = time.monotonic() + self.settings.timeout
@@ -266,7 +256,7 @@ class ParserPool:
             if not self._closed:
                 self._idle.append(worker)
                 return
-        worker.stop()
+        worker.kill()
 
     def _discard(self, worker: _Worker, *, replace: bool = True) -> None:
         """Kill the worker and start its replacement, which warms up while nobody waits."""
