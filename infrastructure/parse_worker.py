@@ -139,7 +139,8 @@ def _allow_cpu(seconds: int) -> None:
     signal.signal(signal.SIGXCPU, signal.SIG_DFL)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     soft = int(usage.ru_utime + usage.ru_stime) + 1 + seconds
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.getrlimit(resource.RLIMIT_CPU)[1]))
+    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]  # unlimited, unless the operator set `ulimit -t`
+    resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
 
 
 def _grown(config: WorkerConfig) -> bool:
