@@ -254,10 +254,10 @@ def sandbox_overhead(data: bytes, rounds: int = 30) -> str:
     """p50 of parsing one small DOCX in this process vs through a warm ParserPool, alternating."""
     from infrastructure import parsers
 
-    try:
-        from infrastructure.parse_pool import ParserPool, SandboxSettings
-    except ImportError:
+    if not Path(parsers.__file__).with_name("parse_pool.py").exists():
         return "no sandbox in this revision"
+    from infrastructure.parse_pool import ParserPool, SandboxSettings
+
     pool = ParserPool(SandboxSettings(workers=1))
     try:
         pool.parse("warm.docx", data)
@@ -285,20 +285,25 @@ def normal_docx() -> bytes:
     return buffer.getvalue()
 
 
+HEADER = (f"{'bomb':<19} {'size':>7} {'route':<6} {'status':>7} {'answer s':>9} {'sent':>4} {'server +MB':>10} "
+          f"{'worker MB':>9} {'pings':>5} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
+
+
+def row(bomb: Bomb, r: dict[str, Any]) -> str:
+    pings = r["pings"]
+    return (f"{bomb.name:<19} {len(bomb.data) // 1024:>5}KB {bomb.route:<6} {r['status']!s:>7} {r['seconds']:>9.2f} "
+            f"{r['sent']:>4} {r['server_mb']:>10.0f} {r['worker_mb']:>9.0f} {len(pings):>5} "
+            f"{percentile(pings, .5):>7.1f} {percentile(pings, .99):>7.1f} {max(pings, default=float('nan')):>7.1f}")
+
+
 def report(results: list[tuple[Bomb, dict[str, Any]]], idle: list[float], normal_ms: float) -> None:
     print(f"\nidle /api/ping: p50 {percentile(idle, .5):.1f} ms  p99 {percentile(idle, .99):.1f} ms  "
           f"max {max(idle):.1f} ms  (n={len(idle)})")
     print(f"normal DOCX upload (parse, store; 2 KB file): p50 {normal_ms:.0f} ms")
     print(f"parsing that DOCX: {sandbox_overhead(normal_docx())}")
-    header = (f"{'bomb':<19} {'size':>7} {'route':<6} {'status':>7} {'answer s':>9} {'sent':>4} {'server +MB':>10} "
-              f"{'worker MB':>9} {'pings':>5} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
-    print(header)
+    print(HEADER)
     for bomb, r in results:
-        pings = r["pings"]
-        print(f"{bomb.name:<19} {len(bomb.data) // 1024:>5}KB {bomb.route:<6} {r['status']!s:>7} {r['seconds']:>9.2f} "
-              f"{r['sent']:>4} "
-              f"{r['server_mb']:>10.0f} {r['worker_mb']:>9.0f} {len(pings):>5} {percentile(pings, .5):>7.1f} "
-              f"{percentile(pings, .99):>7.1f} {max(pings, default=float('nan')):>7.1f}")
+        print(row(bomb, r))
     print("\nanswers:")
     for bomb, r in results:
         print(f"  {bomb.name}: {r['body']}")
@@ -339,6 +344,7 @@ def main() -> None:
         for bomb in bombs:
             progress(f"{bomb.name} ({len(bomb.data) // 1024} KB) via {bomb.route}")
             results.append((bomb, measure(base, server.pid, setup, bomb, args.timeout, args.load_seconds)))
+            progress(row(*results[-1]))
             wait_idle(server.pid)
         idle += idle_pings(base, 300)
         report(results, idle, normal_ms)
