@@ -4,7 +4,7 @@ the server keeps answering meanwhile.
 For each hostile document (built here, from tests/support/bombs.py) it sends the bomb, times
 the answer, and keeps sending it back to back until --load-seconds have passed since the first
 (a bomb that takes longer is sent once). Meanwhile it pings `GET /api/ping` every 10 ms from
-another connection and samples the resident memory of the server process and of its child
+another process and samples the resident memory of the server process and of its child
 processes (the parse workers) every 50 ms. It prints, per bomb: the first answer's status and
 time, how many were sent, the server's peak RSS above its level before the first, the largest
 worker RSS seen, and ping p50/p99/max during the bomb traffic, next to ping p50/p99 measured
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import base64
 import io
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -112,34 +113,44 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def ping_loop(base: str, until: Callable[[], bool], interval: float = 0.01,
-              started: threading.Event | None = None) -> list[float]:
-    """Ping until `until()` is true; each latency in ms (a ping that fails counts as its timeout).
-    `started` is set once the connection is up, for the caller to start the traffic."""
+def _ping_child(base: str, stop: Any, started: Any, out: Any, count: int | None) -> None:
+    """Ping every 10 ms until `stop` is set (or `count` pings); each latency in ms into `out`
+    (a ping that fails counts as its timeout). Runs in its own process, so the bench's own
+    threads (the sender, the sampler) never delay a ping."""
     latencies: list[float] = []
     with httpx.Client(base_url=base, timeout=30) as client:
         client.get("/api/ping")
-        if started is not None:
-            started.set()
-        while not until():
+        started.set()
+        while not stop.is_set() and (count is None or len(latencies) < count):
             t = time.perf_counter()
             try:
                 client.get("/api/ping").raise_for_status()
             except httpx.HTTPError:
                 pass
             latencies.append((time.perf_counter() - t) * 1000)
-            time.sleep(interval)
-    return latencies
+            time.sleep(0.01)
+    out.put(latencies)
+
+
+class Pinger:
+    def __init__(self, base: str, count: int | None = None) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._stop, started, self._out = ctx.Event(), ctx.Event(), ctx.Queue()
+        self._proc = ctx.Process(target=_ping_child, args=(base, self._stop, started, self._out, count), daemon=True)
+        self._proc.start()
+        if not started.wait(120):
+            sys.exit("the pinger did not start")
+
+    def result(self, stop: bool = True) -> list[float]:
+        if stop:
+            self._stop.set()
+        latencies = self._out.get(timeout=600)
+        self._proc.join()
+        return latencies
 
 
 def idle_pings(base: str, count: int) -> list[float]:
-    done = [0]
-
-    def enough() -> bool:
-        done[0] += 1
-        return done[0] > count
-
-    return ping_loop(base, enough)
+    return Pinger(base, count).result(stop=False)
 
 
 # --- the run ---
@@ -215,10 +226,8 @@ def wait_idle(pid: int, timeout: float = 1800) -> None:
 def measure(base: str, pid: int, setup: Setup, bomb: Bomb, timeout: float, load_seconds: float) -> dict[str, Any]:
     baseline = rss_mb(pid)
     result: dict[str, Any] = {}
-    pinging, done = threading.Event(), threading.Event()
 
     def traffic() -> None:
-        pinging.wait()
         t = time.perf_counter()
         result["status"], result["body"] = send(base, setup, bomb, timeout)
         result["seconds"] = time.perf_counter() - t
@@ -226,13 +235,11 @@ def measure(base: str, pid: int, setup: Setup, bomb: Bomb, timeout: float, load_
         while time.perf_counter() - t < load_seconds and result["status"] != "timeout":
             send(base, setup, bomb, timeout)
             result["sent"] += 1
-        done.set()
 
+    pinger = Pinger(base)
     with Sampler(pid) as sampler:
-        thread = threading.Thread(target=traffic)
-        thread.start()
-        pings = ping_loop(base, done.is_set, started=pinging)
-        thread.join()
+        traffic()
+    pings = pinger.result()
     result.update(server_mb=sampler.server_peak - baseline, worker_mb=sampler.worker_peak, pings=pings)
     return result
 
