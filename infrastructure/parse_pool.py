@@ -33,6 +33,7 @@ from infrastructure.parse_worker import READY, ParseRequest, Parsed, Reply, Work
 
 _ROOT = Path(parsers.__file__).resolve().parent.parent  # the directory holding our packages
 _ENV = {"LC_ALL": "C.UTF-8"}  # nothing of the server's environment (keys, database URLs)
+START_TIMEOUT = 60.0  # seconds a new worker may take to import the parsers on a busy machine
 _ERRORS = {"unsupported": parsers.UnsupportedFileType, "unsafe": parsers.UnsafeName,
            "unparsable": parsers.UnparsableFile, "limit": ParseLimitExceeded}
 
@@ -198,9 +199,8 @@ class ParserPool:
             worker.kill()  # idle workers hold nothing worth a graceful exit
 
     def _parse_on(self, worker: _Worker, request: ParseRequest) -> parsers.ParsedDocument:
-        deadline = time.monotonic() + self.settings.timeout
         payload = self._encode(request)
-        worker = self._send(worker, payload, deadline)
+        worker, deadline = self._send(worker, payload)
         try:
             reply: Reply = self._decode(worker.receive(deadline))
         except _Lost as lost:
@@ -217,21 +217,32 @@ class ParserPool:
             return reply.document
         raise _ERRORS.get(reply.kind, parsers.UnparsableFile)(reply.message)
 
-    def _send(self, worker: _Worker, payload: bytes, deadline: float) -> _Worker:
-        """Hand the file to a worker that is up. One that died before reading it (while idle, or
-        at start-up) had nothing to do with the file, so a fresh worker gets a second try."""
-        lost = _offer(worker, payload, deadline)
-        if lost is None:
-            return worker
-        retry = lost.returncode is not None
+    def _send(self, worker: _Worker, payload: bytes) -> tuple[_Worker, float]:
+        """Hand the file to a worker that is up; the file's PARSE_TIMEOUT starts then (a busy
+        machine may take seconds to start a worker, which is no fault of the file). A worker
+        that died before reading the file (while idle, or starting) had nothing to do with it,
+        so a fresh one gets a second try. Returns the worker and the file's deadline."""
+        outcome = self._offer(worker, payload)
+        if isinstance(outcome, float):
+            return worker, outcome
+        retry = outcome.returncode is not None
         self._discard(worker, replace=not retry)
         if retry:
             worker = self._spawn()
-            lost = _offer(worker, payload, deadline)
-            if lost is None:
-                return worker
+            outcome = self._offer(worker, payload)
+            if isinstance(outcome, float):
+                return worker, outcome
             self._discard(worker)
-        raise ParsingUnavailable(self._start_failure(lost))
+        raise ParsingUnavailable(self._start_failure(outcome))
+
+    def _offer(self, worker: _Worker, payload: bytes) -> float | _Lost:
+        try:
+            worker.handshake(time.monotonic() + START_TIMEOUT)
+            deadline = time.monotonic() + self.settings.timeout
+            worker.send(payload, deadline)
+        except _Lost as lost:
+            return lost
+        return deadline
 
     def _take(self) -> _Worker:
         with self._lock:
@@ -283,15 +294,6 @@ class ParserPool:
         how = "did not start in time" if lost.returncode is None else f"could not start ({_how(lost.returncode)})"
         return (f"The document parser {how}; check PARSE_MAX_MEMORY_MB={self.settings.memory_mb} "
                 "(a worker needs about 100 MB to start) and the server log.")
-
-
-def _offer(worker: _Worker, payload: bytes, deadline: float) -> _Lost | None:
-    try:
-        worker.handshake(deadline)
-        worker.send(payload, deadline)
-    except _Lost as lost:
-        return lost
-    return None
 
 
 def _how(returncode: int) -> str:

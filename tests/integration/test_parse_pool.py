@@ -124,9 +124,9 @@ def test_a_worker_out_of_memory_is_refused_and_replaced() -> None:
 
 
 def test_the_wall_clock_deadline_kills_the_worker() -> None:
+    """The deadline runs from the moment a started worker has the file: starting a worker (slow
+    on a busy machine) is not the file's fault, so the replacement's start-up does not count."""
     with pool(workers=1, timeout=1.0, cpu_seconds=600) as sandbox:
-        sandbox.warm()
-        sandbox.parse("warm.txt", b"started")  # the deadline covers the parse, not the start-up
         with pytest.raises(ParseLimitExceeded, match="took longer than 1 s to parse.*PARSE_TIMEOUT=1 s"):
             sandbox.parse("slow.docx", _slow_docx())
         assert sandbox.parse("next.txt", b"replaced").text == "replaced"
