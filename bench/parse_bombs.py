@@ -12,6 +12,7 @@ idle in the same run. A normal small DOCX upload is timed too (p50 of 20), which
 parsing in a separate process costs a document that is not a bomb.
 
     .venv/bin/python bench/parse_bombs.py [--only NAME ...] [--load-seconds 10] [--timeout 900]
+                                          [--env PARSE_WORKERS=1 ...]
 
 A bomb the server has not answered within --timeout is reported as such; the bench then waits
 for the server to go idle before the next one.
@@ -43,6 +44,7 @@ from tests.support.bombs import docx_bomb, pdf_flate_bomb, pdf_page_flood  # noq
 from tests.support.llm_server import LLMServer  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+LEDGERLLM = str(Path(sys.executable).parent / "ledgerllm")
 WORKSPACE = "bombs"
 
 
@@ -316,6 +318,36 @@ def report(results: list[tuple[Bomb, dict[str, Any]]], idle: list[float], normal
         print(f"  {bomb.name}: {r['body']}")
 
 
+def start_server(args: argparse.Namespace, llm: LLMServer) -> tuple[subprocess.Popen, str, dict[str, str]]:
+    tmp = Path(tempfile.mkdtemp(prefix="ledgerllm-bombs-"))
+    port, log = free_port(), tmp / "server.log"
+    env = {**os.environ, "DATA_DIR": str(tmp / "data"), "LOG_LEVEL": "WARNING", "LLM_MODEL": "openai/bench",
+           "LLM_API_BASE": llm.base_url, "LLM_API_KEY": "sk-bench", "HF_HUB_OFFLINE": "1",
+           **dict(item.split("=", 1) for item in args.env)}
+    with log.open("w") as log_file:
+        server = subprocess.Popen([LEDGERLLM, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                                  stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base, server, log)
+    return server, base, env
+
+
+def run(base: str, server: subprocess.Popen, env: dict[str, str], bombs: list[Bomb], args: argparse.Namespace) -> None:
+    setup = Setup(base, env, LEDGERLLM)
+    progress("waiting for the server to go idle (it loads the embedding model at start)")
+    wait_idle(server.pid)
+    normal_ms = normal_upload_ms(base, setup)
+    idle = idle_pings(base, 300)
+    results = []
+    for bomb in bombs:
+        progress(f"{bomb.name} ({len(bomb.data) // 1024} KB) via {bomb.route}")
+        results.append((bomb, measure(base, server.pid, setup, bomb, args.timeout, args.load_seconds)))
+        progress(row(*results[-1]))
+        wait_idle(server.pid)
+    idle += idle_pings(base, 300)
+    report(results, idle, normal_ms)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", default=[], help="bomb names to run (default: all)")
@@ -323,38 +355,15 @@ def main() -> None:
     parser.add_argument("--load-seconds", type=float, default=10, help="keep sending each bomb this long")
     parser.add_argument("--env", nargs="*", default=[], help="extra server settings, NAME=VALUE")
     args = parser.parse_args()
-    ledgerllm = str(Path(sys.executable).parent / "ledgerllm")
     print(machine_facts())
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     progress("building the bombs")
     bombs = build_bombs(set(args.only))
-    tmp = Path(tempfile.mkdtemp(prefix="ledgerllm-bombs-"))
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp / "server.log"
     llm = LLMServer().start()
     server = None
     try:
-        env = {**os.environ, "DATA_DIR": str(tmp / "data"), "LOG_LEVEL": "WARNING", "LLM_MODEL": "openai/bench",
-               "LLM_API_BASE": llm.base_url, "LLM_API_KEY": "sk-bench", "HF_HUB_OFFLINE": "1",
-               **dict(item.split("=", 1) for item in args.env)}
-        with log.open("w") as log_file:
-            server = subprocess.Popen([ledgerllm, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                                      stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_ready(base, server, log)
-        setup = Setup(base, env, ledgerllm)
-        progress("waiting for the server to go idle (it loads the embedding model at start)")
-        wait_idle(server.pid)
-        normal_ms = normal_upload_ms(base, setup)
-        idle = idle_pings(base, 300)
-        results = []
-        for bomb in bombs:
-            progress(f"{bomb.name} ({len(bomb.data) // 1024} KB) via {bomb.route}")
-            results.append((bomb, measure(base, server.pid, setup, bomb, args.timeout, args.load_seconds)))
-            progress(row(*results[-1]))
-            wait_idle(server.pid)
-        idle += idle_pings(base, 300)
-        report(results, idle, normal_ms)
+        server, base, env = start_server(args, llm)
+        run(base, server, env, bombs, args)
         print(f"load average at end: {os.getloadavg()[0]:.2f}")
     finally:
         if server is not None:

@@ -14,10 +14,7 @@ runs in a small pool of worker processes (parse_worker.py), never in the server'
 
 from __future__ import annotations
 
-import os
-import select
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -29,10 +26,10 @@ import msgspec
 from domain.errors import DomainError
 from infrastructure import parsers
 from infrastructure.parse_limits import ParseLimitExceeded, ParseLimits, refusal
-from infrastructure.parse_worker import READY, ParseRequest, Parsed, Reply, WorkerConfig
+from infrastructure.parse_process import Lost, WorkerProcess
+from infrastructure.parse_worker import ParseRequest, Parsed, Reply, WorkerConfig
 
 _ROOT = Path(parsers.__file__).resolve().parent.parent  # the directory holding our packages
-_ENV = {"LC_ALL": "C.UTF-8"}  # nothing of the server's environment (keys, database URLs)
 START_TIMEOUT = 60.0  # seconds a new worker may take to import the parsers on a busy machine
 _ERRORS = {"unsupported": parsers.UnsupportedFileType, "unsafe": parsers.UnsafeName,
            "unparsable": parsers.UnparsableFile, "limit": ParseLimitExceeded}
@@ -59,88 +56,6 @@ class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True):
     limits: ParseLimits = ParseLimits()
 
 
-class _Lost(Exception):
-    """The worker stopped answering: it exited (`returncode`) or ran out of time."""
-
-    def __init__(self, returncode: int | None) -> None:
-        self.returncode = returncode
-
-
-class _Worker:
-    """One worker process and the framed pipe protocol, with a deadline on every read."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
-                                     env=_ENV, cwd="/", start_new_session=True)
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self._in, self._out = self.proc.stdin.fileno(), self.proc.stdout.fileno()
-        os.set_blocking(self._in, False)
-        self.ready = False
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def handshake(self, deadline: float) -> None:
-        if not self.ready:
-            if self._read_frame(deadline) != READY:
-                raise _Lost(self._returncode())
-            self.ready = True
-
-    def send(self, payload: bytes, deadline: float) -> None:
-        self._write(len(payload).to_bytes(4, "big"), deadline)
-        self._write(payload, deadline)
-
-    def receive(self, deadline: float) -> bytes:
-        return self._read_frame(deadline)
-
-    def _write(self, data: bytes, deadline: float) -> None:
-        view = memoryview(data)
-        while view:
-            self._wait(self._in, select.POLLOUT, deadline)
-            try:
-                view = view[os.write(self._in, view):]
-            except BlockingIOError:
-                continue
-            except OSError:  # EPIPE: the worker is gone
-                raise _Lost(self._returncode()) from None
-
-    def _read_frame(self, deadline: float) -> bytes:
-        size = int.from_bytes(self._read(4, deadline), "big")
-        return self._read(size, deadline)
-
-    def _read(self, n: int, deadline: float) -> bytes:
-        chunks, missing = [], n
-        while missing:
-            self._wait(self._out, select.POLLIN, deadline)
-            chunk = os.read(self._out, min(missing, 1 << 20))
-            if not chunk:
-                raise _Lost(self._returncode())
-            chunks.append(chunk)
-            missing -= len(chunk)
-        return b"".join(chunks)
-
-    def _wait(self, fd: int, event: int, deadline: float) -> None:
-        poller = select.poll()
-        poller.register(fd, event)
-        while not poller.poll(max(0.0, deadline - time.monotonic()) * 1000):
-            if time.monotonic() >= deadline:
-                raise _Lost(None)
-
-    def _returncode(self) -> int | None:
-        try:
-            return self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                pipe.close()
-
-
 class ParserPool:
     """Parses in worker processes: `parse` has the shape of `parsers.parse`; `warm` starts a
     worker ahead of the first file; `close` stops them all."""
@@ -153,7 +68,7 @@ class ParserPool:
                       "from infrastructure.parse_worker import main; main()",
                       msgspec.json.encode(config).decode()]
         self._slots = threading.BoundedSemaphore(settings.workers)
-        self._idle: list[_Worker] = []
+        self._idle: list[WorkerProcess] = []
         self._lock = threading.Lock()
         self._closed = False
         self._encode = msgspec.msgpack.Encoder().encode
@@ -198,12 +113,12 @@ class ParserPool:
         for worker in idle:
             worker.kill()  # idle workers hold nothing worth a graceful exit
 
-    def _parse_on(self, worker: _Worker, request: ParseRequest) -> parsers.ParsedDocument:
+    def _parse_on(self, worker: WorkerProcess, request: ParseRequest) -> parsers.ParsedDocument:
         payload = self._encode(request)
         worker, deadline = self._send(worker, payload)
         try:
             reply: Reply = self._decode(worker.receive(deadline))
-        except _Lost as lost:
+        except Lost as lost:
             self._discard(worker)
             raise self._lost(request.filename, lost) from None
         except msgspec.DecodeError:  # not our protocol any more: the worker is not to be trusted
@@ -217,7 +132,7 @@ class ParserPool:
             return reply.document
         raise _ERRORS.get(reply.kind, parsers.UnparsableFile)(reply.message)
 
-    def _send(self, worker: _Worker, payload: bytes) -> tuple[_Worker, float]:
+    def _send(self, worker: WorkerProcess, payload: bytes) -> tuple[WorkerProcess, float]:
         """Hand the file to a worker that is up; the file's PARSE_TIMEOUT starts then (a busy
         machine may take seconds to start a worker, which is no fault of the file). A worker
         that died before reading the file (while idle, or starting) had nothing to do with it,
@@ -235,16 +150,16 @@ class ParserPool:
             self._discard(worker)
         raise ParsingUnavailable(self._start_failure(outcome))
 
-    def _offer(self, worker: _Worker, payload: bytes) -> float | _Lost:
+    def _offer(self, worker: WorkerProcess, payload: bytes) -> float | Lost:
         try:
             worker.handshake(time.monotonic() + START_TIMEOUT)
             deadline = time.monotonic() + self.settings.timeout
             worker.send(payload, deadline)
-        except _Lost as lost:
+        except Lost as lost:
             return lost
         return deadline
 
-    def _take(self) -> _Worker:
+    def _take(self) -> WorkerProcess:
         with self._lock:
             if self._closed:
                 raise ParsingUnavailable("The server is shutting down; try again shortly.")
@@ -255,21 +170,21 @@ class ParserPool:
                 worker.kill()  # died while idle (an operator, the OOM killer): reap it
         return self._spawn()
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self) -> WorkerProcess:
         try:
-            return _Worker(self._argv)
+            return WorkerProcess(self._argv)
         except OSError as e:  # out of processes, memory or file descriptors
             raise ParsingUnavailable(f"A document parser could not be started ({e.strerror}); "
                                      "try again shortly.") from None
 
-    def _give_back(self, worker: _Worker) -> None:
+    def _give_back(self, worker: WorkerProcess) -> None:
         with self._lock:
             if not self._closed:
                 self._idle.append(worker)
                 return
         worker.kill()
 
-    def _discard(self, worker: _Worker, *, replace: bool = True) -> None:
+    def _discard(self, worker: WorkerProcess, *, replace: bool = True) -> None:
         """Kill the worker and start its replacement, which warms up while nobody waits."""
         worker.kill()
         with self._lock:
@@ -279,7 +194,7 @@ class ParserPool:
                 except ParsingUnavailable:
                     pass  # the next file starts one on demand
 
-    def _lost(self, filename: str, lost: _Lost) -> ParseLimitExceeded:
+    def _lost(self, filename: str, lost: Lost) -> ParseLimitExceeded:
         s = self.settings
         if lost.returncode is None:
             return refusal(filename, f"took longer than {s.timeout:g} s to parse",
@@ -290,7 +205,7 @@ class ParserPool:
         return refusal(filename, f"stopped the parser ({_how(lost.returncode)}), most likely by needing more than "
                        f"{s.memory_mb} MB of memory", "PARSE_MAX_MEMORY_MB", s.memory_mb, " MB")
 
-    def _start_failure(self, lost: _Lost) -> str:
+    def _start_failure(self, lost: Lost) -> str:
         how = "did not start in time" if lost.returncode is None else f"could not start ({_how(lost.returncode)})"
         return (f"The document parser {how}; check PARSE_MAX_MEMORY_MB={self.settings.memory_mb} "
                 "(a worker needs about 100 MB to start) and the server log.")

@@ -112,9 +112,7 @@ def pdf_page_flood(pages: int = 50_000, lines_per_page: int = 100, *, declared: 
     """`pages` pages, each showing the same `lines_per_page` lines of text from one shared
     content stream; page dictionaries live in compressed object streams. `declared`: the page
     count the page tree claims (default: the true one)."""
-    content = zlib.compress(_TEXT_LINE * lines_per_page, 9)
-    first_page = 5
-    page_ids = range(first_page, first_page + pages)
+    page_ids = range(5, 5 + pages)
     packed: dict[int, bytes] = {  # objects that go into object streams
         1: b"<< /Type /Catalog /Pages 2 0 R >>",
         2: b"<< /Type /Pages /Count %d /Kids [" % (pages if declared is None else declared)
@@ -124,13 +122,20 @@ def pdf_page_flood(pages: int = 50_000, lines_per_page: int = 100, *, declared: 
     page = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
             b" /Resources << /Font << /F1 3 0 R >> >> >>")
     packed.update({p: page for p in page_ids})
+    content = zlib.compress(_TEXT_LINE * lines_per_page, 9)
     out = bytearray(b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n")
-    entries: dict[int, tuple[int, int, int]] = {0: (0, 0, 0xFFFF)}
-    entries[4] = (1, len(out), 0)
+    entries: dict[int, tuple[int, int, int]] = {0: (0, 0, 0xFFFF), 4: (1, len(out), 0)}  # (type, field 2, field 3)
     out += (b"4 0 obj\n<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content)
             + content + b"\nendstream\nendobj\n")
-    ids = sorted(packed)
-    next_id = first_page + pages
+    next_id = _object_streams(out, entries, packed, first_id=5 + pages)
+    _xref_stream(out, entries, next_id)
+    return bytes(out)
+
+
+def _object_streams(out: bytearray, entries: dict[int, tuple[int, int, int]], packed: dict[int, bytes],
+                    first_id: int) -> int:
+    """Append `packed` as object streams of 5,000 objects; the next free object number."""
+    ids, next_id = sorted(packed), first_id
     for start in range(0, len(ids), 5000):
         group, stream_id = ids[start:start + 5000], next_id
         next_id += 1
@@ -144,7 +149,10 @@ def pdf_page_flood(pages: int = 50_000, lines_per_page: int = 100, *, declared: 
         entries[stream_id] = (1, len(out), 0)
         out += (b"%d 0 obj\n<< /Type /ObjStm /N %d /First %d /Length %d /Filter /FlateDecode >>\nstream\n"
                 % (stream_id, len(group), len(head), len(data)) + data + b"\nendstream\nendobj\n")
-    xref_id = next_id
+    return next_id
+
+
+def _xref_stream(out: bytearray, entries: dict[int, tuple[int, int, int]], xref_id: int) -> None:
     entries[xref_id] = (1, len(out), 0)
     size = xref_id + 1
     rows = b"".join(struct.pack(">BIH", *entries.get(i, (0, 0, 0))) for i in range(size))
@@ -152,4 +160,3 @@ def pdf_page_flood(pages: int = 50_000, lines_per_page: int = 100, *, declared: 
     out += (b"%d 0 obj\n<< /Type /XRef /Size %d /W [1 4 2] /Root 1 0 R /Length %d /Filter /FlateDecode >>\n"
             b"stream\n" % (xref_id, size, len(data)) + data + b"\nendstream\nendobj\n")
     out += b"startxref\n%d\n%%%%EOF\n" % entries[xref_id][1]
-    return bytes(out)
