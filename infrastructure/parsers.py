@@ -4,7 +4,7 @@
 content type, and returns a ``ParsedDocument``. Hostile input is expected: what a parse unpacks
 and extracts is counted against ``ParseLimits`` as it is read (see parse_limits.py, docx_text.py,
 pdf_text.py), HTML goes through lxml (see html_text.py), and every parser error becomes
-``UnparsableFile`` (``ParseLimitExceeded`` when a limit was passed). The server runs this module
+``UnparsableFile`` (``ParseLimitExceeded`` when a limit was passed). The server calls ``parse``
 in sandboxed worker processes (parse_pool.py), never in its own process.
 
 CSV is rendered one line per data row as ``header: value, header: value`` (empty cells left
