@@ -25,6 +25,7 @@ from infrastructure.settings import Settings
 from infrastructure.tokens import JwtTokens, jwt_secret
 from infrastructure.clock import SystemClock
 from infrastructure.files import make_private
+from infrastructure.parse_pool import ParserPool
 from projections.accounts import Accounts
 from projections.api_keys import ApiKeyListing
 from projections.audit_log import AuditLog
@@ -53,6 +54,7 @@ class Runtime:
     runners: list[ProjectionRunner]
     follower: Follower | None = None
     closers: list[Any] = field(default_factory=list)
+    parsers: Any = None  # the ParserPool: worker processes, stopped on close
 
     def runner(self, name: str) -> ProjectionRunner:
         return next(r for r in self.runners if r.name == name)
@@ -60,6 +62,8 @@ class Runtime:
     def close(self) -> None:
         if self.follower:
             self.follower.stop()
+        if self.parsers:
+            self.parsers.close()
         index = self.ctx.content.index
         if isinstance(index, FaissFollower):
             index.save()
@@ -92,13 +96,14 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
     else:
         cache, limiter = MemoryPrincipalCache(), MemoryRateLimiter()
     vectors = Vectors(runners["vectors"])
+    parsers = ParserPool.from_settings(settings)
     ctx = Context(
         ledger=ledger, clock=clock or SystemClock(),
         accounts=Accounts(runners["accounts"]), api_keys=ApiKeyListing(runners["api_keys"]),
         library=Library(runners["library"]), vectors=vectors, chats=ChatHistory(runners["chats"]),
         audit=AuditLog(runners["audit_log"]),
         hasher=Argon2Hasher(), cache=cache, tokens=JwtTokens(jwt_secret(settings), settings.jwt_expiry_seconds),
-        content=_content(settings, runners["vectors"]), completions=CompletionsPort(),
+        content=_content(settings, runners["vectors"], parsers.parse), completions=CompletionsPort(),
         completions_config=_llm_config,
         llm_defaults=LLMDefaults(settings.llm_model, settings.llm_api_base, settings.llm_api_key,
                                  settings.llm_context_window, settings.llm_timeout),
@@ -111,7 +116,7 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
     for runner in ordered:
         runner.catch_up()
     make_private(settings.data_dir)  # the files the store and the views created
-    runtime = Runtime(settings, ctx, limiter, ordered)
+    runtime = Runtime(settings, ctx, limiter, ordered, parsers=parsers)
     if shared:
         runtime.closers += [cache, limiter]
     if follow and not settings.read_only:
@@ -121,12 +126,14 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
             also=[ctx.content.index.sync], on_topics=observe, observed_topics=observed_topics,
         )
         runtime.follower.start()
+        parsers.warm()
     return runtime
 
 
-def _content(settings: Settings, vectors: ProjectionRunner) -> ContentServices:
-    """Blobs, parsers, the link fetcher, the tokenizer, the embedding model (loaded on first
-    use) and this process's faiss indexes, which follow the vectors read model."""
+def _content(settings: Settings, vectors: ProjectionRunner, parse: Any) -> ContentServices:
+    """Blobs, the parsers (`parse`: sandboxed worker processes), the link fetcher, the tokenizer,
+    the embedding model (loaded on first use) and this process's faiss indexes, which follow
+    the vectors read model."""
     from functools import partial
 
     from infrastructure import parsers
@@ -140,7 +147,7 @@ def _content(settings: Settings, vectors: ProjectionRunner) -> ContentServices:
     index = FaissFollower(vectors.view, embedder.model_name, indexes, settings.data_dir / "faiss")
     return ContentServices(
         blobs=BlobStore(settings.data_dir / "blobs"), embedder=embedder, tokenizer=tokenizer, index=index,
-        parse=parsers.parse, safe_filename=parsers.safe_filename, accepted_file_types=parsers.accepted_file_types,
+        parse=parse, safe_filename=parsers.safe_filename, accepted_file_types=parsers.accepted_file_types,
         fetch=partial(fetch_link, max_bytes=settings.link_max_bytes, timeout=settings.link_timeout,
                       allow_hosts=settings.link_allowlist),
         secrets=SecretSettings(settings.data_dir), max_upload_bytes=settings.upload_max_bytes,

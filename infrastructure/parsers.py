@@ -1,9 +1,11 @@
-"""Uploaded bytes to text: the document collector, in process.
+"""Uploaded bytes to text: the document collector.
 
-``parse(filename, data, content_type)`` picks a format by extension first, then by content type,
-and returns a ``ParsedDocument``. Hostile input is expected: PDF parsing is capped in pages and
-time, DOCX archives are checked for zip bombs before python-docx unpacks them, HTML goes through
-lxml (see html_text.py), and every parser error becomes ``UnparsableFile``.
+``parse(filename, data, content_type, limits=...)`` picks a format by extension first, then by
+content type, and returns a ``ParsedDocument``. Hostile input is expected: what a parse unpacks
+and extracts is counted against ``ParseLimits`` as it is read (see parse_limits.py, docx_text.py,
+pdf_text.py), HTML goes through lxml (see html_text.py), and every parser error becomes
+``UnparsableFile`` (``ParseLimitExceeded`` when a limit was passed). The server calls ``parse``
+in sandboxed worker processes (parse_pool.py), never in its own process.
 
 CSV is rendered one line per data row as ``header: value, header: value`` (empty cells left
 out): retrieval cuts documents into chunks, and a chunk of bare rows would lose the header row
@@ -17,20 +19,17 @@ import csv
 import io
 import json
 import re
-import time
-import zipfile
 from pathlib import PurePath
-from typing import Any
 
 import msgspec
 
 from infrastructure.html_text import html_to_text, meta_charset
+from infrastructure.parse_limits import Budget, ParseLimitExceeded, ParseLimits, UnparsableFile
+
+__all__ = ["DOCX_MIME", "ParseLimitExceeded", "ParseLimits", "ParsedDocument", "UnparsableFile",
+           "UnsafeName", "UnsupportedFileType", "accepted_file_types", "parse", "safe_filename"]
 
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-MAX_PDF_PAGES = 2000
-PDF_TIME_BUDGET = 60.0  # seconds; later pages are dropped (and metadata says so)
-MAX_DOCX_UNPACKED = 256 << 20  # declared uncompressed size of all archive entries
-MAX_DOCX_ENTRIES = 10_000
 
 # kind -> (mime reported in ParsedDocument.mime, extensions)
 _FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -69,10 +68,6 @@ class UnsupportedFileType(ValueError):
     """Neither the extension nor the content type is a format we read."""
 
 
-class UnparsableFile(ValueError):
-    """The file claims a supported format but is corrupt, binary, or has no text."""
-
-
 class UnsafeName(ValueError):
     """A file name that could name a path outside its folder, or is otherwise unusable."""
 
@@ -108,7 +103,10 @@ def safe_filename(name: str) -> str:
     return stripped
 
 
-def parse(filename: str, data: bytes, content_type: str | None = None) -> ParsedDocument:
+def parse(filename: str, data: bytes, content_type: str | None = None, *,
+          limits: ParseLimits | None = None) -> ParsedDocument:
+    """The text, title and metadata of an uploaded file; `UnsupportedFileType`, or
+    `UnparsableFile` (`ParseLimitExceeded` past one of `limits`)."""
     mime_param, charset = _split_content_type(content_type)
     kind = _BY_EXTENSION.get(PurePath(filename).suffix.lower())
     if kind is None:
@@ -117,27 +115,34 @@ def parse(filename: str, data: bytes, content_type: str | None = None) -> Parsed
         raise UnsupportedFileType(
             f"unsupported file type for {filename!r}; accepted extensions: {_accepted_list()}"
         )
-    mime = _FORMATS[kind][0]
-    if kind == "pdf":
-        text, metadata = _parse_pdf(filename, data)
-    elif kind == "docx":
-        text, metadata = _parse_docx(filename, data)
-    else:
-        if kind == "html" and not charset:
-            charset = meta_charset(data)
-        decoded = _decode(filename, data, charset)
-        if kind == "html":
-            text, metadata = html_to_text(decoded)
-        elif kind == "csv":
-            text, metadata = _parse_csv(decoded), {}
-        elif kind == "json":
-            text, metadata = _parse_json(filename, decoded), {}
-        else:  # plain text and Markdown are kept as they are
-            text, metadata = decoded, {}
+    budget = Budget(filename, limits or ParseLimits())
+    text, metadata = _extract(kind, filename, data, charset, budget)
+    budget.check_text(len(text))
     if not text.strip():
         raise UnparsableFile(f"{filename!r} has no text that could be extracted")
     title = metadata.get("title") or filename
-    return ParsedDocument(text=text, title=title, mime=mime, metadata=metadata)
+    return ParsedDocument(text=text, title=title, mime=_FORMATS[kind][0], metadata=metadata)
+
+
+def _extract(kind: str, filename: str, data: bytes, charset: str | None, budget: Budget) -> tuple[str, dict[str, str]]:
+    if kind == "pdf":
+        from infrastructure.pdf_text import pdf_to_text
+
+        return pdf_to_text(filename, data, budget)
+    if kind == "docx":
+        from infrastructure.docx_text import docx_to_text
+
+        return docx_to_text(filename, data, budget)
+    if kind == "html" and not charset:
+        charset = meta_charset(data)
+    decoded = _decode(filename, data, charset)
+    if kind == "html":
+        return html_to_text(decoded)
+    if kind == "csv":
+        return _parse_csv(decoded, budget), {}
+    if kind == "json":
+        return _parse_json(filename, decoded, budget), {}
+    return decoded, {}  # plain text and Markdown are kept as they are
 
 
 # --- text formats ---
@@ -183,7 +188,7 @@ def _decode(filename: str, data: bytes, charset: str | None) -> str:
     return text
 
 
-def _parse_csv(text: str) -> str:
+def _parse_csv(text: str, budget: Budget) -> str:
     try:
         try:
             dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
@@ -202,115 +207,27 @@ def _parse_csv(text: str) -> str:
     def name(i: int) -> str:
         return header[i] if i < len(header) and header[i] else f"column {i + 1}"
 
-    return "\n".join(", ".join(f"{name(i)}: {v}" for i, v in enumerate(row) if v) for row in rows[1:])
+    lines = []
+    for row in rows[1:]:  # a long header repeated on every row can outgrow the file many times
+        lines.append(", ".join(f"{name(i)}: {v}" for i, v in enumerate(row) if v))
+        budget.add_text(len(lines[-1]) + 1)
+    return "\n".join(lines)
 
 
-def _parse_json(filename: str, text: str) -> str:
+def _parse_json(filename: str, text: str, budget: Budget) -> str:
+    """Pretty-printed with indent 2; deep nesting multiplies the indentation, so the output is
+    counted as it is written."""
     try:
         value = json.loads(text)
-        if value in (None, "", [], {}):
-            return ""
-        return json.dumps(value, indent=2, ensure_ascii=False)
     except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
         raise UnparsableFile(f"{filename!r} is not valid JSON: {e}") from None
-
-
-# --- binary formats ---
-
-
-def _clean(value: object) -> str:
-    return " ".join(str(value).replace("\x00", "").split()) if value is not None else ""
-
-
-def _parse_pdf(filename: str, data: bytes) -> tuple[str, dict[str, str]]:
-    import pypdf
-
-    metadata: dict[str, str] = {}
-    pages: list[str] = []
+    if value in (None, "", [], {}):
+        return ""
+    chunks = []
     try:
-        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted and not _pdf_decrypt(reader):
-            raise UnparsableFile(f"{filename!r} is an encrypted PDF; upload it without a password")
-        metadata.update(_pdf_info(reader))
-        count = len(reader.pages)
-        metadata["pages"] = str(count)
-        deadline = time.monotonic() + PDF_TIME_BUDGET
-        for i in range(min(count, MAX_PDF_PAGES)):
-            if time.monotonic() > deadline:
-                break
-            try:
-                pages.append((reader.pages[i].extract_text() or "").replace("\x00", "").strip())
-            except Exception:  # noqa: BLE001 - one broken page must not lose the others
-                pages.append("")
-        if len(pages) < count:
-            metadata["truncated"] = f"text of pages 1-{len(pages)} of {count}"
-    except UnparsableFile:
-        raise
-    except Exception as e:  # noqa: BLE001 - pypdf raises many types on hostile input
-        raise UnparsableFile(f"{filename!r} is not a readable PDF ({type(e).__name__}: {e})") from None
-    return "\n\n".join(p for p in pages if p), metadata
-
-
-def _pdf_info(reader: Any) -> dict[str, str]:
-    """Title, author, ... from the document information dictionary; a broken one is skipped."""
-    try:
-        info = reader.metadata
-        if info is None:
-            return {}
-        fields = (("title", info.title), ("author", info.author), ("subject", info.subject),
-                  ("keywords", info.keywords), ("creator", info.creator))  # fmt: skip
-        return {key: _clean(value) for key, value in fields if _clean(value)}
-    except Exception:  # noqa: BLE001 - the text matters more than the metadata
-        return {}
-
-
-def _pdf_decrypt(reader: object) -> bool:
-    """Many PDFs are encrypted with an empty user password (print/copy restrictions only)."""
-    try:
-        return bool(reader.decrypt(""))  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - unsupported algorithm, missing crypto dependency, ...
-        return False
-
-
-def _parse_docx(filename: str, data: bytes) -> tuple[str, dict[str, str]]:
-    import docx
-    from docx.table import Table
-    from docx.text.paragraph import Paragraph
-
-    # zipfile never unpacks more than an entry's declared size, so checking the declared sizes
-    # bounds what python-docx can inflate.
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            entries = archive.infolist()
-    except Exception:  # noqa: BLE001 - BadZipFile, truncated directory, ...
-        raise UnparsableFile(f"{filename!r} is not a readable DOCX file (not a zip archive)") from None
-    if len(entries) > MAX_DOCX_ENTRIES or sum(e.file_size for e in entries) > MAX_DOCX_UNPACKED:
-        raise UnparsableFile(f"{filename!r} unpacks to more than {MAX_DOCX_UNPACKED >> 20} MiB")
-
-    def blocks(container: object, depth: int) -> list[str]:
-        out: list[str] = []
-        for item in container.iter_inner_content():  # type: ignore[attr-defined]
-            if isinstance(item, Paragraph):
-                out.append(item.text)
-            elif isinstance(item, Table) and depth < 8:
-                for row in item.rows:
-                    seen: list[object] = []
-                    cells: list[str] = []
-                    for cell in row.cells:
-                        if any(cell._tc is s for s in seen):  # a merged cell repeats itself
-                            continue
-                        seen.append(cell._tc)
-                        cells.append(" ".join(" ".join(blocks(cell, depth + 1)).split()))
-                    if any(cells):
-                        out.append(" | ".join(cells))
-        return out
-
-    try:
-        document = docx.Document(io.BytesIO(data))
-        text = re.sub(r"\n{3,}", "\n\n", "\n".join(blocks(document, 0))).strip()  # runs of empty paragraphs
-        props = document.core_properties
-        fields = (("title", props.title), ("author", props.author), ("subject", props.subject),
-                  ("keywords", props.keywords), ("description", props.comments))  # fmt: skip
-    except Exception as e:  # noqa: BLE001 - python-docx and lxml raise many types
-        raise UnparsableFile(f"{filename!r} is not a readable DOCX file ({type(e).__name__}: {e})") from None
-    return text, {key: _clean(value) for key, value in fields if _clean(value)}
+        for chunk in json.JSONEncoder(indent=2, ensure_ascii=False).iterencode(value):
+            budget.add_text(len(chunk))
+            chunks.append(chunk)
+    except RecursionError as e:
+        raise UnparsableFile(f"{filename!r} is not valid JSON: {e}") from None
+    return "".join(chunks)

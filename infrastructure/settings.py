@@ -37,6 +37,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated IPs or
     # networks, "*" for any); none by default, so a client cannot choose its own address.
     forwarded_allow_ips: str = ""
+    parse_workers: int = 2  # files parsed at once, each in its own sandboxed worker process
+    parse_timeout: float = 90.0  # seconds a parse may take before its worker is killed
+    parse_queue_timeout: float = 10.0  # seconds a file may wait for a free worker
+    parse_cpu_seconds: int = 60  # CPU seconds a worker may spend on one file
+    parse_max_memory_mb: int = 1024  # a worker's address space
+    parse_max_unpacked_bytes: int = 32 << 20  # bytes a file may unpack to (DOCX parts, PDF streams)
+    parse_max_text_chars: int = 64 << 20  # characters of text a file may yield
+    parse_max_pages: int = 2000  # pages of a PDF
     embed_model: bool = True  # load the embedding model at start (off: on first use)
     embed_backend: str = "openvino"  # or "torch" (sentence-transformers fp32); see infrastructure/embedder.py
     embed_cache_dir: Path | None = None  # where the OpenVINO model is built (default: inside the venv)
@@ -94,6 +102,14 @@ _ENV = {
     "IMAGE_GEN_API_BASE": ("image_api_base", str),
     "IMAGE_GEN_API_KEY": ("image_api_key", str),
     "IMAGE_GEN_SIZE": ("image_size", str),
+    "PARSE_WORKERS": ("parse_workers", int),
+    "PARSE_TIMEOUT": ("parse_timeout", float),
+    "PARSE_QUEUE_TIMEOUT": ("parse_queue_timeout", float),
+    "PARSE_CPU_SECONDS": ("parse_cpu_seconds", int),
+    "PARSE_MAX_MEMORY_MB": ("parse_max_memory_mb", int),
+    "PARSE_MAX_UNPACKED_BYTES": ("parse_max_unpacked_bytes", int),
+    "PARSE_MAX_TEXT_CHARS": ("parse_max_text_chars", int),
+    "PARSE_MAX_PAGES": ("parse_max_pages", int),
     "LINK_ALLOWLIST": ("link_allowlist", lambda v: frozenset(h.strip() for h in v.split(",") if h.strip())),
 }
 
