@@ -7,12 +7,15 @@ works as the library's own Mapper does it (`upcast_vN_vN+1` static methods on th
 
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
 from typing import Any
 
 import msgspec
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import get_topic, resolve_topic
+
+from domain.errors import InvalidInput
 
 _encoder = msgspec.json.Encoder()
 _decode = msgspec.json.decode
@@ -34,6 +37,10 @@ class MsgspecMapper(Mapper):
         if class_version > 1:
             state["class_version"] = class_version
         data = _encoder.encode(state)
+        if _NUL in data and _holds_nul(state):
+            # PostgreSQL text and jsonb cannot hold U+0000: a read model there could never
+            # apply this event. Refused on every backend, before anything is stored.
+            raise InvalidInput("Text may not contain the NUL character (U+0000); remove it and try again.")
         if self.compressor:
             data = self.compressor.compress(data)
         if self.cipher:
@@ -79,6 +86,21 @@ class MsgspecMapper(Mapper):
 
 
 _CLASS_VERSION = b'"class_version":'
+_NUL = b"\\u0000"  # how msgspec writes U+0000 (also the tail of an escaped backslash + "u0000")
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_holds_nul(v) for v in value)
+    if isinstance(value, msgspec.Struct):
+        return any(_holds_nul(getattr(value, f)) for f in value.__struct_fields__)
+    if dataclasses.is_dataclass(value):
+        return any(_holds_nul(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return False
 
 
 @lru_cache(maxsize=None)

@@ -5,13 +5,43 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-from litestar import Controller, Request, Response, delete, get, post
+import msgspec
+from litestar import Controller, Request, delete, get, post
 
+from api.errors import SuccessError, raises
 from api.presenters import request_id
 from api.routes.chat import EVENT_STREAM, _json, _stream_chat
 from application import embeds
 from application.ledger import Context
-from domain.errors import DomainError
+
+
+class HistoryError(msgspec.Struct):
+    """`{"history": [], "error": "..."}`: the widget history route's error body."""
+
+    history: list[Any]
+    error: str
+
+    @classmethod
+    def of(cls, message: str, status: int) -> HistoryError:
+        return cls([], message)
+
+
+class StreamAbort(msgspec.Struct):
+    """The widget's abort chunk, sent as JSON when a chat is refused before its stream starts."""
+
+    id: None
+    type: str
+    textResponse: None
+    sources: list[Any]
+    close: bool
+    error: str
+
+    @classmethod
+    def of(cls, message: str, status: int) -> StreamAbort:
+        return cls(None, "abort", None, [], True, message)
+
+
+WIDGET_ERRORS = (403, 404, 429)
 
 
 class EmbedWidgetController(Controller):
@@ -19,28 +49,22 @@ class EmbedWidgetController(Controller):
     tags = ["Embed widget"]
     opt = {"exclude_from_auth": True}
 
-    @post("/{embed_id:str}/stream-chat", operation_id="embedStreamChat", status_code=200, media_type=EVENT_STREAM)
+    @post("/{embed_id:str}/stream-chat", operation_id="embedStreamChat", status_code=200, media_type=EVENT_STREAM,
+          opt={"error_shape": StreamAbort, **raises(*WIDGET_ERRORS)})
     async def stream_chat(self, ctx: Context, request: Request, embed_id: str, data: dict[str, Any]) -> Any:
-        """`{sessionId, message, prompt?, temperature?}`; overrides only where the embed allows."""
-        try:
-            req = await anyio.to_thread.run_sync(lambda: embeds.widget_chat_request(
-                ctx, embed_id, request.headers.get("origin"), request_id(request), data))
-        except DomainError as e:
-            return _json({"id": None, "type": "abort", "textResponse": None, "sources": [], "close": True,
-                          "error": str(e)}, e.status)
+        """`{sessionId, message, prompt?, temperature?}`; overrides only where the embed allows.
+        A refusal (unknown or disabled embed, origin not allowed, a limit reached) is a JSON abort."""
+        req = await anyio.to_thread.run_sync(lambda: embeds.widget_chat_request(
+            ctx, embed_id, request.headers.get("origin"), request_id(request), data))
         return await _stream_chat(ctx, req)
 
-    @get("/{embed_id:str}/{session_id:str}", operation_id="embedHistory", sync_to_thread=True)
-    def history(self, ctx: Context, request: Request, embed_id: str, session_id: str) -> Response[dict[str, Any]]:
-        try:
-            return Response({"history": embeds.widget_history(ctx, embed_id, request.headers.get("origin"), session_id)})
-        except DomainError as e:
-            return Response({"history": [], "error": str(e)}, status_code=e.status)
+    @get("/{embed_id:str}/{session_id:str}", operation_id="embedHistory", sync_to_thread=True,
+         opt={"error_shape": HistoryError, **raises(*WIDGET_ERRORS)})
+    def history(self, ctx: Context, request: Request, embed_id: str, session_id: str) -> dict[str, Any]:
+        return {"history": embeds.widget_history(ctx, embed_id, request.headers.get("origin"), session_id)}
 
-    @delete("/{embed_id:str}/{session_id:str}", operation_id="embedReset", status_code=200, sync_to_thread=True)
-    def reset(self, ctx: Context, request: Request, embed_id: str, session_id: str) -> Response[dict[str, Any]]:
-        try:
-            embeds.widget_reset(ctx, embed_id, request.headers.get("origin"), session_id, request_id(request))
-        except DomainError as e:
-            return Response({"success": False, "error": str(e)}, status_code=e.status)
-        return Response({"success": True, "error": None})
+    @delete("/{embed_id:str}/{session_id:str}", operation_id="embedReset", status_code=200, sync_to_thread=True,
+            opt={"error_shape": SuccessError, **raises(*WIDGET_ERRORS)})
+    def reset(self, ctx: Context, request: Request, embed_id: str, session_id: str) -> dict[str, Any]:
+        embeds.widget_reset(ctx, embed_id, request.headers.get("origin"), session_id, request_id(request))
+        return {"success": True, "error": None}

@@ -115,11 +115,13 @@ def test_admin_may_issue_a_key_to_another_user(client):
 def test_keys_issued_in_the_older_longer_format_keep_working(client):
     """Keys issued before the 31-character format (`sk-` + 32 characters) still authenticate."""
     from application.apikeys import hash_secret, take_id
-    from application.users import get_user, owner_id, principal_for
+    from application.users import principal_for
     from domain.apikeys import ApiKey
 
     ctx = client.app.state.runtime.ctx
-    actor = principal_for(ctx, get_user(ctx, owner_id(ctx))).actor("legacy-key")
+    owner = ctx.accounts.user(ctx.accounts.owner_id())
+    assert owner is not None
+    actor = principal_for(ctx, owner).actor("legacy-key")
     old = "sk-" + "Lg" * 16
     seq, key_id = take_id(ctx, "api_keys", actor)
     ctx.save(seq, ApiKey.issue(actor, key_id, 1, hash_secret(old), old[:11], name="legacy"), project=[ctx.api_keys])
