@@ -88,9 +88,6 @@ EXPECTED_TO_FAIL: dict[str, str] = {
     "v1UpdateThread": because(BODY_400, UNDOC_404),
     "v1ExportChats": because(BODY_400, PLAIN_200),
     "v1OpenAiChatCompletions": because(BODY_400),
-    "embedHistory": because(UNDOC_404),
-    "embedReset": because(UNDOC_404),
-    "embedStreamChat": because(BODY_400, UNDOC_404),
 }
 
 
