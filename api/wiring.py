@@ -138,7 +138,7 @@ def _content(settings: Settings, vectors: ProjectionRunner, parse: Any) -> Conte
 
     from infrastructure import parsers
     from infrastructure.blobs import BlobStore
-    from infrastructure.faiss_index import WorkspaceIndexes
+    from infrastructure.faiss_store import WorkspaceIndexes
     from infrastructure.fetch import fetch_link
     from infrastructure.secrets import SecretSettings
 

@@ -246,7 +246,7 @@ class VectorIndex:
             "sha256": hashlib.sha256(blob).hexdigest(),
         }
         atomic_write(path, blob)
-        atomic_write(_sidecar(path), json.dumps(meta, sort_keys=True).encode())
+        atomic_write(sidecar(path), json.dumps(meta, sort_keys=True).encode())
 
     @classmethod
     def load(cls, path: Path, approx_threshold: int = 0) -> tuple[VectorIndex, int] | None:
@@ -255,7 +255,7 @@ class VectorIndex:
 
         path = Path(path)
         try:
-            meta = json.loads(_sidecar(path).read_bytes())
+            meta = json.loads(sidecar(path).read_bytes())
             blob = path.read_bytes()
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                 return None
@@ -282,8 +282,5 @@ def _remove(index: Any, ids: np.ndarray) -> int:
     return int(index.remove_ids(kind(len(ids), faiss.swig_ptr(ids))))
 
 
-def _sidecar(path: Path) -> Path:
+def sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")  # ws-3.faiss -> ws-3.faiss.json
-
-
-from infrastructure.faiss_store import WorkspaceIndexes  # noqa: E402 - it builds on VectorIndex

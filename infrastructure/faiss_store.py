@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from infrastructure.faiss_common import DIMENSIONS
-from infrastructure.faiss_index import FORMAT, VectorIndex, _sidecar
+from infrastructure.faiss_index import FORMAT, VectorIndex, sidecar
 from infrastructure.files import atomic_write
 
 INDEX_SUFFIX = ".faiss"
@@ -106,7 +106,7 @@ class WorkspaceIndexes:
         for stale in _index_files(directory):
             if stale.name not in keep:
                 stale.unlink(missing_ok=True)
-                _sidecar(stale).unlink(missing_ok=True)
+                sidecar(stale).unlink(missing_ok=True)
 
     def load_all(self, directory: Path) -> int | None:
         """Replace the held indexes with those saved in ``directory``; returns the position to

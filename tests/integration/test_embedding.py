@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from infrastructure.embedder import LocalEmbedder
-from infrastructure.faiss_index import VectorIndex, WorkspaceIndexes
+from infrastructure.faiss_index import VectorIndex
+from infrastructure.faiss_store import WorkspaceIndexes
 from infrastructure.tokenizer import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]

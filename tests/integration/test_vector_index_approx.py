@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from infrastructure.faiss_index import VectorIndex, WorkspaceIndexes
+from infrastructure.faiss_index import VectorIndex
+from infrastructure.faiss_store import WorkspaceIndexes
 
 N = 20_000
 THRESHOLD = 10_000
