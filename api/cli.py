@@ -193,8 +193,18 @@ def cmd_keys_revoke(args: argparse.Namespace) -> None:
         changed = revoke_api_key(rt.ctx, RevokeApiKey(principal=cli_principal(rt.ctx), correlation_id=cli_correlation_id(),
                                                       key_id=args.id))
         print(f"API key {args.id} {'revoked' if changed else 'was already revoked'}", file=sys.stderr)
+        _explain_unreached_cache(rt)
     finally:
         rt.close()
+
+
+def _explain_unreached_cache(rt: Any) -> None:
+    """After a stored revocation: say so if the shared cache could not be told at once."""
+    try:
+        rt.ctx.cache.flush()
+    except Exception as e:  # the cache adapter's CacheUnreachable; the event is stored either way
+        print(f"note: {e}. The change is stored: running servers refuse the key as soon as they see "
+              "it (they keep retrying Redis and trust no cached key meanwhile).", file=sys.stderr)
 
 
 def _table(args: argparse.Namespace, columns: list[str], rows: list[list[Any]]) -> None:

@@ -72,6 +72,13 @@ class Runtime:
         self.ctx.ledger.close()
 
 
+def _drop_everywhere(ctx: Context, secret_hashes: list[str]) -> None:
+    """The follower's callback for key and user events: forget the stale principals, and raise
+    while the shared cache cannot be told (the follower then calls again with the same events)."""
+    ctx.cache.drop(secret_hashes)
+    ctx.cache.flush()
+
+
 def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = None,
                  observed_topics: frozenset[str] = frozenset(), clock: Clock | None = None) -> Runtime:
     """Open the store, the views and the adapters; install the owner on first start.
@@ -89,10 +96,12 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
     shared = settings.redis_url is not None and not settings.read_only
     runners = {name: ProjectionRunner(ledger, make_projection(settings, name)) for name in PROJECTIONS}
     if shared:
-        from infrastructure.redis_cache import RedisPrincipalCache, RedisRateLimiter
+        from infrastructure.redis_cache import RedisHealth, RedisPrincipalCache, RedisRateLimiter
 
-        cache: Any = RedisPrincipalCache(settings.redis_url)
-        limiter: Any = RedisRateLimiter(settings.redis_url)
+        health = RedisHealth()
+        cache: Any = RedisPrincipalCache(settings.redis_url, settings.redis_timeout, health)
+        limiter: Any = RedisRateLimiter(settings.redis_url, settings.redis_timeout, settings.rate_limit_fallback,
+                                        health)
     else:
         cache, limiter = MemoryPrincipalCache(), MemoryRateLimiter()
     vectors = Vectors(runners["vectors"])
@@ -122,7 +131,7 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
     if follow and not settings.read_only:
         runtime.follower = Follower(
             ledger, ordered, settings.projection_poll_seconds, STALE_PRINCIPAL_TOPICS,
-            lambda events: ctx.cache.drop(hashes_affected_by(ctx, events)),
+            lambda events: _drop_everywhere(ctx, hashes_affected_by(ctx, events)),
             also=[ctx.content.index.sync], on_topics=observe, observed_topics=observed_topics,
         )
         runtime.follower.start()

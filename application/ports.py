@@ -42,7 +42,11 @@ class PrincipalCache(Protocol):
     async def put(self, secret_hash: str, entry: CachedPrincipal, ttl: int) -> None: ...
 
     def drop(self, secret_hashes: Iterable[str]) -> None:
-        """Forget these keys at once (called from worker threads after a revocation)."""
+        """Forget these keys at once (called from worker threads after a revocation). Never
+        raises: a drop that cannot reach a shared cache is kept and retried by `flush`."""
+
+    def flush(self) -> None:
+        """Retry drops that could not reach the shared cache; raise while some remain."""
 
 
 class RateDecision(msgspec.Struct, frozen=True):

@@ -58,3 +58,10 @@ class MultiUserModeRequired(DomainError):
 
     def __init__(self) -> None:
         super().__init__("Instance is not in Multi-User mode. Permission denied.")
+
+
+class Unavailable(DomainError):
+    """A service the request needs cannot be reached now; the client should retry shortly."""
+
+    status = 503
+    headers = {"Retry-After": "1"}

@@ -46,6 +46,9 @@ def ledger_env(settings: Settings) -> dict[str, str]:
         # Connections kept open per process; more (up to the overflow) are opened under load.
         env["POSTGRES_POOL_SIZE"] = "2"
         env["POSTGRES_MAX_OVERFLOW"] = "10"
+        # A pooled connection is checked before use, so one broken by a PostgreSQL restart is
+        # replaced instead of failing the request that drew it.
+        env["POSTGRES_PRE_PING"] = "y"
     else:
         env.update(
             PERSISTENCE_MODULE=SQLITE_MODULE,
@@ -63,7 +66,7 @@ def projection_env(settings: Settings, name: str, pool_size: int = 1) -> dict[st
     if settings.database_url:
         env = postgres_env(settings.database_url)
         env.update(PERSISTENCE_MODULE="eventsourcing.postgres", POSTGRES_POOL_SIZE=str(pool_size),
-                   POSTGRES_MAX_OVERFLOW="6")
+                   POSTGRES_MAX_OVERFLOW="6", POSTGRES_PRE_PING="y")
         return env
     return {
         "PERSISTENCE_MODULE": SQLITE_MODULE,

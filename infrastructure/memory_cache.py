@@ -36,6 +36,9 @@ class MemoryPrincipalCache:
             for h in secret_hashes:
                 self._entries.pop(h, None)
 
+    def flush(self) -> None:
+        """Nothing to retry: drops here never fail."""
+
 
 class MemoryRateLimiter:
     """GCRA (see infrastructure/ratelimit.py), counted in this process."""

@@ -19,6 +19,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 3001
     database_url: str | None = None  # postgresql://user:pass@host:port/db switches PostgreSQL on
     redis_url: str | None = None  # redis://host:port/db switches the shared cache and limits on
+    # Redis is a cache: a command that takes longer than this counts as Redis being unreachable,
+    # and the request goes on without it (principals from the read model).
+    redis_timeout: float = 0.5
+    # While Redis is unreachable, per-key rate limits are counted in each process ("local", the
+    # default: a key may get up to N x its limit across N processes) or refuse with 503 ("closed").
+    rate_limit_fallback: str = "local"
     jwt_secret: str | None = None  # else generated once into DATA_DIR/jwt-secret
     jwt_expiry_seconds: int = 30 * 24 * 3600
     owner_username: str = "admin"
@@ -74,6 +80,8 @@ _ENV = {
     "PORT": ("port", int),
     "DATABASE_URL": ("database_url", str),
     "REDIS_URL": ("redis_url", str),
+    "REDIS_TIMEOUT": ("redis_timeout", float),
+    "RATE_LIMIT_FALLBACK": ("rate_limit_fallback", str),
     "JWT_SECRET": ("jwt_secret", str),
     "JWT_EXPIRY_SECONDS": ("jwt_expiry_seconds", int),
     "OWNER_USERNAME": ("owner_username", str),
@@ -130,6 +138,10 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.embed_backend not in ("openvino", "torch"):
         raise SettingsError(f"EMBED_BACKEND={settings.embed_backend!r} is not valid; use openvino (default) or torch.")
+    if settings.rate_limit_fallback not in ("local", "closed"):
+        raise SettingsError(f"RATE_LIMIT_FALLBACK={settings.rate_limit_fallback!r} is not valid; use local (default) or closed.")
+    if not 0 < settings.redis_timeout <= 30:
+        raise SettingsError("REDIS_TIMEOUT must be between 0 and 30 seconds (default 0.5).")
     if settings.vector_approx_threshold < 0:
         raise SettingsError("VECTOR_APPROX_THRESHOLD must be >= 0 (0: always exact search).")
     if settings.database_url and not settings.database_url.startswith(("postgresql://", "postgres://")):

@@ -28,6 +28,9 @@ class ProjectionHealth(msgspec.Struct):
 class Readiness(msgspec.Struct):
     ready: bool
     reasons: list[str]
+    # Serving, but without a helper: Redis unreachable (principals come from the read model,
+    # rate limits per RATE_LIMIT_FALLBACK). Not a reason to leave the load balancer.
+    degraded: list[str]
     head: int | None
     projections: list[ProjectionHealth]
 
@@ -46,7 +49,8 @@ class HealthController(Controller):
          responses={503: ResponseSpec(Readiness, description="Not ready: `reasons` says why.")})
     def ready(self, state: State) -> Response[Readiness]:
         """200 when the store answers and every read model is caught up (within
-        READY_MAX_LAG_EVENTS) and not stalled; else 503 naming each reason."""
+        READY_MAX_LAG_EVENTS) and not stalled; else 503 naming each reason. `degraded` names
+        a cache that cannot be reached (Redis): still ready, since requests go on without it."""
         runtime = state.runtime
         reasons: list[str] = []
         try:
@@ -65,5 +69,7 @@ class HealthController(Controller):
                 reasons.append(f"read model {runner.name} is {behind} events behind")
             projections.append(ProjectionHealth(runner.name, position, behind, stall is not None,
                                                 stall.position if stall else None))
-        body = Readiness(not reasons, reasons, head, projections)
+        probe = getattr(runtime.ctx.cache, "probe", None)
+        degraded = [problem] if probe is not None and (problem := probe()) else []
+        body = Readiness(not reasons, reasons, degraded, head, projections)
         return Response(body, status_code=200 if body.ready else 503)
