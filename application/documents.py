@@ -79,6 +79,7 @@ def store_document(
 ) -> StoredDocument:
     check_can_manage_content(principal)
     folder = check_folder(folder or DEFAULT_FOLDER)
+    text = text.replace("\x00", "")  # binary junk; PostgreSQL text (the chunks) cannot hold it
     if not text.strip():
         raise Unprocessable("The document has no text content.")
     content = ctx.content

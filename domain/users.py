@@ -38,9 +38,12 @@ def check_role(role: str) -> Role:
         raise InvalidInput("Invalid role. Use one of: admin, manager, default.") from None
 
 
+DAILY_LIMIT_MAX = 2**53 - 1  # fits every column it is stored in, and a JavaScript number exactly
+
+
 def check_daily_limit(limit: int | None) -> int | None:
-    if limit is not None and limit < 1:
-        raise InvalidInput("dailyMessageLimit must be null or at least 1.")
+    if limit is not None and not 1 <= limit <= DAILY_LIMIT_MAX:
+        raise InvalidInput(f"dailyMessageLimit must be null or between 1 and {DAILY_LIMIT_MAX}.")
     return limit
 
 
