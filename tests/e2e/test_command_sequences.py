@@ -84,14 +84,17 @@ class CommandSequences(RuleBasedStateMachine):
         assert response.status_code < 500, f"{method} {path} {body!r} -> {response.status_code} {response.text}"
         return response
 
-    def cli(self, *args: str, stdin: str = "") -> str:
+    def cli(self, *args: str, stdin: str = "") -> str | None:
+        """`ledgerllm ARGS`: its stdout, or None when it refused (exit 1 or 2). An argument
+        cannot hold NUL (the OS forbids it), so those are dropped; stdin may hold them."""
+        args = tuple(a.replace("\x00", "") for a in args)
         result = self.backend.cli(*args, input=stdin, check=False)
         seq.log(f"ledgerllm {args!r} -> {result.returncode} {result.stderr[-300:]}")
         self.figures.commands += 1
         self.figures.cli += 1
         assert result.returncode in (0, 1, 2) and "Traceback" not in result.stderr, \
             f"ledgerllm {args!r} -> {result.returncode}\n{result.stderr}"
-        return result.stdout if result.returncode == 0 else ""
+        return result.stdout if result.returncode == 0 else None
 
     def key_as(self, index: int) -> str:
         return seq.pick(self.keys, index, "sk-not-a-key")
@@ -107,14 +110,14 @@ class CommandSequences(RuleBasedStateMachine):
     @rule(username=names, password=texts, via_cli=st.booleans())
     def enable_multi_user(self, username: str, password: str, via_cli: bool) -> None:
         if via_cli:
-            self.cli("users", "enable-multi-user", username, stdin=password + "\n")
+            done = self.cli("users", "enable-multi-user", username, stdin=password + "\n") is not None
         else:
-            self.http("POST", "/api/system/enable-multi-user", {"username": username, "password": password})
-        deadline = time.monotonic() + (10 if via_cli else 0)  # the CLI wrote behind the server's back
-        while not self.multi_user:
-            self.multi_user = self.http("GET", "/api/system/multi-user-mode").json()["multiUserMode"] is True
-            if time.monotonic() > deadline:
-                break
+            done = self.http("POST", "/api/system/enable-multi-user",
+                             {"username": username, "password": password}).status_code == 200
+        deadline = time.monotonic() + 30  # the CLI wrote behind the server's back: wait until it applied
+        while done and not self.multi_user:
+            self.multi_user = self.client.get("/api/system/multi-user-mode").json()["multiUserMode"] is True
+            assert self.multi_user or time.monotonic() < deadline, "multi-user mode enabled but never applied"
             time.sleep(0.05)
 
     @precondition(lambda self: self.multi_user)
@@ -162,13 +165,13 @@ class CommandSequences(RuleBasedStateMachine):
     def issue_key(self, name: str, scopes: list[str] | None, expires: str | None, rate: int | None,
                   user: int | None, via_cli: bool) -> None:
         if via_cli:
-            args = ["api-keys", "create", "--name", name.replace("\x00", "")]
+            args = ["api-keys", "create", "--name", name]
             args += [a for s in scopes or [] if s in ("read", "write", "chat", "admin") for a in ("--scope", s)]
             if expires:
                 args += ["--expires-in", expires]
             if rate is not None and abs(rate) < 10**6:
                 args += ["--rate-limit", str(rate)]
-            secret = self.cli(*args).strip()
+            secret = (self.cli(*args) or "").strip()
         else:
             body = {"name": name, "scopes": scopes, "expiresIn": expires, "rateLimit": rate}
             if user is not None:
@@ -279,6 +282,16 @@ class CommandSequences(RuleBasedStateMachine):
             workspace, slug = seq.pick(self.threads, thread, ("no-such-ws", "no-such-thread"))
             path = f"/api/v1/workspace/{workspace}/thread/{slug}/chat"
         self.http("POST", path, body, key=self.key_as(as_key))
+
+    @rule(ws=picks, thread=st.one_of(st.none(), picks), message=texts, session=st.one_of(st.none(), texts),
+          as_key=picks)
+    def stream_chat(self, ws: int, thread: int | None, message: str, session: str | None, as_key: int) -> None:
+        if thread is None:
+            path = f"/api/v1/workspace/{seq.pick(self.workspaces, ws, 'no-such-ws')}/stream-chat"
+        else:
+            workspace, slug = seq.pick(self.threads, thread, ("no-such-ws", "no-such-thread"))
+            path = f"/api/v1/workspace/{workspace}/thread/{slug}/stream-chat"
+        self.http("POST", path, {"message": message, "sessionId": session}, key=self.key_as(as_key))
 
     # --- embeds, settings ---------------------------------------------------------------------
     @rule(ws=picks, body=_some(EMBED_FIELDS))
