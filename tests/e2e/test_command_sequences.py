@@ -76,11 +76,13 @@ class CommandSequences(RuleBasedStateMachine):
 
     # --- the two doors ----------------------------------------------------------------------
     def http(self, method: str, path: str, body: Any = None, key: str | None = None) -> Any:
+        started = time.monotonic()
         response = self.client.request(method, path, json=body, headers=bearer(key or self.admin))
         self.figures.commands += 1
         self.figures.http += 1
         self.figures.statuses[response.status_code] = self.figures.statuses.get(response.status_code, 0) + 1
-        seq.log(f"{method} {path} {body!r} -> {response.status_code} {response.text[:300]}")
+        seq.log(f"{time.monotonic() - started:.2f}s {method} {path} {body!r} -> {response.status_code} "
+                f"{response.text[:300]}")
         assert response.status_code < 500, f"{method} {path} {body!r} -> {response.status_code} {response.text}"
         return response
 
@@ -324,6 +326,7 @@ class CommandSequences(RuleBasedStateMachine):
         try:
             rows = seq.wait_at_head(self.client, self.admin)
             ready = self.client.get("/api/health/ready")
+            lag = seq.lag_report(self.client) if any(r["behind"] for r in rows) else ""
         finally:
             self._client_cm.__exit__(None, None, None)
         head = rows[0]["head"]
@@ -336,7 +339,7 @@ class CommandSequences(RuleBasedStateMachine):
         self.figures.mismatches += len(differing)
         self.figures.seconds += time.monotonic() - self.started
         assert not stalled, f"stalled read models: {stalled}"
-        assert not behind, f"read models behind the head ({head}): {behind}"
+        assert not behind, f"read models behind the head ({head}): {behind}\n{lag}"
         assert ready.status_code == 200, ready.text
         assert not differing, f"read models that differ from their rebuild: {differing}"
         shutil.rmtree(self.backend.data_dir.parent, ignore_errors=True)

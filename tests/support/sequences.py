@@ -94,6 +94,22 @@ def wait_at_head(client: Any, admin_key: str, timeout: float = 120.0) -> list[di
         time.sleep(0.05)
 
 
+def lag_report(client: Any) -> str:
+    """Why read models are behind: each runner's positions, and where the follower thread is."""
+    import sys
+    import threading
+    import traceback
+
+    runtime = client.app.state.runtime
+    lines = [f"{r.name}: known {r._known} scanned {r._scanned} stored {r.view.position(runtime.ctx.ledger.name)}"
+             for r in runtime.runners]
+    frames = sys._current_frames()
+    for thread in threading.enumerate():
+        if thread.name.startswith("ledgerllm") and thread.ident in frames:
+            lines.append(f"thread {thread.name}:\n" + "".join(traceback.format_stack(frames[thread.ident])))
+    return "\n".join(lines)
+
+
 def stalled_projections(backend: Backend) -> list[dict[str, Any]]:
     """`ledgerllm projections status --json`: the read models that stopped at an event."""
     result = backend.cli("projections", "status", "--json")
