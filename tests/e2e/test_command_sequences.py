@@ -371,3 +371,19 @@ def test_random_command_sequences_leave_every_read_model_at_the_head_and_equal_t
         derandomize=seq.SEED is None, print_blob=True,
         phases=[Phase.explicit, Phase.generate, *([Phase.shrink] if seq.SHRINK else [])],
         suppress_health_check=list(HealthCheck)))
+
+
+def test_a_user_id_beyond_64_bits_finds_no_user_instead_of_a_500(backend: Backend) -> None:
+    """Found by the sequences: SQLite cannot bind an integer beyond 64 bits, so manage-users
+    with `userIds: [-1e30]` answered 500 (and stored nothing)."""
+    with client_for(backend, embed_model=False) as client:
+        admin = bearer(owner_key(client))
+        client.post("/api/system/enable-multi-user", headers=admin, json={"username": "boss", "password": "pw-boss-1"})
+        assert client.post("/api/v1/workspace/new", headers=admin, json={"name": "m9"}).status_code == 200
+        head = len(backend.raw_events())
+        for ids in ([-10**30], [2**63], [2**64, 1089]):
+            response = client.post("/api/v1/admin/workspaces/m9/manage-users", headers=admin,
+                                   json={"userIds": ids, "reset": True})
+            assert response.status_code == 404, response.text
+            assert response.json()["error"] == "No valid user IDs provided."
+        assert len(backend.raw_events()) == head
