@@ -148,6 +148,8 @@ class Accounts(ReadModelView):
              " pfp_filename, created_at, updated_at FROM users")
 
     def user(self, user_id: int) -> UserRow | None:
+        if not -(2**63) <= user_id < 2**63:  # no such user; SQLite cannot even bind it
+            return None
         with self._read() as tx:
             return _user(tx.one(self._USER + " WHERE id = ?", (user_id,)))
 
