@@ -5,7 +5,8 @@ send with the body it really has.
 A route family chooses its shape with `opt={"error_shape": Shape}` on its controller or
 handler (default `ErrorBody`, `{"error": "..."}`). A shape is a msgspec Struct with a
 classmethod `of(message, status)`. A handler lists the statuses its use cases may raise
-beyond the common ones with `opt={"raises": (404, 409)}` (ints or `DomainError` subclasses);
+beyond the common ones with `opt={"raises": (404, 409)}` (ints or `DomainError` subclasses),
+and where upstream answers a status of its own for an error, `opt={"error_status": {409: 400}}`;
 `document_errors(app)` adds the common ones (400 for bad input, 403, 413, 429, 503, ...) to
 every route's OpenAPI responses, so nobody has to remember them. No route catches
 `DomainError` itself."""
@@ -64,6 +65,8 @@ def shape_of(request: Request) -> Any:
 
 
 def error_response(request: Request, message: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    opt = getattr(request.scope.get("route_handler"), "opt", None) or {}
+    status = opt.get("error_status", {}).get(status, status)
     return Response(shape_of(request).of(message, status), status_code=status, headers=headers,
                     media_type="application/json")
 
@@ -167,7 +170,8 @@ class ErrorDocs:
                 found.add(409)
         for raised in opt.get("raises", ()):
             found.add(raised if isinstance(raised, int) else raised.status)
-        return found
+        remap = opt.get("error_status", {})
+        return {remap.get(status, status) for status in found}
 
 
 def document_errors(app: Litestar) -> None:
@@ -179,7 +183,7 @@ def document_errors(app: Litestar) -> None:
                 continue
             shape = (handler.opt or {}).get("error_shape", ErrorBody)
             responses = dict(handler.responses or {})
-            for status in sorted(ErrorDocs.statuses(handler)):
+            for status in sorted(s for s in ErrorDocs.statuses(handler) if s >= 400):  # 2xx: the route's own
                 responses.setdefault(status, ResponseSpec(
                     shape, description=ErrorDocs.descriptions.get(status, HTTPStatus(status).phrase),
                     generate_examples=False, media_type="application/json"))

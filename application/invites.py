@@ -1,35 +1,26 @@
-"""Invites: an admin or manager makes a code; someone claims it to become a `default` user."""
+"""Invites: an admin or manager makes a code; someone claims it to become a `default` user and a
+member of the invite's workspaces (those that still exist), as upstream."""
 
 from __future__ import annotations
 
-import json
 import secrets
-from typing import Any
 
 import msgspec
 
 from application.ids import take_id
 from application.ledger import Context
-from application.rows import UserRow
+from application.rows import InviteRow, UserRow
 from application.users import require_multi_user
-from domain.hashing import hash_secret
 from domain.errors import InviteNotFound, NotFound, PermissionDenied
+from domain.hashing import hash_secret
 from domain.invites import Invite, invite_uuid
 from domain.principal import Actor, Principal, Role
 from domain.users import DIRECTORY_ID, User, UserDirectory, check_password
+from domain.workspaces import Workspace, workspace_uuid
 
 CODE_DISPLAY = 8
-
-
-class InviteRow(msgspec.Struct, frozen=True):
-    id: int
-    display_prefix: str
-    status: str
-    claimed_by: dict[str, Any] | None
-    workspace_ids: list[int]
-    created_by: dict[str, Any] | None
-    created_at: str
-    updated_at: str
+NOT_FOUND = "Invite not found."  # upstream's words, for the check route
+NO_LONGER_VALID = "Invite is no longer valid."
 
 
 class NewInvite(msgspec.Struct, frozen=True):
@@ -58,7 +49,9 @@ def create_invite(ctx: Context, cmd: CreateInvite) -> NewInvite:
         seq, invite_id = take_id(ctx, "invites", actor)
         invite = Invite.create(actor, invite_id, hash_secret(code), code[:CODE_DISPLAY], cmd.workspace_ids)
         ctx.save(seq, invite, project=[ctx.accounts])
-        return NewInvite(get_invite(ctx, invite_id), code)  # type: ignore[arg-type]
+        row = ctx.accounts.invite(invite_id)
+        assert row is not None
+        return NewInvite(row, code)
 
     return ctx.retrying(attempt)
 
@@ -89,63 +82,54 @@ class ClaimInvite(msgspec.Struct, frozen=True, kw_only=True):
     correlation_id: str
 
 
+def _workspaces_to_join(ctx: Context, invite: Invite) -> list[Workspace]:
+    """The invite's workspaces that still exist (upstream skips the others silently)."""
+    found = [ctx.ledger.find(workspace_uuid(w)) for w in invite.workspace_ids]
+    return [w for w in found if w is not None and not w.deleted]
+
+
 def claim_invite(ctx: Context, cmd: ClaimInvite) -> UserRow:
-    """The new user is the actor of their own registration (there is no one else)."""
+    """The new user is the actor of their own registration (there is no one else). The user, the
+    claim and the memberships are saved together: all of them or none."""
     require_multi_user(ctx)
-    row = _invite_by_code(ctx, cmd.code)
-    if row is None or row["status"] != "pending":
+    row = ctx.accounts.invite_by_code(hash_secret(cmd.code))
+    if row is None or row.status != "pending":
         raise NotFound("Invite not found or no longer valid.")
     password_hash = ctx.hasher.hash(check_password(cmd.password))
 
     def attempt() -> UserRow:
-        invite: Invite = ctx.ledger.repository.get(invite_uuid(row["id"]))
+        invite: Invite = ctx.ledger.repository.get(invite_uuid(row.id))
         directory: UserDirectory = ctx.ledger.repository.get(DIRECTORY_ID)
         user_id = directory.next_user_id()
         actor = Actor(user_id=user_id, api_key_id=None, correlation_id=cmd.correlation_id)
         user = User.register(actor, user_id, cmd.username, Role.DEFAULT, password_hash)
         directory.enter(actor, user)
         invite.claim(actor, user_id)
-        ctx.save(directory, user, invite, project=[ctx.accounts])
-        return ctx.accounts.user(user_id)  # type: ignore[return-value]
+        workspaces = _workspaces_to_join(ctx, invite)
+        for workspace in workspaces:
+            workspace.set_members(actor, {user_id}, replace=False)
+        ctx.save(directory, user, invite, *workspaces, project=[ctx.accounts, ctx.library])
+        claimed = ctx.accounts.user(user_id)
+        assert claimed is not None
+        return claimed
 
     return ctx.retrying(attempt)
 
 
 # queries ------------------------------------------------------------------------------------
-def _invite_by_code(ctx: Context, code: str) -> dict[str, Any] | None:
-    with ctx.accounts.view.read() as tx:
-        return tx.one("SELECT id, status FROM invites WHERE code_hash = ?", (hash_secret(code),))
-
-
-def invite_is_valid(ctx: Context, code: str) -> bool:
-    row = _invite_by_code(ctx, code)
-    return row is not None and row["status"] == "pending"
-
-
-def _invite_rows(ctx: Context, where: str = "", params: tuple = ()) -> list[InviteRow]:
-    with ctx.accounts.view.read() as tx:
-        rows = tx.all(f"SELECT * FROM invites {where} ORDER BY id", params)
-        names = {u["id"]: u["username"] for u in tx.all("SELECT id, username FROM users")}
-
-    def who(user_id: int | None) -> dict[str, Any] | None:
-        return None if user_id is None else {"id": user_id, "username": names.get(user_id)}
-
-    return [
-        InviteRow(
-            id=r["id"], display_prefix=r["display_prefix"], status=r["status"],
-            claimed_by=who(r["claimed_by"]), workspace_ids=json.loads(r["workspace_ids"]),
-            created_by=who(r["created_by"]), created_at=r["created_at"], updated_at=r["updated_at"],
-        )
-        for r in rows
-    ]
+def invite_problem(ctx: Context, code: str) -> str | None:
+    """Why this code cannot be claimed (upstream's words), or None while it is pending."""
+    row = ctx.accounts.invite_by_code(hash_secret(code))
+    if row is None:
+        return NOT_FOUND
+    return None if row.status == "pending" else NO_LONGER_VALID
 
 
 def get_invite(ctx: Context, invite_id: int) -> InviteRow | None:
-    rows = _invite_rows(ctx, "WHERE id = ?", (invite_id,))
-    return rows[0] if rows else None
+    return ctx.accounts.invite(invite_id)
 
 
 def list_invites(ctx: Context, principal: Principal) -> list[InviteRow]:
     require_multi_user(ctx)
     _check_role(principal)
-    return _invite_rows(ctx)
+    return ctx.accounts.invites()

@@ -222,6 +222,16 @@ class AccountsView(ReadModel, Protocol):
 
     def auth_token(self, token_hash: str) -> application.rows.AuthTokenRow | None: ...
 
+    def user_id_named(self, username: str) -> int | None:
+        """The id of the user with this name, a deleted one too (live ones first): the audit log outlives them."""
+
+    def invite(self, invite_id: int) -> application.rows.InviteRow | None: ...
+
+    def invite_by_code(self, code_hash: str) -> application.rows.InviteRow | None: ...
+
+    def invites(self) -> list[application.rows.InviteRow]:
+        """Every invite, by id."""
+
 
 # api_keys: the key listing and the hash lookup -----------------------------------------------
 class ApiKeysView(ReadModel, Protocol):

@@ -30,6 +30,26 @@ class AuthTokenRow(msgspec.Struct, frozen=True):
     used: bool
 
 
+class UserRef(msgspec.Struct, frozen=True):
+    """Who made or claimed an invite: the id, and the name while the user exists."""
+
+    id: int
+    username: str | None
+
+
+class InviteRow(msgspec.Struct, frozen=True):
+    """An invite as listed: never the code, only its display prefix."""
+
+    id: int
+    display_prefix: str
+    status: str  # pending, claimed, disabled
+    claimed_by: UserRef | None
+    workspace_ids: tuple[int, ...]
+    created_by: UserRef | None
+    created_at: str
+    updated_at: str
+
+
 # api_keys ------------------------------------------------------------------------------------
 class ApiKeyRow(msgspec.Struct, frozen=True):
     """An API key as listed: never the secret, only its display prefix."""

@@ -12,7 +12,7 @@ from application.rows import UserRow
 from application.users import principal_for
 from domain.hashing import hash_secret
 from domain.timefmt import iso
-from domain.errors import NotFound, PermissionDenied, UserNotFound
+from domain.errors import InvalidSignInToken, PermissionDenied, UserNotFound
 from domain.principal import Actor, Principal
 from domain.users import User, user_uuid
 
@@ -61,6 +61,11 @@ def session_principal(ctx: Context, token: str) -> Principal | None:
     return principal_for(ctx, row)
 
 
+def _require_simple_sso(ctx: Context) -> None:
+    if not ctx.simple_sso_enabled or not ctx.accounts.is_multi_user():
+        raise PermissionDenied("Simple SSO is not enabled. Set SIMPLE_SSO_ENABLED and enable multi-user mode.")
+
+
 class IssueAuthToken(msgspec.Struct, frozen=True, kw_only=True):
     principal: Principal
     correlation_id: str
@@ -69,8 +74,7 @@ class IssueAuthToken(msgspec.Struct, frozen=True, kw_only=True):
 
 def issue_auth_token(ctx: Context, cmd: IssueAuthToken) -> str:
     """A single-use sign-in token for a user (admins only: it is a way to act as them)."""
-    if not ctx.simple_sso_enabled or not ctx.accounts.is_multi_user():
-        raise PermissionDenied("Simple SSO is not enabled. Set SIMPLE_SSO_ENABLED and enable multi-user mode.")
+    _require_simple_sso(ctx)
     if not cmd.principal.is_admin:
         raise PermissionDenied()
     user: User | None = ctx.ledger.find(user_uuid(cmd.user_id))
@@ -85,19 +89,18 @@ def issue_auth_token(ctx: Context, cmd: IssueAuthToken) -> str:
 
 
 def redeem_auth_token(ctx: Context, token: str, correlation_id: str) -> LoginResult:
-    """Swap a sign-in token for a session, once."""
+    """Swap a sign-in token for a session, once (simple SSO on and multi-user mode only, as upstream)."""
+    _require_simple_sso(ctx)
     token_hash = hash_secret(token)
-    with ctx.accounts.view.read() as tx:
-        row = tx.one("SELECT user_id, expires_at, used FROM auth_tokens WHERE token_hash = ?", (token_hash,))
-    now = datetime.now(timezone.utc)
-    if row is None or row["used"] or row["expires_at"] <= iso(now):
-        raise NotFound("Invalid or expired token.")
+    found = ctx.accounts.auth_token(token_hash)
+    if found is None or found.used or found.expires_at <= iso(datetime.now(timezone.utc)):
+        raise InvalidSignInToken()
 
     def attempt() -> LoginResult:
-        user: User = ctx.ledger.repository.get(user_uuid(row["user_id"]))
-        with ctx.accounts.view.read() as tx:
-            if tx.scalar("SELECT used FROM auth_tokens WHERE token_hash = ?", (token_hash,)):
-                raise NotFound("Invalid or expired token.")
+        user: User = ctx.ledger.repository.get(user_uuid(found.user_id))
+        again = ctx.accounts.auth_token(token_hash)
+        if again is None or again.used:
+            raise InvalidSignInToken()
         user.redeem_auth_token(Actor(user.user_id, None, correlation_id), token_hash)
         ctx.save(user, project=[ctx.accounts])
         users_row = ctx.accounts.user(user.user_id)

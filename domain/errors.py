@@ -34,6 +34,15 @@ class InviteNotFound(NotFound):
         super().__init__("Invite not found or already disabled")
 
 
+class InvalidSignInToken(DomainError):
+    """A single-use sign-in token that is unknown, used or expired (upstream answers 401)."""
+
+    status = 401
+
+    def __init__(self) -> None:
+        super().__init__("[001] An error occurred while validating the token: Invalid or expired token.")
+
+
 class UsernameTaken(Conflict):
     def __init__(self) -> None:
         super().__init__("A user with that username already exists")

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from application.rows import AuthTokenRow, UserRow
+from application.rows import AuthTokenRow, InviteRow, UserRef, UserRow
 from domain.invites import Invite
 from domain.system import System
 from domain.users import User
@@ -192,6 +192,39 @@ class Accounts(ReadModelView):
         with self._read() as tx:
             row = tx.one("SELECT user_id, expires_at, used FROM auth_tokens WHERE token_hash = ?", (token_hash,))
         return None if row is None else AuthTokenRow(row["user_id"], row["expires_at"], bool(row["used"]))
+
+    def user_id_named(self, username: str) -> int | None:
+        with self._read() as tx:
+            found = tx.scalar("SELECT id FROM users WHERE username = ? ORDER BY deleted, id", (username,))
+        return None if found is None else int(found)
+
+    _INVITE = ("SELECT i.id, i.display_prefix, i.status, i.claimed_by, c.username AS claimed_name, i.workspace_ids,"
+               " i.created_by, m.username AS created_name, i.created_at, i.updated_at FROM invites i"
+               " LEFT JOIN users c ON c.id = i.claimed_by LEFT JOIN users m ON m.id = i.created_by")
+
+    def invite(self, invite_id: int) -> InviteRow | None:
+        with self._read() as tx:
+            row = tx.one(self._INVITE + " WHERE i.id = ?", (invite_id,))
+        return None if row is None else _invite(row)
+
+    def invite_by_code(self, code_hash: str) -> InviteRow | None:
+        with self._read() as tx:
+            row = tx.one(self._INVITE + " WHERE i.code_hash = ?", (code_hash,))
+        return None if row is None else _invite(row)
+
+    def invites(self) -> list[InviteRow]:
+        with self._read() as tx:
+            return [_invite(r) for r in tx.all(self._INVITE + " ORDER BY i.id")]
+
+
+def _invite(r: dict[str, Any]) -> InviteRow:
+    def who(user_id: int | None, name: str | None) -> UserRef | None:
+        return None if user_id is None else UserRef(user_id, name)
+
+    return InviteRow(
+        id=r["id"], display_prefix=r["display_prefix"], status=r["status"],
+        claimed_by=who(r["claimed_by"], r["claimed_name"]), workspace_ids=tuple(json.loads(r["workspace_ids"])),
+        created_by=who(r["created_by"], r["created_name"]), created_at=r["created_at"], updated_at=r["updated_at"])
 
 
 def _user(r: dict[str, Any] | None) -> UserRow | None:

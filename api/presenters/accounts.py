@@ -1,14 +1,14 @@
-"""Users, API keys and invites as AnythingLLM clients parse them (field names are upstream's)."""
+"""Users, API keys, invites, sessions and the accounts routes' error bodies as AnythingLLM clients
+parse them (field names are upstream's)."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
 
 import msgspec
 
 from application.apikeys import KeyRow
-from application.invites import InviteRow
-from application.rows import UserRow
+from application.rows import InviteRow, UserRef, UserRow
 
 MASK = "*" * 24
 
@@ -56,13 +56,18 @@ class ApiKeyOut(msgspec.Struct):
     active: bool
 
 
+class InviteUser(msgspec.Struct):
+    id: int
+    username: str | None
+
+
 class InviteOut(msgspec.Struct):
     id: int
     code: str
     status: str
-    claimedBy: dict[str, Any] | None
-    workspaceIds: str
-    createdBy: dict[str, Any] | None
+    claimedBy: InviteUser | None
+    workspaceIds: str  # a JSON array in a string, as upstream stores it
+    createdBy: InviteUser | None
     createdAt: str
     lastUpdatedAt: str
 
@@ -88,11 +93,135 @@ def key_out(row: KeyRow, secret: str | None = None, owner_as_id: bool = False) -
     )
 
 
-def invite_out(i: InviteRow, code: str | None = None) -> InviteOut:
-    import json
+def _invite_user(ref: UserRef | None) -> InviteUser | None:
+    return None if ref is None else InviteUser(ref.id, ref.username)
 
+
+def invite_out(i: InviteRow, code: str | None = None) -> InviteOut:
     return InviteOut(
-        id=i.id, code=code or i.display_prefix + MASK, status=i.status, claimedBy=i.claimed_by,
-        workspaceIds=json.dumps(i.workspace_ids), createdBy=i.created_by, createdAt=i.created_at,
-        lastUpdatedAt=i.updated_at,
+        id=i.id, code=code or i.display_prefix + MASK, status=i.status, claimedBy=_invite_user(i.claimed_by),
+        workspaceIds=json.dumps(list(i.workspace_ids)), createdBy=_invite_user(i.created_by),
+        createdAt=i.created_at, lastUpdatedAt=i.updated_at,
     )
+
+
+# plain answers ------------------------------------------------------------------------------
+class Success(msgspec.Struct):
+    """`{"success": true, "error": null}`; its failing form is `api.errors.SuccessError`."""
+
+    success: bool
+    error: str | None
+
+
+class Authenticated(msgspec.Struct):
+    authenticated: bool
+
+
+class Online(msgspec.Struct):
+    online: bool
+
+
+class MultiUserMode(msgspec.Struct):
+    multiUserMode: bool
+
+
+class IsMultiUser(msgspec.Struct):
+    isMultiUser: bool
+
+
+# users and sessions -------------------------------------------------------------------------
+class UserList(msgspec.Struct):
+    users: list[UserOut]
+
+
+class BriefList(msgspec.Struct):
+    users: list[UserBrief]
+
+
+class NewUserOut(msgspec.Struct):
+    user: UserOut | None
+    error: str | None
+
+
+class NewUserError(msgspec.Struct):
+    """`{"user": null, "error": "..."}`: upstream's body when a user cannot be created."""
+
+    user: None
+    error: str
+
+    @classmethod
+    def of(cls, message: str, status: int) -> NewUserError:
+        return cls(None, message)
+
+
+class LoginOut(msgspec.Struct):
+    valid: bool
+    token: str | None
+    message: str | None
+    user: UserOut | None = None
+
+
+class LoginFailure(msgspec.Struct):
+    """`{"valid": false, "token": null, "message": "..."}`: upstream's failed sign-in body."""
+
+    valid: bool
+    token: None
+    message: str
+
+    @classmethod
+    def of(cls, message: str, status: int) -> LoginFailure:
+        return cls(False, None, message)
+
+
+class AuthTokenOut(msgspec.Struct):
+    token: str
+    loginPath: str
+
+
+class CheckToken(msgspec.Struct):
+    valid: bool
+    user: UserOut | None
+
+
+# invites ------------------------------------------------------------------------------------
+class InviteList(msgspec.Struct):
+    invites: list[InviteOut]
+
+
+class NewInviteOut(msgspec.Struct):
+    invite: InviteOut | None
+    error: str | None
+
+
+class NewInviteError(msgspec.Struct):
+    """`{"invite": null, "error": "..."}`: upstream's body when an invite cannot be made."""
+
+    invite: None
+    error: str
+
+    @classmethod
+    def of(cls, message: str, status: int) -> NewInviteError:
+        return cls(None, message)
+
+
+class InviteStatus(msgspec.Struct):
+    code: str
+    status: str
+
+
+class InviteCheck(msgspec.Struct):
+    """Upstream answers 200 either way: the invite, or `invite: null` and why."""
+
+    invite: InviteStatus | None
+    error: str | None
+
+
+# API keys -----------------------------------------------------------------------------------
+class GeneratedKey(msgspec.Struct):
+    apiKey: ApiKeyOut | None
+    error: str | None
+
+
+class KeyList(msgspec.Struct):
+    apiKeys: list[ApiKeyOut]
+    error: str | None

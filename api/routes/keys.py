@@ -9,39 +9,35 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, MediaType, Request, delete, get, post
 from litestar.params import Parameter
 from msgspec import Meta
 
 from api.auth import requires_role, requires_scope
-from api.presenters.accounts import ApiKeyOut, key_out
+from api.errors import raises
 from api.presenters import parse_id, request_id
+from api.presenters.accounts import GeneratedKey, KeyList, key_out
+from api.schema import IdPath, PublicId
 from application import apikeys, users
 from application.ledger import Context
-from domain.apikeys import parse_duration
-from domain.errors import MultiUserModeRequired
-from domain.principal import Principal, Role
+from domain.apikeys import MAX_RATE_LIMIT, parse_duration
+from domain.errors import ApiKeyNotFound, MultiUserModeRequired, UserNotFound
+from domain.principal import ALL_SCOPES, Principal, Role
+
+Scope = Annotated[str, Meta(max_length=20, description=f"one of {', '.join(ALL_SCOPES)}")]
 
 
 class GenerateKeyBody(msgspec.Struct):
     name: Annotated[str, Meta(max_length=200)] | None = None
-    scopes: Annotated[list[str], Meta(max_length=8)] | None = None
+    scopes: Annotated[list[Scope], Meta(max_length=8)] | None = None
     expiresIn: Annotated[str, Meta(max_length=16, examples=["30d"])] | None = None
-    rateLimit: int | None = None  # requests per minute
-    userId: int | None = None  # admins may issue keys to another user
+    rateLimit: Annotated[int, Meta(ge=1, le=MAX_RATE_LIMIT, description="requests per minute")] | None = None
+    userId: PublicId | None = None  # admins may issue keys to another user
 
 
-class GeneratedKey(msgspec.Struct):
-    apiKey: ApiKeyOut | None
-    error: str | None
-
-
-class KeyList(msgspec.Struct):
-    apiKeys: list[ApiKeyOut]
-    error: str | None
-
-
-KeyId = Annotated[str, Parameter(description="API key id (an integer)")]
+KeyId = IdPath
+# Upstream answers a revocation with 200 and an empty body; so do we, documented as such.
+REVOKED = {"media_type": MediaType.TEXT, "opt": raises(ApiKeyNotFound), "sync_to_thread": True}
 
 
 def _generate(ctx: Context, request: Request, data: GenerateKeyBody | None) -> GeneratedKey:
@@ -59,10 +55,10 @@ def _list(ctx: Context, include_revoked: bool) -> KeyList:
     return KeyList([key_out(k) for k in apikeys.list_api_keys(ctx, include_inactive=include_revoked)], None)
 
 
-def _revoke(ctx: Context, request: Request, key_id: str) -> Response[bytes]:
+def _revoke(ctx: Context, request: Request, key_id: str) -> str:
     apikeys.revoke_api_key(ctx, apikeys.RevokeApiKey(
         principal=request.user, correlation_id=request_id(request), key_id=parse_id(key_id, "API key")))
-    return Response(b"", status_code=200, media_type="text/plain")  # upstream: 200, empty body
+    return ""  # upstream: 200, an empty body
 
 
 IncludeRevoked = Annotated[bool, Parameter(query="includeRevoked", description="also list revoked and expired keys")]
@@ -84,13 +80,15 @@ class SingleUserKeysController(Controller):
         self._single_user(ctx)
         return _list(ctx, include_revoked)
 
-    @post("/generate-api-key", operation_id="systemGenerateApiKey", status_code=200, **COMMON)
+    @post("/generate-api-key", operation_id="systemGenerateApiKey", status_code=200, opt=raises(UserNotFound),
+          **COMMON)
     def generate(self, ctx: Context, request: Request, data: GenerateKeyBody | None = None) -> GeneratedKey:
         self._single_user(ctx)
         return _generate(ctx, request, data)
 
-    @delete("/api-key/{key_id:str}", operation_id="systemDeleteApiKey", status_code=200, **COMMON)
-    def revoke(self, ctx: Context, request: Request, key_id: KeyId) -> Response[bytes]:
+    @delete("/api-key/{key_id:str}", operation_id="systemDeleteApiKey", status_code=200, **REVOKED)
+    def revoke(self, ctx: Context, request: Request, key_id: KeyId) -> str:
+        """200 with an empty body, as upstream; an unknown id is 404."""
         self._single_user(ctx)
         return _revoke(ctx, request, key_id)
 
@@ -105,17 +103,20 @@ class AdminKeysController(Controller):
         users.require_multi_user(ctx)
         return _list(ctx, include_revoked)
 
-    @post("/generate-api-key", operation_id="adminGenerateApiKey", status_code=200, **COMMON)
+    @post("/generate-api-key", operation_id="adminGenerateApiKey", status_code=200, opt=raises(UserNotFound),
+          **COMMON)
     def generate(self, ctx: Context, request: Request, data: GenerateKeyBody | None = None) -> GeneratedKey:
         users.require_multi_user(ctx)
         return _generate(ctx, request, data)
 
-    @delete("/delete-api-key/{key_id:str}", operation_id="adminDeleteApiKey", status_code=200, **COMMON)
-    def delete_key(self, ctx: Context, request: Request, key_id: KeyId) -> Response[bytes]:
+    @delete("/delete-api-key/{key_id:str}", operation_id="adminDeleteApiKey", status_code=200, **REVOKED)
+    def delete_key(self, ctx: Context, request: Request, key_id: KeyId) -> str:
+        """Revokes the key (its history stays): 200 with an empty body, as upstream; an unknown id is 404."""
         users.require_multi_user(ctx)
         return _revoke(ctx, request, key_id)
 
-    @delete("/api-key/{key_id:str}", operation_id="adminRevokeApiKey", status_code=200, **COMMON)
-    def revoke(self, ctx: Context, request: Request, key_id: KeyId) -> Response[bytes]:
+    @delete("/api-key/{key_id:str}", operation_id="adminRevokeApiKey", status_code=200, **REVOKED)
+    def revoke(self, ctx: Context, request: Request, key_id: KeyId) -> str:
+        """200 with an empty body; an unknown id is 404."""
         users.require_multi_user(ctx)
         return _revoke(ctx, request, key_id)

@@ -2,43 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
 from msgspec import Meta
 
-from api.presenters.accounts import UserOut, user_out
+from api.errors import SuccessError, raises
 from api.presenters import request_id
+from api.presenters.accounts import (
+    InviteCheck, InviteStatus, LoginFailure, LoginOut, MultiUserMode, Online, Success, user_out,
+)
+from api.schema import Password as Password  # re-exported: the accounts routes' bodies share it
 from application import invites, sessions
 from application.ledger import Context
-from domain.errors import DomainError
+from domain.errors import MultiUserModeRequired, NotFound, PermissionDenied
 
-Password = Annotated[str, Meta(max_length=1000)]
 Name = Annotated[str, Meta(max_length=200)]
+InviteCode = Annotated[str, Parameter(min_length=1, max_length=100, description="an invite code")]
 PUBLIC = {"exclude_from_auth": True}
-
-
-class Online(msgspec.Struct):
-    online: bool
-
-
-class MultiUserMode(msgspec.Struct):
-    multiUserMode: bool
 
 
 class LoginBody(msgspec.Struct):
     password: Password
     username: Name | None = None
-
-
-class LoginOut(msgspec.Struct):
-    valid: bool
-    token: str | None
-    message: str | None
-    user: UserOut | None = None
 
 
 async def _login_allowed(request: Request, state: State, username: str) -> int | None:
@@ -53,19 +44,9 @@ async def _login_allowed(request: Request, state: State, username: str) -> int |
     return None
 
 
-class InviteCheck(msgspec.Struct):
-    invite: dict[str, Any] | None
-    error: str | None
-
-
 class ClaimBody(msgspec.Struct):
     username: Name
     password: Password
-
-
-class Success(msgspec.Struct):
-    success: bool
-    error: str | None
 
 
 class PublicController(Controller):
@@ -74,7 +55,7 @@ class PublicController(Controller):
     opt = PUBLIC
     tags = ["Public"]
 
-    @get("/api/ping", operation_id="ping", summary="Liveness probe")
+    @get("/api/ping", operation_id="ping", summary="Liveness probe", opt={"no_store": True})
     async def ping(self) -> Online:
         return Online(True)
 
@@ -82,7 +63,10 @@ class PublicController(Controller):
     def multi_user_mode(self, ctx: Context) -> MultiUserMode:
         return MultiUserMode(ctx.accounts.is_multi_user())
 
-    @post("/api/request-token", operation_id="requestToken", status_code=200)
+    @post("/api/request-token", operation_id="requestToken", status_code=200, responses={
+        401: ResponseSpec(LoginOut, description="Single-user mode: a wrong password.", generate_examples=False),
+        429: ResponseSpec(LoginOut, description="Too many attempts from this address; see Retry-After.",
+                          generate_examples=False)})
     async def request_token(self, request: Request, state: State, ctx: Context, data: LoginBody) -> Response[LoginOut]:
         """Sign in. Multi-user mode: `{username, password}`; single-user mode: `{password}` of the owner.
 
@@ -97,29 +81,25 @@ class PublicController(Controller):
         single_user_failure = not result.valid and result.message == sessions.INVALID_PASSWORD
         return Response(body, status_code=401 if single_user_failure else 200)
 
-    @get("/api/request-token/sso/simple", operation_id="simpleSso", sync_to_thread=True)
-    def simple_sso(self, request: Request, ctx: Context, token: Annotated[str, Meta(max_length=200)]) -> Response[LoginOut]:
-        """Swap a single-use token from `/v1/users/{id}/issue-auth-token` for a session."""
-        try:
-            result = sessions.redeem_auth_token(ctx, token, request_id(request))
-        except DomainError as e:
-            return Response(LoginOut(False, None, str(e)), status_code=e.status)
-        return Response(LoginOut(result.valid, result.token, result.message,
-                                 user_out(result.user) if result.user else None))
+    @get("/api/request-token/sso/simple", operation_id="simpleSso", sync_to_thread=True,
+         opt={"error_shape": LoginFailure, **raises(sessions.InvalidSignInToken, PermissionDenied)})
+    def simple_sso(self, request: Request, ctx: Context, token: Annotated[str, Meta(max_length=200)]) -> LoginOut:
+        """Swap a single-use token from `/v1/users/{id}/issue-auth-token` for a session. An unknown,
+        used or expired token is 401 and simple SSO off (or single-user mode) 403, as upstream."""
+        result = sessions.redeem_auth_token(ctx, token, request_id(request))
+        return LoginOut(result.valid, result.token, result.message, user_out(result.user) if result.user else None)
 
     @get("/api/invite/{code:str}", operation_id="checkInvite", sync_to_thread=True)
-    def check_invite(self, ctx: Context, code: str) -> Response[InviteCheck]:
-        if invites.invite_is_valid(ctx, code):
-            return Response(InviteCheck({"status": "pending"}, None))
-        return Response(InviteCheck(None, "Invite not found or is invalid."), status_code=404)
+    def check_invite(self, ctx: Context, code: InviteCode) -> InviteCheck:
+        """200 either way, as upstream: `{invite: {code, status}}` or `{invite: null, error}`."""
+        problem = invites.invite_problem(ctx, code)
+        return InviteCheck(None, problem) if problem else InviteCheck(InviteStatus(code, "pending"), None)
 
-    @post("/api/invite/{code:str}", operation_id="claimInvite", status_code=200,
-          sync_to_thread=True)
-    def claim_invite(self, request: Request, ctx: Context, code: str, data: ClaimBody) -> Response[Success]:
-        try:
-            invites.claim_invite(ctx, invites.ClaimInvite(
-                code=code, username=data.username, password=data.password, correlation_id=request_id(request)))
-        except DomainError as e:
-            return Response(Success(False, str(e)), status_code=e.status)
-        return Response(Success(True, None))
-
+    @post("/api/invite/{code:str}", operation_id="claimInvite", status_code=200, sync_to_thread=True,
+          opt={"error_shape": SuccessError, **raises(MultiUserModeRequired, NotFound)})
+    def claim_invite(self, request: Request, ctx: Context, code: InviteCode, data: ClaimBody) -> Success:
+        """Become a `default` user, a member of the invite's workspaces. An invite that is unknown
+        or no longer pending is 404 `{success: false, error}` (upstream: 200)."""
+        invites.claim_invite(ctx, invites.ClaimInvite(
+            code=code, username=data.username, password=data.password, correlation_id=request_id(request)))
+        return Success(True, None)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, get, post
 
 from api.auth import requires_role, requires_scope
-from api.presenters.accounts import UserOut, user_out
+from api.errors import SuccessError
 from api.presenters import request_id
-from api.routes.public import Name, Password, Success
+from api.presenters.accounts import CheckToken, Success, user_out
+from api.routes.public import Name, Password
 from application import users
 from application.ledger import Context
-from domain.errors import Conflict, DomainError
+from domain.errors import Conflict
 from domain.principal import Role
 
 
@@ -20,29 +21,21 @@ class EnableMultiUserBody(msgspec.Struct):
     password: Password
 
 
-class CheckToken(msgspec.Struct):
-    valid: bool
-    user: UserOut | None
-
-
 class SystemController(Controller):
     path = "/api/system"
     tags = ["System"]
 
     @post("/enable-multi-user", operation_id="enableMultiUser", status_code=200,
-          guards=[requires_scope("admin"), requires_role(Role.ADMIN)], sync_to_thread=True)
-    def enable_multi_user(self, request: Request, ctx: Context, data: EnableMultiUserBody) -> Response[Success]:
+          guards=[requires_scope("admin"), requires_role(Role.ADMIN)], sync_to_thread=True,
+          opt={"error_shape": SuccessError, "error_status": {Conflict.status: 200}})
+    def enable_multi_user(self, request: Request, ctx: Context, data: EnableMultiUserBody) -> Success:
         """The owner becomes the first admin, named and with a password. There is no way back,
-        as upstream. Unlike upstream, a failure deletes nothing."""
-        try:
-            users.enable_multi_user(ctx, users.EnableMultiUser(
-                principal=request.user, correlation_id=request_id(request),
-                username=data.username, password=data.password))
-        except Conflict as e:
-            return Response(Success(False, str(e)), status_code=200)
-        except DomainError as e:
-            return Response(Success(False, str(e)), status_code=e.status)
-        return Response(Success(True, None))
+        as upstream; when already enabled, 200 `{success: false, error}` as upstream. Unlike
+        upstream, a failure deletes nothing."""
+        users.enable_multi_user(ctx, users.EnableMultiUser(
+            principal=request.user, correlation_id=request_id(request),
+            username=data.username, password=data.password))
+        return Success(True, None)
 
     @get("/check-token", operation_id="checkToken", sync_to_thread=True)
     def check_token(self, request: Request, ctx: Context) -> CheckToken:
