@@ -108,6 +108,12 @@ def handle_stalled(request: Request, exc: ProjectionStalled) -> Response:
     return error_response(request, str(exc), 503)
 
 
+def handle_undecodable(request: Request, exc: UnicodeDecodeError) -> Response:
+    """A form field that is not valid UTF-8 (Litestar's multipart parser decodes every non-file
+    field): bad input, never a 500."""
+    return error_response(request, "The request body is not valid: a form field is not UTF-8 text.", 400)
+
+
 def handle_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error in request %s", request.scope.get("state", {}).get("request_id"))
     return Response({"error": INTERNAL}, status_code=500)
@@ -119,6 +125,7 @@ EXCEPTION_HANDLERS = {
     IntegrityError: handle_conflict,
     ProjectionLagging: handle_unavailable,
     ProjectionStalled: handle_stalled,
+    UnicodeDecodeError: handle_undecodable,
     Exception: handle_unexpected,
 }
 

@@ -5,41 +5,28 @@ records their hashes, names, metadata and the actor, never the text or the vecto
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime, timezone
-from typing import Any
 
 import msgspec
 
 from application.access import check_can_manage_content, check_scope
 from application.ledger import Context
-from application.workspaces import EmbedFailure, UpdateEmbeddings, get_workspace, update_embeddings
+from application.rows import DocumentRow, DocumentUse
+from application.workspaces import EmbedFailure, UpdateEmbeddings, get_workspace, restricted, update_embeddings
 from domain.documents import DEFAULT_FOLDER, METADATA_KEYS, Document, Folder, check_folder, folder_uuid, split_docpath
 from domain.errors import DomainError, InvalidInput, NotFound
-from domain.principal import Principal, Scope
-from domain.workspaces import workspace_uuid
+from domain.principal import Actor, Principal, Scope
+from domain.workspaces import Workspace, workspace_uuid
+
+__all__ = ["DocumentRow"]
+
+MetaValue = str | int | float | bool | None
+Metadata = dict[str, MetaValue]  # what a caller may say about a document (upstream's metadata keys)
 
 
 class Unprocessable(DomainError):
     status = 422
-
-
-class DocumentRow(msgspec.Struct, frozen=True):
-    document_id: str
-    folder: str
-    filename: str
-    original_name: str
-    source: str
-    mime: str
-    word_count: int
-    token_count: int
-    metadata: dict[str, str]
-    created_at: str
-
-    @property
-    def docpath(self) -> str:
-        return f"{self.folder}/{self.filename}"
 
 
 class StoredDocument(msgspec.Struct, frozen=True):
@@ -53,7 +40,7 @@ def _published() -> str:
     return f"{now.month}/{now.day}/{now.year}, {now.strftime('%I:%M:%S %p').lstrip('0')}"
 
 
-def _metadata(name: str, source: str, url: str | None, parsed: dict[str, str], given: dict[str, Any]) -> dict[str, str]:
+def _metadata(name: str, source: str, url: str | None, parsed: dict[str, str], given: Metadata) -> dict[str, str]:
     """Upstream's metadata keys with its defaults; what the file says, then what the caller
     says. Only those keys are kept, so no caller can overwrite a document's location or id."""
     meta = {
@@ -67,7 +54,7 @@ def _metadata(name: str, source: str, url: str | None, parsed: dict[str, str], g
     for key, value in given.items():
         if value is None or key not in METADATA_KEYS:
             continue
-        if not isinstance(value, (str, int, float, bool)) or len(str(value)) > 10_000:
+        if len(str(value)) > 10_000:
             raise InvalidInput(f"metadata value for {key!r} must be a short string")
         meta[key] = str(value)
     return meta
@@ -116,7 +103,7 @@ def store_document(
 
 
 def upload_file(ctx: Context, principal: Principal, correlation_id: str, *, filename: str, data: bytes,
-                content_type: str | None, folder: str | None, metadata: dict[str, Any],
+                content_type: str | None, folder: str | None, metadata: Metadata,
                 add_to_workspaces: list[str]) -> StoredDocument:
     check_can_manage_content(principal)
     content = ctx.content
@@ -134,7 +121,7 @@ def upload_file(ctx: Context, principal: Principal, correlation_id: str, *, file
 
 
 def upload_link(ctx: Context, principal: Principal, correlation_id: str, *, link: str, headers: dict[str, str],
-                metadata: dict[str, Any], add_to_workspaces: list[str]) -> StoredDocument:
+                metadata: Metadata, add_to_workspaces: list[str]) -> StoredDocument:
     check_can_manage_content(principal)
     content = ctx.content
     try:
@@ -148,15 +135,16 @@ def upload_link(ctx: Context, principal: Principal, correlation_id: str, *, link
                           add_to_workspaces=add_to_workspaces)
 
 
-def upload_raw_text(ctx: Context, principal: Principal, correlation_id: str, *, text: Any, metadata: Any,
-                    add_to_workspaces: list[str]) -> StoredDocument:
+def upload_raw_text(ctx: Context, principal: Principal, correlation_id: str, *, text: str | None,
+                    metadata: Metadata | None, add_to_workspaces: list[str]) -> StoredDocument:
     check_can_manage_content(principal)
-    if not isinstance(text, str) or not text.strip():
+    if text is None or not text.strip():
         raise Unprocessable("The 'textContent' key cannot have an empty value.")
-    if not isinstance(metadata, dict) or not isinstance(metadata.get("title"), str) or not metadata["title"].strip():
+    title = (metadata or {}).get("title")
+    if metadata is None or not isinstance(title, str) or not title.strip():
         raise Unprocessable("You are missing required metadata key:value pairs in your request. "
                             "Required metadata key:values are 'title'")
-    name = f"raw-{metadata['title'].strip()}"[:200]
+    name = f"raw-{title.strip()}"[:200]
     meta = _metadata(name, "raw-text", None, {}, metadata)
     return store_document(ctx, principal, correlation_id, folder=None, original_name=name, source="raw-text",
                           mime="text/plain", data=text.encode(), text=text, metadata=meta,
@@ -164,7 +152,7 @@ def upload_raw_text(ctx: Context, principal: Principal, correlation_id: str, *, 
 
 
 # folders and moves --------------------------------------------------------------------------
-def create_folder(ctx: Context, principal: Principal, correlation_id: str, name: Any) -> None:
+def create_folder(ctx: Context, principal: Principal, correlation_id: str, name: str) -> None:
     check_can_manage_content(principal)
     name = check_folder(name)
     actor = principal.actor(correlation_id)
@@ -180,7 +168,7 @@ def create_folder(ctx: Context, principal: Principal, correlation_id: str, name:
     ctx.retrying(attempt)
 
 
-def remove_folder(ctx: Context, principal: Principal, correlation_id: str, name: Any) -> int:
+def remove_folder(ctx: Context, principal: Principal, correlation_id: str, name: str) -> int:
     """Remove a folder and its documents (unembedding them everywhere); returns how many."""
     check_can_manage_content(principal)
     name = check_folder(name)
@@ -192,7 +180,8 @@ def remove_folder(ctx: Context, principal: Principal, correlation_id: str, name:
         folder: Folder | None = ctx.ledger.find(folder_uuid(name))
         if folder is None or folder.removed:
             raise NotFound("Folder not found")
-        docs = [ctx.ledger.repository.get(uuid.UUID(r.document_id)) for r in list_folder(ctx, name)]
+        docs: list[Document] = [ctx.ledger.repository.get(uuid.UUID(r.document_id))
+                                for r in ctx.library.folder_documents(name)]
         changed = _unembed_everywhere(ctx, actor, [d.docpath for d in docs])
         for doc in docs:
             doc.delete(actor)
@@ -203,33 +192,31 @@ def remove_folder(ctx: Context, principal: Principal, correlation_id: str, name:
     return ctx.retrying(attempt)
 
 
-def _unembed_everywhere(ctx: Context, actor: Any, docpaths: list[str]) -> list[Any]:
+def _unembed_everywhere(ctx: Context, actor: Actor, docpaths: list[str]) -> list[Workspace]:
     if not docpaths:
         return []
-    marks = ",".join("?" * len(docpaths))
-    with ctx.library.view.read() as tx:
-        ids = sorted({r["workspace_id"] for r in tx.all(
-            f"SELECT workspace_id FROM workspace_documents WHERE docpath IN ({marks})", tuple(docpaths))})
-    workspaces = [ctx.ledger.repository.get(workspace_uuid(i)) for i in ids]
+    workspaces: list[Workspace] = [ctx.ledger.repository.get(workspace_uuid(i))
+                                   for i in ctx.library.workspaces_holding(docpaths)]
     for workspace in workspaces:
         workspace.remove_documents(actor, docpaths)
     return workspaces
 
 
 def remove_documents(ctx: Context, principal: Principal, correlation_id: str, names: list[str]) -> int:
+    """Remove the documents at these docpaths; unknown ones are left out and, as upstream, an
+    empty or unknown list is a success that removes nothing. Returns how many were removed."""
     check_can_manage_content(principal)
     actor = principal.actor(correlation_id)
-    for name in names:
-        split_docpath(name)
+    paths = list(dict.fromkeys(split_docpath(name) for name in names))
 
     def attempt() -> int:
-        docs = []
-        for name in dict.fromkeys(names):
-            row = document_by_path(ctx, name)
+        docs: list[Document] = []
+        for folder, filename in paths:
+            row = ctx.library.document_at(folder, filename)
             if row is not None:
                 docs.append(ctx.ledger.repository.get(uuid.UUID(row.document_id)))
         if not docs:
-            raise NotFound("None of those documents exist.")
+            return 0
         changed = _unembed_everywhere(ctx, actor, [d.docpath for d in docs])
         for doc in docs:
             doc.delete(actor)
@@ -246,11 +233,11 @@ def move_files(ctx: Context, principal: Principal, correlation_id: str, moves: l
     actor = principal.actor(correlation_id)
     plan = []
     for source, target in moves:
-        _, name = split_docpath(source)
+        source_folder, name = split_docpath(source)
         folder, target_name = split_docpath(target)
         if target_name != name:
             raise InvalidInput(f"Moving {source!r}: the target must keep the file name ({folder}/{name}).")
-        plan.append((source, folder))
+        plan.append((f"{source_folder}/{name}", folder))
 
     def attempt() -> tuple[int, int]:
         folders: dict[str, Folder] = {}
@@ -260,7 +247,7 @@ def move_files(ctx: Context, principal: Principal, correlation_id: str, moves: l
             row = document_by_path(ctx, source)
             if row is None:
                 raise NotFound(f"Document {source} not found")
-            if embedded_in(ctx, source):
+            if ctx.library.workspaces_holding([source]):
                 skipped += 1
                 continue
             if folder not in folders:
@@ -282,71 +269,60 @@ def move_files(ctx: Context, principal: Principal, correlation_id: str, moves: l
 
 
 # queries ------------------------------------------------------------------------------------
-_DOC_SELECT = ("SELECT document_id, folder, filename, original_name, source, mime, word_count, token_count,"
-               " metadata, created_at FROM documents")
-
-
-def _doc(r: dict[str, Any]) -> DocumentRow:
-    r = dict(r)
-    r["metadata"] = json.loads(r["metadata"])
-    return msgspec.convert(r, DocumentRow)
+def _member(ctx: Context, principal: Principal) -> int | None:
+    """The user whose workspaces bound what the caller may see (None: admins and managers see all)."""
+    return principal.user_id if restricted(ctx, principal) else None
 
 
 def get_document(ctx: Context, document_id: str) -> DocumentRow | None:
-    with ctx.library.view.read() as tx:
-        row = tx.one(_DOC_SELECT + " WHERE document_id = ?", (document_id,))
-    return _doc(row) if row else None
+    return ctx.library.document(document_id)
 
 
 def document_by_path(ctx: Context, docpath: str) -> DocumentRow | None:
     folder, filename = split_docpath(docpath)
-    with ctx.library.view.read() as tx:
-        row = tx.one(_DOC_SELECT + " WHERE folder = ? AND filename = ?", (folder, filename))
-    return _doc(row) if row else None
+    return ctx.library.document_at(folder, filename)
 
 
-def document_by_name(ctx: Context, principal: Principal, filename: str) -> DocumentRow | None:
+def document_by_name(ctx: Context, principal: Principal, filename: str) -> DocumentRow:
+    """The document with this file name, if the caller may see it (a default user: only those
+    in their workspaces); NotFound otherwise."""
     check_scope(principal, Scope.READ)
-    with ctx.library.view.read() as tx:
-        row = tx.one(_DOC_SELECT + " WHERE filename = ? ORDER BY created_at LIMIT 1", (filename,))
-    return _doc(row) if row else None
+    row = ctx.library.document_named(filename, member=_member(ctx, principal))
+    if row is None:
+        raise NotFound("Document not found")
+    return row
 
 
-def folders(ctx: Context) -> list[str]:
-    with ctx.library.view.read() as tx:
-        return [r["name"] for r in tx.all("SELECT name FROM folders ORDER BY name")]
+class FolderListing(msgspec.Struct, frozen=True):
+    name: str
+    documents: list[DocumentRow]
 
 
-def folder_exists(ctx: Context, name: str) -> bool:
-    with ctx.library.view.read() as tx:
-        return tx.one("SELECT name FROM folders WHERE name = ?", (name,)) is not None
+def list_documents(ctx: Context, principal: Principal) -> list[FolderListing]:
+    """Every folder with its documents, as far as the caller may see them."""
+    check_scope(principal, Scope.READ)
+    member = _member(ctx, principal)
+    return [FolderListing(name, ctx.library.folder_documents(name, member=member))
+            for name in ctx.library.folders(member=member)]
 
 
-def list_folder(ctx: Context, folder: str, offset: int = 0, limit: int | None = None) -> list[DocumentRow]:
-    sql = _DOC_SELECT + " WHERE folder = ? ORDER BY created_at, filename"
-    params: tuple[Any, ...] = (folder,)
-    if limit is not None:
-        sql += " LIMIT ? OFFSET ?"
-        params += (limit, offset)
-    with ctx.library.view.read() as tx:
-        return [_doc(r) for r in tx.all(sql, params)]
+class FolderPage(msgspec.Struct, frozen=True):
+    folder: str
+    documents: list[DocumentRow]
+    total: int
 
 
-def count_folder(ctx: Context, folder: str) -> int:
-    with ctx.library.view.read() as tx:
-        return int(tx.scalar("SELECT COUNT(*) FROM documents WHERE folder = ?", (folder,)) or 0)
+def list_folder(ctx: Context, principal: Principal, folder: str, offset: int, limit: int) -> FolderPage:
+    """A page of one folder's documents (those the caller may see); NotFound for no such folder."""
+    check_scope(principal, Scope.READ)
+    name = check_folder(folder)
+    if not ctx.library.folder_exists(name):
+        raise NotFound(f"Folder {name} does not exist")
+    member = _member(ctx, principal)
+    return FolderPage(name, ctx.library.folder_documents(name, offset, limit, member=member),
+                      ctx.library.count_folder(name, member=member))
 
 
-def embedded_in(ctx: Context, docpath: str) -> list[int]:
-    """Ids of the workspaces the document is embedded in."""
-    with ctx.library.view.read() as tx:
-        return [r["workspace_id"] for r in tx.all(
-            "SELECT DISTINCT workspace_id FROM workspace_documents WHERE docpath = ? ORDER BY workspace_id", (docpath,))]
-
-
-def pinned_in(ctx: Context, docpath: str) -> list[int]:
-    with ctx.library.view.read() as tx:
-        return [r["workspace_id"] for r in tx.all(
-            "SELECT DISTINCT workspace_id FROM workspace_documents WHERE docpath = ? AND pinned = 1", (docpath,))]
-
-
+def document_uses(ctx: Context, documents: list[DocumentRow]) -> dict[str, DocumentUse]:
+    """Where each document is embedded and pinned, by docpath (one query for a whole page)."""
+    return ctx.library.document_uses(d.docpath for d in documents)

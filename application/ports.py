@@ -15,6 +15,8 @@ import msgspec
 from domain.principal import Principal
 
 if TYPE_CHECKING:  # row Structs, for annotations only
+    import numpy
+
     import application.rows  # noqa: F401
 
 
@@ -251,17 +253,62 @@ class ApiKeysView(ReadModel, Protocol):
 
 # library: workspaces, members, folders, documents, embeds ------------------------------------
 class LibraryView(ReadModel, Protocol):
-    pass
+    def workspace(self, slug: str) -> application.rows.WorkspaceRow | None: ...
+
+    def workspace_by_id(self, workspace_id: int) -> application.rows.WorkspaceRow | None: ...
+
+    def workspaces(self, member: int | None = None) -> list[application.rows.WorkspaceRow]:
+        """Every workspace by id, or only those the user `member` belongs to."""
+
+    def member_ids(self, workspace_id: int) -> set[int]: ...
+
+    def workspace_documents(self, workspace_id: int) -> list[application.rows.WorkspaceDocumentRow]: ...
+
+    def count_workspace_documents(self, workspace_id: int) -> int: ...
+
+    def workspaces_holding(self, docpaths: Iterable[str]) -> list[int]:
+        """Ids of the workspaces any of these documents is embedded in."""
+
+    def embed_uuids(self, workspace_id: int) -> list[str]: ...
+
+    def document(self, document_id: str) -> application.rows.DocumentRow | None: ...
+
+    def document_at(self, folder: str, filename: str) -> application.rows.DocumentRow | None: ...
+
+    def documents(self, document_ids: Iterable[str]) -> dict[str, application.rows.DocumentRow]: ...
+
+    def document_named(self, filename: str, member: int | None = None) -> application.rows.DocumentRow | None:
+        """The oldest document with this file name, among those `member` may see (None: all)."""
+
+    def folders(self, member: int | None = None) -> list[str]: ...
+
+    def folder_exists(self, name: str) -> bool: ...
+
+    def folder_documents(self, folder: str, offset: int = 0, limit: int | None = None,
+                         member: int | None = None) -> list[application.rows.DocumentRow]: ...
+
+    def count_folder(self, folder: str, member: int | None = None) -> int: ...
+
+    def document_uses(self, docpaths: Iterable[str]) -> dict[str, application.rows.DocumentUse]: ...
 
 
 # vectors: chunks and the embedding cache -----------------------------------------------------
 class VectorsView(ReadModel, Protocol):
-    pass
+    def missing_embeddings(self, model: str, hashes: list[str]) -> list[str]: ...
+
+    def put_embeddings(self, model: str, pairs: list[tuple[str, numpy.ndarray]]) -> None: ...
+
+    def cached_vector(self, model: str, text_hash: str) -> numpy.ndarray | None: ...
+
+    def chunks(self, ids: list[int]) -> dict[int, application.rows.ChunkRow]: ...
 
 
 # chats: exchanges, threads, history resets ---------------------------------------------------
 class ChatsView(ReadModel, Protocol):
-    pass
+    # library slice: the threads the workspace routes list ------------------------------------
+    def threads_of(self, workspace_id: int, user_id: int) -> list[application.rows.WorkspaceThreadRow]:
+        """The user's threads in the workspace, by id."""
+    # end of the library slice's block ----------------------------------------------------------
 
 
 # audit_log: one row per event ----------------------------------------------------------------

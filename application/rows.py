@@ -84,9 +84,91 @@ class KeyLookup(msgspec.Struct, frozen=True):
 
 
 # library -------------------------------------------------------------------------------------
+SettingValue = str | int | float | None  # a workspace setting (upstream's writable fields)
+
+
+class WorkspaceRow(msgspec.Struct, frozen=True):
+    """A workspace: its public id, slug and settings (upstream's writable fields, by their names)."""
+
+    id: int
+    aggregate_id: str
+    name: str
+    slug: str
+    settings: dict[str, SettingValue]
+    created_at: str
+    updated_at: str
+
+
+class DocumentRow(msgspec.Struct, frozen=True):
+    """A stored document: where it sits (folder/filename), its counts and upstream's metadata keys."""
+
+    document_id: str
+    folder: str
+    filename: str
+    original_name: str
+    source: str
+    mime: str
+    text_hash: str
+    word_count: int
+    token_count: int
+    metadata: dict[str, str]
+    created_at: str
+
+    @property
+    def docpath(self) -> str:
+        return f"{self.folder}/{self.filename}"
+
+
+class WorkspaceDocumentRow(msgspec.Struct, frozen=True):
+    """A document embedded in a workspace (upstream's workspace_documents row) with the document's
+    metadata and counts, which upstream keeps as a JSON string on that row."""
+
+    id: int
+    doc_id: str
+    workspace_id: int
+    docpath: str
+    document_id: str
+    pinned: bool
+    chunks: int
+    created_at: str
+    updated_at: str
+    filename: str | None
+    metadata: dict[str, str]
+    word_count: int | None
+    token_count: int | None
+
+
+class DocumentUse(msgspec.Struct, frozen=True):
+    """Where a document is used: the workspaces it is embedded in, and those that pin it."""
+
+    embedded_in: tuple[int, ...]
+    pinned_in: tuple[int, ...]
+
+
+class WorkspaceThreadRow(msgspec.Struct, frozen=True):
+    """A thread as the workspace routes list it (upstream's workspace_threads row)."""
+
+    id: int
+    workspace_id: int
+    user_id: int
+    name: str
+    slug: str
+    created_at: str
+    updated_at: str
 
 
 # vectors -------------------------------------------------------------------------------------
+class ChunkRow(msgspec.Struct, frozen=True):
+    """One embedded chunk of a document in a workspace (`workspace` is its aggregate id)."""
+
+    id: int
+    vector_id: str
+    workspace: str
+    doc_id: str
+    docpath: str
+    document_id: str
+    chunk_index: int
+    text: str
 
 
 # chats ---------------------------------------------------------------------------------------

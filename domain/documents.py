@@ -4,6 +4,7 @@ their SHA-256) and known by its docpath `folder/name-uuid.json`, as AnythingLLM 
 from __future__ import annotations
 
 import re
+import unicodedata
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from domain.audited import Audited
@@ -16,22 +17,34 @@ _FOLDER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
 METADATA_KEYS = ("url", "title", "docAuthor", "description", "docSource", "chunkSource", "published")
 
 
+def clean_name(name: str, what: str) -> str:
+    """A folder or document name as it is stored and looked up: NFKC (so look-alikes such as a
+    full-width space become what they look like), trimmed; control and format characters
+    (bidi overrides, zero-width marks) are refused rather than kept invisible in a name."""
+    name = unicodedata.normalize("NFKC", name).strip()
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in name):
+        raise InvalidInput(f"Invalid {what}: control, bidi and zero-width characters are not allowed.")
+    return name
+
+
 def check_folder(name: object) -> str:
     """Folder names are one path segment: no separators, no dots-only names, no NUL."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("Folder name is required.")
-    name = name.strip()
+    name = clean_name(name, "folder name")
     if len(name) > FOLDER_MAX or not _FOLDER_RE.match(name) or ".." in name:
         raise InvalidInput("Invalid folder name: use letters, digits, spaces, '.', '_' and '-' only.")
     return name
 
 
 def split_docpath(docpath: object) -> tuple[str, str]:
+    """(folder, file name) of `folder/name.json`, both as `clean_name` makes them."""
     if not isinstance(docpath, str) or docpath.count("/") != 1:
         raise InvalidInput(f"Invalid document path {docpath!r}: expected folder/name.json")
     folder, name = docpath.split("/")
-    check_folder(folder)
-    if not name or name in (".", "..") or "\\" in name or "\x00" in name:
+    folder = check_folder(folder)
+    name = clean_name(name, "document name")
+    if not name or name in (".", "..") or "\\" in name:
         raise InvalidInput(f"Invalid document path {docpath!r}")
     return folder, name
 

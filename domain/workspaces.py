@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import msgspec
 
 from domain.audited import Audited
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.principal import Actor
+from domain.slug_charmap import CHAR_MAP
 
 DEFAULT_PROMPT = (
     "Given the following conversation, relevant context, and a follow up question, reply with an answer "
@@ -40,9 +41,29 @@ def workspace_uuid(workspace_id: int) -> UUID:
     return uuid5(NAMESPACE_URL, f"ledgerllm:/workspaces/{workspace_id}")
 
 
+# AnythingLLM's Workspace.slugify: npm slugify 1.6 with `{lower: true}`, its character map
+# extended so that slugs stay safe in URLs and vector-store namespaces.
+_SLUG_EXTRA = {"+": " plus ", "!": " bang ", "@": " at ", "*": " splat ", ".": " dot ", ":": "", "~": "",
+               "(": "", ")": "", "'": "", '"': "", "|": ""}
+_SLUG_MAP = {**CHAR_MAP, **_SLUG_EXTRA}
+_JS_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"  # JavaScript's \\s
+_SLUG_REMOVE = re.compile(f"[^A-Za-z0-9_{_JS_SPACE}$*+~.()'\"!\\-:@]+")
+_SLUG_SPACES = re.compile(f"[{_JS_SPACE}]+")
+SLUG_MAX = 200  # what the slug path parameters accept
+_JS_CHARS = "\t\n\v\f\r \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+
+
 def slugify(name: str) -> str:
-    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
-    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:80] or "workspace"
+    """The slug upstream makes of a workspace name: NFC, each character mapped (a `-` becomes a
+    space), what slugify does not allow removed, trimmed, runs of spaces made one `-`, lower
+    case. Empty (a name of symbols only) is a uuid, as upstream. Cut at SLUG_MAX characters so
+    that every slug can be addressed (upstream has no cap; only very long names differ)."""
+    mapped = []
+    for ch in unicodedata.normalize("NFC", name):
+        out = _SLUG_MAP.get(ch, ch)
+        mapped.append(_SLUG_REMOVE.sub("", " " if out == "-" else out))
+    slug = _SLUG_SPACES.sub("-", "".join(mapped).strip(_JS_CHARS)).lower()
+    return slug[:SLUG_MAX].rstrip("-") or str(uuid4())
 
 
 def check_name(name: Any) -> str:

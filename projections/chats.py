@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
+from application.rows import WorkspaceThreadRow  # library slice: threads_of
 from domain.chats import Chat, HistoryReset
 from domain.threads import Thread
 from domain.workspaces import Workspace
@@ -129,3 +130,12 @@ def full_response(row: dict[str, object]) -> str:
 
 class ChatHistory(ReadModelView):
     """Queries on chat exchanges, threads and history resets."""
+
+    # library slice: the threads the workspace routes list (application.ports.ChatsView) ------
+    def threads_of(self, workspace_id: int, user_id: int) -> list[WorkspaceThreadRow]:
+        """The user's threads in the workspace, by id."""
+        with self._read() as tx:
+            rows = tx.all("SELECT id, workspace_id, user_id, name, slug, created_at, updated_at FROM threads"
+                          " WHERE workspace_id = ? AND user_id = ? ORDER BY id", (workspace_id, user_id))
+        return [msgspec.convert(r, WorkspaceThreadRow) for r in rows]
+    # end of the library slice's block ----------------------------------------------------------

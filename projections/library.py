@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 
+from application.rows import DocumentRow, DocumentUse, WorkspaceDocumentRow, WorkspaceRow
 from domain.documents import Document, Folder
 from domain.embeds import Embed
 from domain.workspaces import Workspace
@@ -162,3 +165,157 @@ class LibraryProjection(SqlProjection):
 
 class Library(ReadModelView):
     """Queries on workspaces, members, folders, documents and embeds."""
+
+    # workspaces and members ------------------------------------------------------------------
+    def workspace(self, slug: str) -> WorkspaceRow | None:
+        with self._read() as tx:
+            return _workspace(tx.one(_WS + " WHERE slug = ?", (slug,)))
+
+    def workspace_by_id(self, workspace_id: int) -> WorkspaceRow | None:
+        with self._read() as tx:
+            return _workspace(tx.one(_WS + " WHERE id = ?", (workspace_id,)))
+
+    def workspaces(self, member: int | None = None) -> list[WorkspaceRow]:
+        """Every workspace by id, or only those `member` (a user id) belongs to."""
+        with self._read() as tx:
+            if member is None:
+                rows = tx.all(_WS + " ORDER BY id")
+            else:
+                rows = tx.all(_WS + " WHERE id IN (SELECT workspace_id FROM workspace_members WHERE user_id = ?)"
+                              " ORDER BY id", (member,))
+        return [w for r in rows if (w := _workspace(r)) is not None]
+
+    def member_ids(self, workspace_id: int) -> set[int]:
+        with self._read() as tx:
+            return {r["user_id"] for r in tx.all("SELECT user_id FROM workspace_members WHERE workspace_id = ?",
+                                                 (workspace_id,))}
+
+    def workspace_documents(self, workspace_id: int) -> list[WorkspaceDocumentRow]:
+        """The documents embedded in the workspace, in the order they were added."""
+        with self._read() as tx:
+            rows = tx.all(
+                "SELECT w.id, w.doc_id, w.workspace_id, w.docpath, w.document_id, w.pinned, w.chunks, w.created_at,"
+                " w.updated_at, d.filename, d.metadata, d.word_count, d.token_count FROM workspace_documents w"
+                " LEFT JOIN documents d ON d.document_id = w.document_id WHERE w.workspace_id = ? ORDER BY w.id",
+                (workspace_id,))
+        return [msgspec.convert({**r, "pinned": bool(r["pinned"]), "metadata": json.loads(r["metadata"] or "{}")},
+                                WorkspaceDocumentRow) for r in rows]
+
+    def count_workspace_documents(self, workspace_id: int) -> int:
+        with self._read() as tx:
+            return int(tx.scalar("SELECT COUNT(*) FROM workspace_documents WHERE workspace_id = ?",
+                                 (workspace_id,)) or 0)
+
+    def workspaces_holding(self, docpaths: Iterable[str]) -> list[int]:
+        """Ids of the workspaces any of these documents is embedded in."""
+        paths = list(dict.fromkeys(docpaths))
+        found: set[int] = set()
+        with self._read() as tx:
+            for start in range(0, len(paths), 500):
+                part = paths[start:start + 500]
+                found |= {r["workspace_id"] for r in tx.all(
+                    f"SELECT workspace_id FROM workspace_documents WHERE docpath IN ({_marks(part)})", tuple(part))}
+        return sorted(found)
+
+    def embed_uuids(self, workspace_id: int) -> list[str]:
+        with self._read() as tx:
+            return [r["uuid"] for r in tx.all("SELECT uuid FROM embeds WHERE workspace_id = ?", (workspace_id,))]
+
+    # folders and documents -------------------------------------------------------------------
+    def document(self, document_id: str) -> DocumentRow | None:
+        with self._read() as tx:
+            return _document(tx.one(_DOC + " WHERE document_id = ?", (document_id,)))
+
+    def document_at(self, folder: str, filename: str) -> DocumentRow | None:
+        with self._read() as tx:
+            return _document(tx.one(_DOC + " WHERE folder = ? AND filename = ?", (folder, filename)))
+
+    def documents(self, document_ids: Iterable[str]) -> dict[str, DocumentRow]:
+        ids = list(dict.fromkeys(document_ids))
+        out: dict[str, DocumentRow] = {}
+        with self._read() as tx:
+            for start in range(0, len(ids), 500):
+                part = ids[start:start + 500]
+                for r in tx.all(_DOC + f" WHERE document_id IN ({_marks(part)})", tuple(part)):
+                    out[r["document_id"]] = _document(r)  # type: ignore[assignment]
+        return out
+
+    def document_named(self, filename: str, member: int | None = None) -> DocumentRow | None:
+        """The oldest document with this file name (only among those `member` may see)."""
+        where, params = _visible(member)
+        with self._read() as tx:
+            return _document(tx.one(_DOC + f" WHERE filename = ?{where} ORDER BY created_at LIMIT 1",
+                                    (filename, *params)))
+
+    def folders(self, member: int | None = None) -> list[str]:
+        """Folder names; for `member`, only the folders holding a document they may see."""
+        with self._read() as tx:
+            if member is None:
+                return [r["name"] for r in tx.all("SELECT name FROM folders ORDER BY name")]
+            where, params = _visible(member)
+            return [r["folder"] for r in tx.all(f"SELECT DISTINCT folder FROM documents WHERE 1 = 1{where}"
+                                                " ORDER BY folder", params)]
+
+    def folder_exists(self, name: str) -> bool:
+        with self._read() as tx:
+            return tx.one("SELECT name FROM folders WHERE name = ?", (name,)) is not None
+
+    def folder_documents(self, folder: str, offset: int = 0, limit: int | None = None,
+                         member: int | None = None) -> list[DocumentRow]:
+        where, params = _visible(member)
+        sql = _DOC + f" WHERE folder = ?{where} ORDER BY created_at, filename"
+        args: tuple[object, ...] = (folder, *params)
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            args += (limit, offset)
+        with self._read() as tx:
+            return [d for r in tx.all(sql, args) if (d := _document(r)) is not None]
+
+    def count_folder(self, folder: str, member: int | None = None) -> int:
+        where, params = _visible(member)
+        with self._read() as tx:
+            return int(tx.scalar(f"SELECT COUNT(*) FROM documents WHERE folder = ?{where}", (folder, *params)) or 0)
+
+    def document_uses(self, docpaths: Iterable[str]) -> dict[str, DocumentUse]:
+        """For each docpath, the workspaces it is embedded in and those that pin it (by id)."""
+        paths = list(dict.fromkeys(docpaths))
+        embedded: dict[str, set[int]] = {p: set() for p in paths}
+        pinned: dict[str, set[int]] = {p: set() for p in paths}
+        with self._read() as tx:
+            for start in range(0, len(paths), 500):
+                part = paths[start:start + 500]
+                for r in tx.all(f"SELECT docpath, workspace_id, pinned FROM workspace_documents"
+                                f" WHERE docpath IN ({_marks(part)})", tuple(part)):
+                    embedded[r["docpath"]].add(r["workspace_id"])
+                    if r["pinned"]:
+                        pinned[r["docpath"]].add(r["workspace_id"])
+        return {p: DocumentUse(tuple(sorted(embedded[p])), tuple(sorted(pinned[p]))) for p in paths}
+
+
+_WS = "SELECT id, aggregate_id, name, slug, settings, created_at, updated_at FROM workspaces"
+_DOC = ("SELECT document_id, folder, filename, original_name, source, mime, text_hash, word_count, token_count,"
+        " metadata, created_at FROM documents")
+
+
+def _marks(values: list[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
+def _visible(member: int | None) -> tuple[str, tuple[object, ...]]:
+    """The filter for documents embedded in a workspace `member` belongs to (None: every document)."""
+    if member is None:
+        return "", ()
+    return (" AND document_id IN (SELECT d.document_id FROM workspace_documents d JOIN workspace_members m"
+            " ON m.workspace_id = d.workspace_id WHERE m.user_id = ?)", (member,))
+
+
+def _workspace(r: dict[str, Any] | None) -> WorkspaceRow | None:
+    if r is None:
+        return None
+    return msgspec.convert({**r, "settings": json.loads(r["settings"])}, WorkspaceRow)
+
+
+def _document(r: dict[str, Any] | None) -> DocumentRow | None:
+    if r is None:
+        return None
+    return msgspec.convert({**r, "metadata": json.loads(r["metadata"])}, DocumentRow)

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from application.rows import ChunkRow
 from domain.errors import DomainError
 from domain.workspaces import Workspace
 from projections.base import SqlProjection, Tx, handles
@@ -157,17 +158,6 @@ def recorded_model(view: Any) -> str | None:
         return _recorded_model(tx)
 
 
-class ChunkRow(msgspec.Struct, frozen=True):
-    id: int
-    vector_id: str
-    workspace: str
-    doc_id: str
-    docpath: str
-    document_id: str
-    chunk_index: int
-    text: str
-
-
 # queries on the vectors view (used by the use cases and by the faiss followers) -------------
 def missing_embeddings(view: Any, model: str, hashes: list[str]) -> list[str]:
     have: set[str] = set()
@@ -241,3 +231,20 @@ def count_chunks(view: Any, workspace: str | None = None) -> int:
 
 class Vectors(ReadModelView):
     """Queries on document chunks and the embedding cache."""
+
+    # the query side the use cases call (application.ports.VectorsView) ----------------------
+    def missing_embeddings(self, model: str, hashes: list[str]) -> list[str]:
+        """The chunk-text hashes whose vector for `model` is not in the embedding cache."""
+        return missing_embeddings(self.runner.view, model, hashes)
+
+    def put_embeddings(self, model: str, pairs: list[tuple[str, np.ndarray]]) -> None:
+        """Keep vectors in the embedding cache (content-addressed: it outlives rebuilds)."""
+        put_embeddings(self.runner.view, model, pairs)
+
+    def cached_vector(self, model: str, text_hash: str) -> np.ndarray | None:
+        return cached_vector(self.runner.view, model, text_hash)
+
+    def chunks(self, ids: list[int]) -> dict[int, ChunkRow]:
+        """The chunks with these ids that still exist, by id."""
+        self.runner.check()
+        return chunks_by_ids(self.runner.view, ids)

@@ -47,23 +47,6 @@ def because(*reasons: str) -> str:
 # Runs smaller than the default may miss a listed operation's failure: strict only from there up.
 STRICT = EXAMPLES >= DEFAULT_EXAMPLES
 EXPECTED_TO_FAIL: dict[str, str] = {
-    "v1CreateWorkspace": because(BODY_400, BODY_403),
-    "v1DeleteWorkspace": because(PLAIN_200, UNDOC_404),
-    "v1VectorSearch": because(BODY_400, UNDOC_404),
-    "v1UpdateWorkspace": because(BODY_400, BODY_403, UNDOC_404),
-    "v1UpdateEmbeddings": because(BODY_400, BODY_403, UNDOC_404),
-    "v1UpdatePin": because(BODY_400, UNDOC_404),
-    "v1WorkspaceManageUsers": because(BODY_400, UNDOC_404),
-    "v1WorkspaceUpdateUsers": because(BODY_400, UNDOC_404),
-    "v1CreateFolder": because(BODY_400, BODY_403),
-    "v1GetDocument": because(UNDOC_404),
-    "v1ListDocuments": because(BODY_400, UNDOC_404),
-    "v1ListFolder": because(BODY_400, UNDOC_404),
-    "v1MoveFiles": because(BODY_400, BODY_403),
-    "v1UploadRawText": because(BODY_400, UNDOC_422),
-    "v1RemoveDocuments": because(BODY_400, BODY_403, UNDOC_404),
-    "v1RemoveFolder": because(BODY_400, BODY_403),
-    "v1UploadLink": because(BODY_400, UNDOC_422),
     "v1EnvDump": because(PLAIN_200),
     "v1EmbedChats": because(UNDOC_404),
     "v1UpdateEmbed": because(BODY_400, UNDOC_404),
