@@ -7,6 +7,7 @@ from the chat read model for that workspace, user, thread and session only."""
 from __future__ import annotations
 
 import base64
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +25,6 @@ from application.workspaces import WorkspaceRow, member_ids, visible_workspace, 
 from domain.chats import Chat, HistoryReset
 from domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from domain.principal import Principal, Role, Scope
-from projections.chats import NO_SESSION, NO_THREAD
 from projections.vectors import chunks_by_ids
 
 MODES = ("chat", "query", "automatic")
@@ -45,17 +45,30 @@ class ChatFailed(DomainError):
         self.status = status
 
 
+class UnknownModel(DomainError):
+    """The OpenAI-compatible route names a workspace as its model; upstream answers 401."""
+
+    status = 401
+
+
+class Attachment(msgspec.Struct, frozen=True):
+    name: str
+    mime: str
+    content: str  # base64, or a data URL
+
+
 class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
     principal: Principal
     correlation_id: str
     slug: str
-    message: Any = None
-    mode: Any = None
-    session_id: Any = None
-    attachments: Any = None
+    message: str | None = None
+    mode: str | None = None
+    session_id: str | None = None
+    attachments: list[Attachment] | None = None
     reset: bool = False
     thread_slug: str | None = None
-    user_id: Any = None  # thread routes: admins may chat as a member of the workspace
+    user_id: int | None = None  # thread routes: admins may chat as a member of the workspace
+    model_named: bool = False  # OpenAI-compatible route: an unknown workspace is an unknown model
     history: list[tuple[str, str]] | None = None  # OpenAI-compatible route: the client's own history
     system_prompt: str | None = None  # OpenAI-compatible route: the client's system message
     temperature: float | None = None
@@ -84,18 +97,51 @@ class Immediate(msgspec.Struct):
     chat_id: int | None = None
 
 
-def abort(message: str) -> dict[str, Any]:
-    return {"id": str(uuid.uuid4()), "type": "abort", "textResponse": None, "sources": [], "close": True,
-            "error": message}
+class Metrics(msgspec.Struct, frozen=True):
+    """Upstream's metrics object (its field names)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    outputTps: float
+    duration: float
+    model: str
+    provider: str
+
+
+class Answer(msgspec.Struct, frozen=True):
+    """A completed exchange. `error` is set when the model answered nothing usable."""
+
+    response_id: str
+    text: str
+    sources: list[dict[str, Any]]
+    chat_id: int | None
+    metrics: Metrics
+    error: str | None = None
+
+
+class Delta(msgspec.Struct, frozen=True):
+    """A piece of a streamed reply."""
+
+    text: str
+
+
+class Aborted(msgspec.Struct, frozen=True):
+    """A stream that ended with a provider failure."""
+
+    message: str
+
+
+StreamEvent = Delta | Answer | Aborted
 
 
 # preparing ----------------------------------------------------------------------------------
 def prepare(ctx: Context, req: ChatRequest) -> Prepared | Immediate:
     check_scope(req.principal, Scope.CHAT)
-    workspace = visible_workspace(ctx, req.principal, req.slug)
+    workspace = _workspace(ctx, req)
     user_id = _acting_user(ctx, req, workspace)
     thread_id = _thread(ctx, req, workspace, user_id)
-    session_id = None if req.session_id is None else str(req.session_id)[:255]
+    session_id = req.session_id
     if req.reset:
         record_reset(ctx, req, workspace.id, user_id, thread_id, session_id)
         if not req.message:
@@ -132,13 +178,20 @@ def prepare(ctx: Context, req: ChatRequest) -> Prepared | Immediate:
                     llm=llm, temperature=temperature)
 
 
+def _workspace(ctx: Context, req: ChatRequest) -> WorkspaceRow:
+    try:
+        return visible_workspace(ctx, req.principal, req.slug)
+    except NotFound:
+        if req.model_named:
+            raise UnknownModel(f"The model `{req.slug}` does not exist or you do not have access to it.") from None
+        raise
+
+
 def _acting_user(ctx: Context, req: ChatRequest, workspace: WorkspaceRow) -> int:
     """The key's (or session's) user. `userId` is honoured for admins only, and only for an
     active user who may use the workspace (upstream trusts it blindly)."""
     if req.user_id is None or req.user_id == req.principal.user_id:
         return req.principal.user_id
-    if isinstance(req.user_id, bool) or not isinstance(req.user_id, int):
-        raise InvalidInput("userId must be an integer")
     if not req.principal.is_admin:
         raise PermissionDenied("Only admins may chat on behalf of another user.")
     user = ctx.accounts.user(req.user_id)
@@ -152,13 +205,10 @@ def _acting_user(ctx: Context, req: ChatRequest, workspace: WorkspaceRow) -> int
 def _thread(ctx: Context, req: ChatRequest, workspace: WorkspaceRow, user_id: int) -> int | None:
     if req.thread_slug is None:
         return None
-    with ctx.chats.view.read() as tx:
-        row = tx.one("SELECT id, workspace_id, user_id FROM threads WHERE slug = ?", (req.thread_slug,))
-    if row is None or row["workspace_id"] != workspace.id:
+    row = ctx.chats.thread(workspace.id, req.thread_slug)
+    if row is None or (row.user_id != user_id and not req.principal.is_admin):
         raise NotFound(f"Workspace {workspace.slug} or thread {req.thread_slug} is not valid.")
-    if row["user_id"] != user_id and not req.principal.is_admin:
-        raise NotFound(f"Workspace {workspace.slug} or thread {req.thread_slug} is not valid.")
-    return row["id"]
+    return row.id
 
 
 def _system_prompt(template: str) -> str:
@@ -167,19 +217,20 @@ def _system_prompt(template: str) -> str:
             .replace("{date}", now.strftime("%Y-%m-%d")).replace("{time}", now.strftime("%H:%M UTC")))
 
 
-def _attachments(ctx: Context, raw: Any) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]], list[dict[str, Any]]]:
+def _attachments(ctx: Context, raw: list[Attachment] | None
+                 ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]], list[dict[str, str]]]:
     """Images become image parts for the model; `application/anythingllm-document` files are
     parsed and added as context and sources. Only name and type are recorded."""
     if raw is None:
         return [], [], [], []
-    if not isinstance(raw, list) or len(raw) > MAX_ATTACHMENTS:
+    if len(raw) > MAX_ATTACHMENTS:
         raise InvalidInput(f"attachments must be a list of at most {MAX_ATTACHMENTS} items")
-    images, context, sources, meta = [], [], [], []
+    images: list[dict[str, Any]] = []
+    context: list[str] = []
+    sources: list[dict[str, Any]] = []
+    meta: list[dict[str, str]] = []
     for item in raw:
-        if not isinstance(item, dict) or not isinstance(item.get("contentString"), str):
-            raise InvalidInput("each attachment needs name, mime and contentString")
-        name, mime = str(item.get("name") or "attachment")[:255], str(item.get("mime") or "")[:100]
-        content = item["contentString"]
+        name, mime, content = (item.name or "attachment")[:255], item.mime[:100], item.content
         if len(content) > MAX_ATTACHMENT_BYTES * 4 // 3 + 100:
             raise InvalidInput(f"attachment {name} is larger than {MAX_ATTACHMENT_BYTES} bytes")
         meta.append({"name": name, "mime": mime})
@@ -260,17 +311,9 @@ def load_history(ctx: Context, workspace: WorkspaceRow, user_id: int, thread_id:
     limit = int(workspace.settings.get("openAiHistory", 20) or 0)
     if limit <= 0:
         return []
-    with ctx.chats.view.read() as tx:
-        if embed_id is not None:
-            rows = tx.all("SELECT prompt, reply FROM chats WHERE embed_id = ? AND session_key = ? AND include = 1"
-                          " ORDER BY position DESC LIMIT ?", (embed_id, session_id or NO_SESSION, limit))
-        else:
-            rows = tx.all(
-                "SELECT prompt, reply FROM chats WHERE workspace_id = ? AND user_id = ? AND thread_key = ?"
-                " AND session_key = ? AND include = 1 AND embed_id IS NULL ORDER BY position DESC LIMIT ?",
-                (workspace.id, user_id, NO_THREAD if thread_id is None else thread_id,
-                 NO_SESSION if session_id is None else session_id, limit))
-    return [(r["prompt"], r["reply"]) for r in reversed(rows)]
+    if embed_id is not None:
+        return ctx.chats.embed_prompt_history(embed_id, session_id, limit)
+    return ctx.chats.prompt_history(workspace.id, user_id, thread_id, session_id, limit)
 
 
 # recording ----------------------------------------------------------------------------------
@@ -305,16 +348,15 @@ def _record_prepared(ctx: Context, p: Prepared, text: str, usage: tuple[int, int
                   usage=usage, latency_ms=latency_ms, include=status == "ok", status=status, error=error)
 
 
-def metrics(p: Prepared, usage: tuple[int, int], seconds: float) -> dict[str, Any]:
-    return {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage),
-            "outputTps": round(usage[1] / seconds, 3) if seconds > 0 else 0, "duration": round(seconds, 3),
-            "model": p.llm.config.model, "provider": p.llm.provider}
+def metrics(p: Prepared, usage: tuple[int, int], seconds: float) -> Metrics:
+    return Metrics(usage[0], usage[1], sum(usage), round(usage[1] / seconds, 3) if seconds > 0 else 0,
+                   round(seconds, 3), p.llm.config.model, p.llm.provider)
 
 
 # answering ----------------------------------------------------------------------------------
-def answer(ctx: Context, p: Prepared) -> dict[str, Any]:
-    """Sync chat: the ResponseObject. A provider failure is recorded (outside history) and
-    raised as ChatFailed, which the route answers with upstream's abort object."""
+def answer(ctx: Context, p: Prepared) -> Answer:
+    """Sync chat. A provider failure is recorded (outside history) and raised as ChatFailed,
+    which the routes answer in their error shape (upstream's abort object)."""
     started = time.perf_counter()
     try:
         completion = ctx.completions.complete(p.llm.config, p.messages, temperature=p.temperature)
@@ -323,19 +365,21 @@ def answer(ctx: Context, p: Prepared) -> dict[str, Any]:
         raise ChatFailed(e.message, 504 if e.kind == "timeout" else 502) from None
     seconds = time.perf_counter() - started
     usage = (completion.usage.prompt_tokens, completion.usage.completion_tokens)
-    if not completion.text.strip():
+    return _finish(ctx, p, str(uuid.uuid4()), completion.text, usage, seconds)
+
+
+def _finish(ctx: Context, p: Prepared, response_id: str, text: str, usage: tuple[int, int], seconds: float) -> Answer:
+    if not text.strip():
         _record_prepared(ctx, p, "", usage, seconds * 1000, "failed", EMPTY_COMPLETION)
-        return {**abort(EMPTY_COMPLETION), "metrics": metrics(p, usage, seconds)}
-    chat_id = _record_prepared(ctx, p, completion.text, usage, seconds * 1000, "ok")
-    return {"id": str(uuid.uuid4()), "type": "textResponse", "textResponse": completion.text, "sources": p.sources,
-            "close": True, "error": None, "chatId": chat_id, "metrics": metrics(p, usage, seconds)}
+        return Answer(response_id, "", [], None, metrics(p, usage, seconds), EMPTY_COMPLETION)
+    chat_id = _record_prepared(ctx, p, text, usage, seconds * 1000, "ok")
+    return Answer(response_id, text, p.sources, chat_id, metrics(p, usage, seconds))
 
 
-def stream(ctx: Context, p: Prepared, cancel: Any) -> Iterator[dict[str, Any]]:
-    """Streaming chat, framed as upstream's stream-chat (reference §2.4): token chunks, a
-    closing chunk with the sources, then `finalizeResponseStream` after the exchange is
-    recorded. A provider error ends with an `abort` frame. A client that goes away (`cancel`
-    set) stops the upstream call; what was streamed so far is recorded as a partial exchange."""
+def stream(ctx: Context, p: Prepared, cancel: threading.Event) -> Iterator[StreamEvent]:
+    """Streaming chat: the reply's pieces, then the recorded Answer (or Aborted on a provider
+    error). A client that goes away (`cancel` set) stops the upstream call; what was streamed
+    so far is recorded as a partial exchange."""
     response_id = str(uuid.uuid4())
     started = time.perf_counter()
     parts: list[str] = []
@@ -344,8 +388,7 @@ def stream(ctx: Context, p: Prepared, cancel: Any) -> Iterator[dict[str, Any]]:
         for event in ctx.completions.stream(p.llm.config, p.messages, temperature=p.temperature, cancel=cancel):
             if event.text:
                 parts.append(event.text)
-                yield {"uuid": response_id, "sources": [], "type": "textResponseChunk", "textResponse": event.text,
-                       "close": False, "error": False}
+                yield Delta(event.text)
             if event.done:
                 usage = (event.usage.prompt_tokens, event.usage.completion_tokens) if event.usage else usage
     except CompletionFailed as e:
@@ -354,20 +397,6 @@ def stream(ctx: Context, p: Prepared, cancel: Any) -> Iterator[dict[str, Any]]:
             _record_prepared(ctx, p, text, usage, seconds * 1000, "partial", "client disconnected")
             return
         _record_prepared(ctx, p, text, usage, seconds * 1000, "failed", e.message)
-        yield {**abort(e.message), "uuid": response_id}
+        yield Aborted(e.message)
         return
-    text, seconds = "".join(parts), time.perf_counter() - started
-    if not text.strip():
-        _record_prepared(ctx, p, "", usage, seconds * 1000, "failed", EMPTY_COMPLETION)
-        yield {**abort(EMPTY_COMPLETION), "uuid": response_id}
-        return
-    yield {"uuid": response_id, "sources": p.sources, "type": "textResponseChunk", "textResponse": "",
-           "close": True, "error": False}
-    chat_id = _record_prepared(ctx, p, text, usage, seconds * 1000, "ok")
-    yield {"uuid": response_id, "type": "finalizeResponseStream", "close": True, "error": False, "chatId": chat_id,
-           "metrics": metrics(p, usage, seconds), "sources": p.sources}
-
-
-def immediate_response(result: Immediate) -> dict[str, Any]:
-    return {"id": str(uuid.uuid4()), "type": "textResponse", "textResponse": result.text, "sources": [],
-            "close": True, "error": None, "metrics": {}, **({"chatId": result.chat_id} if result.chat_id else {})}
+    yield _finish(ctx, p, response_id, "".join(parts), usage, time.perf_counter() - started)

@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
+from eventsourcing.persistence import IntegrityError
 
 from application.access import check_admin
+from application.chat import ChatRequest
 from application.ids import take_id
 from application.ledger import Context
+from application.rows import EmbedChat
 from application.workspaces import get_workspace, get_workspace_by_id
-from domain.embeds import Embed, embed_uuid
-from datetime import datetime, timedelta, timezone
+from domain.embeds import Embed, EmbedChatSlot, embed_uuid
 
 from domain.errors import DomainError, InvalidInput, NotFound
-from domain.principal import Principal, Role
-from domain.timefmt import iso
-from projections.chats import full_response
+from domain.principal import Actor, Principal, Role
+
+
+EmbedValue = str | bool | int | list[str] | None
+EmbedSettings = dict[str, EmbedValue]
+SETTING_FIELDS = frozenset({"chat_mode", "allowlist_domains", "allow_model_override", "allow_temperature_override",
+                            "allow_prompt_override", "enabled", "max_chats_per_day", "max_chats_per_session",
+                            "message_limit"})
 
 
 class EmbedRow(msgspec.Struct, frozen=True):
@@ -41,9 +49,7 @@ def _rows(ctx: Context, where: str = "", params: tuple = ()) -> list[EmbedRow]:
             " ORDER BY e.id", params)
     counts: dict[int, int] = {}
     if rows and ctx.chats is not None:
-        with ctx.chats.view.read() as tx:
-            counts = {r["embed_id"]: r["n"] for r in tx.all(
-                "SELECT embed_id, COUNT(*) AS n FROM chats WHERE embed_id IS NOT NULL GROUP BY embed_id")}
+        counts = ctx.chats.embed_chat_counts()
     return [EmbedRow(**{**r, "settings": json.loads(r["settings"])}, chat_count=counts.get(r["id"], 0)) for r in rows]
 
 
@@ -60,10 +66,10 @@ def get_embed(ctx: Context, principal: Principal, public_uuid: str) -> EmbedRow:
     return rows[0]
 
 
-def create_embed(ctx: Context, principal: Principal, correlation_id: str, body: dict[str, Any]) -> EmbedRow:
+def create_embed(ctx: Context, principal: Principal, correlation_id: str, slug: str | None,
+                 settings: EmbedSettings) -> EmbedRow:
     check_admin(principal)
-    slug = body.get("workspace_slug")
-    if not isinstance(slug, str) or not slug:
+    if not slug:
         raise InvalidInput("Workspace slug is required")
     workspace = get_workspace(ctx, slug)
     if workspace is None:
@@ -73,24 +79,24 @@ def create_embed(ctx: Context, principal: Principal, correlation_id: str, body: 
 
     def attempt() -> EmbedRow:
         seq, embed_id = take_id(ctx, "embeds", actor)
-        embed = Embed.create(actor, embed_id, public_uuid, workspace.id, body)
+        embed = Embed.create(actor, embed_id, public_uuid, workspace.id, settings)
         ctx.save(seq, embed, project=[ctx.library])
         return _rows(ctx, "WHERE e.uuid = ?", (public_uuid,))[0]
 
     return ctx.retrying(attempt)
 
 
-def update_embed(ctx: Context, principal: Principal, correlation_id: str, public_uuid: str, body: dict[str, Any]) -> None:
+def update_embed(ctx: Context, principal: Principal, correlation_id: str, public_uuid: str, settings: EmbedSettings,
+                 workspace_id: int | None = None) -> None:
     check_admin(principal)
-    workspace_id = body.get("workspace_id")
-    if workspace_id is not None and (not isinstance(workspace_id, int) or get_workspace_by_id(ctx, workspace_id) is None):
+    if workspace_id is not None and get_workspace_by_id(ctx, workspace_id) is None:
         raise NotFound("Workspace not found")
 
     def attempt() -> None:
         embed: Embed | None = ctx.ledger.find(embed_uuid(public_uuid))
         if embed is None or embed.deleted:
             raise NotFound("Embed not found")
-        if embed.update(principal.actor(correlation_id), body, workspace_id):
+        if embed.update(principal.actor(correlation_id), settings, workspace_id):
             ctx.save(embed, project=[ctx.library])
 
     ctx.retrying(attempt)
@@ -113,6 +119,10 @@ class WidgetError(DomainError):
     status = 403
 
 
+class ChatLimitReached(DomainError):
+    status = 429
+
+
 def _widget(ctx: Context, public_uuid: str, origin: str | None) -> tuple[EmbedRow, Principal]:
     """The enabled embed and the user its chats are recorded for (its creator: there is no
     anonymous user here); the caller's Origin must be on the allowlist when one is set."""
@@ -129,43 +139,68 @@ def _widget(ctx: Context, public_uuid: str, origin: str | None) -> tuple[EmbedRo
     return embed, Principal(user_id=owner.id, username=owner.username, role=Role(owner.role))
 
 
-def _check_session_id(session_id: Any) -> str:
-    if not isinstance(session_id, str) or not 1 <= len(session_id) <= 255:
+class WidgetChat(msgspec.Struct, frozen=True):
+    """The widget's chat body, validated by the route."""
+
+    session_id: str
+    message: str | None
+    prompt: str | None = None
+    temperature: float | None = None
+
+
+def _check_session_id(session_id: str) -> str:
+    if not 1 <= len(session_id) <= 255:
         raise InvalidInput("sessionId is required")
     return session_id
 
 
 def widget_chat_request(ctx: Context, public_uuid: str, origin: str | None, correlation_id: str,
-                        body: dict[str, Any]) -> Any:
-    from application.chat import ChatRequest
-
+                        body: WidgetChat) -> ChatRequest:
+    """The chat to run for a widget, once one of the embed's limited chats is reserved."""
     embed, principal = _widget(ctx, public_uuid, origin)
-    session_id = _check_session_id(body.get("sessionId"))
+    session_id = _check_session_id(body.session_id)
+    if not body.message or not body.message.strip():
+        raise InvalidInput("Message is empty")
     limits = embed.settings
-    with ctx.chats.view.read() as tx:
-        in_session = tx.scalar("SELECT COUNT(*) FROM chats WHERE embed_id = ? AND session_key = ?", (embed.id, session_id))
-        today = tx.scalar("SELECT COUNT(*) FROM chats WHERE embed_id = ? AND created_at >= ?",
-                          (embed.id, iso(datetime.now(timezone.utc) - timedelta(days=1))))
-    if limits.get("max_chats_per_session") and in_session >= limits["max_chats_per_session"]:
-        raise WidgetError("This session has reached its chat limit.")
-    if limits.get("max_chats_per_day") and today >= limits["max_chats_per_day"]:
-        raise WidgetError("This embed has reached its daily chat limit.")
-    temperature = body.get("temperature") if limits.get("allow_temperature_override") else None
-    prompt = body.get("prompt") if limits.get("allow_prompt_override") else None
+    actor = principal.actor(correlation_id)
+    day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    windows = []  # (window, chats the read model has seen in it, limit, refusal)
+    if limits.get("max_chats_per_session"):
+        windows.append((f"session:{session_id}", ctx.chats.embed_session_count(embed.id, session_id),
+                        limits["max_chats_per_session"], "This session has reached its chat limit."))
+    if limits.get("max_chats_per_day"):
+        windows.append((f"day:{day}", ctx.chats.embed_count_since(embed.id, day + "T00:00:00"),
+                        limits["max_chats_per_day"], "This embed has reached its daily chat limit."))
+    for _, used, limit, refusal in windows:  # refused before anything is stored, unless racing
+        if used >= limit:
+            raise ChatLimitReached(refusal)
+    for window, used, limit, refusal in windows:
+        _reserve(ctx, actor, embed.id, window, used, limit, refusal)
+    temperature = body.temperature if limits.get("allow_temperature_override") else None
+    prompt = body.prompt if limits.get("allow_prompt_override") else None
     return ChatRequest(principal=principal, correlation_id=correlation_id, slug=embed.workspace_slug or "",
-                       message=body.get("message"), mode=limits.get("chat_mode", "query"), session_id=session_id,
-                       temperature=temperature if isinstance(temperature, (int, float)) else None,
-                       system_prompt=prompt if isinstance(prompt, str) else None, embed_id=embed.id)
+                       message=body.message, mode=limits.get("chat_mode", "query"), session_id=session_id,
+                       temperature=temperature, system_prompt=prompt, embed_id=embed.id)
+
+
+def _reserve(ctx: Context, actor: Actor, embed_id: int, window: str, used: int, limit: int, refusal: str) -> None:
+    """Reserve the first free slot of `window` below `limit`, or refuse (429). Each slot is an
+    aggregate saved at most once, so racing requests (in any process) never share one; the
+    read model's count only says where to start looking."""
+    for slot in range(min(used, limit), limit):
+        try:
+            ctx.save(EmbedChatSlot.reserve(actor, embed_id, window, slot))
+            return
+        except IntegrityError:
+            continue
+    raise ChatLimitReached(refusal)
 
 
 def widget_history(ctx: Context, public_uuid: str, origin: str | None, session_id: str) -> list[dict[str, Any]]:
     from application.history import to_history
 
     embed, _ = _widget(ctx, public_uuid, origin)
-    with ctx.chats.view.read() as tx:
-        rows = tx.all("SELECT id, prompt, reply, response, feedback, created_at FROM chats WHERE embed_id = ? AND"
-                      " session_key = ? AND include = 1 ORDER BY position", (embed.id, _check_session_id(session_id)))
-    return to_history(rows)
+    return to_history(ctx.chats.embed_history(embed.id, _check_session_id(session_id)))
 
 
 def widget_reset(ctx: Context, public_uuid: str, origin: str | None, session_id: str, correlation_id: str) -> None:
@@ -177,13 +212,7 @@ def widget_reset(ctx: Context, public_uuid: str, origin: str | None, session_id:
     ctx.save(reset, project=[ctx.chats])
 
 
-def embed_chats(ctx: Context, principal: Principal, public_uuid: str, session_id: str | None) -> list[dict[str, Any]]:
-    """Upstream's embed_chats rows (without the caller's IP and host, which upstream leaks)."""
+def embed_chats(ctx: Context, principal: Principal, public_uuid: str, session_id: str | None) -> list[EmbedChat]:
+    """The embed's chats (or one session's), newest first, at most 1000."""
     embed = get_embed(ctx, principal, public_uuid)
-    sql = ("SELECT id, prompt, reply, response, session_key, include, created_at FROM chats WHERE embed_id = ?"
-           + (" AND session_key = ?" if session_id is not None else "") + " ORDER BY position DESC LIMIT 1000")
-    params = (embed.id, session_id) if session_id is not None else (embed.id,)
-    with ctx.chats.view.read() as tx:
-        rows = tx.all(sql, params)
-    return [{"id": r["id"], "prompt": r["prompt"], "response": full_response(r), "session_id": r["session_key"],
-             "include": bool(r["include"]), "embed_id": embed.id, "createdAt": r["created_at"]} for r in rows]
+    return ctx.chats.embed_chats(embed.id, session_id, 1000)

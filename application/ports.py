@@ -310,6 +310,44 @@ class ChatsView(ReadModel, Protocol):
         """The user's threads in the workspace, by id."""
     # end of the library slice's block ----------------------------------------------------------
 
+    def prompt_history(self, workspace_id: int, user_id: int, thread_id: int | None, session_id: str | None,
+                       limit: int) -> list[tuple[str, str]]:
+        """(prompt, reply) of the newest `limit` included exchanges of exactly this partition, oldest first."""
+
+    def embed_prompt_history(self, embed_id: int, session_id: str | None, limit: int) -> list[tuple[str, str]]:
+        """The same for one embed session."""
+
+    def history(self, workspace_id: int, user_id: int, session_id: str | None, limit: int,
+                newest_first: bool = False) -> list[application.rows.HistoryRow]:
+        """The newest `limit` included exchanges of the user's default thread (or one API session)."""
+
+    def thread_history(self, thread_id: int) -> list[application.rows.HistoryRow]:
+        """A thread's included exchanges, oldest first."""
+
+    def embed_history(self, embed_id: int, session_id: str) -> list[application.rows.HistoryRow]:
+        """An embed session's included exchanges, oldest first."""
+
+    def embed_chats(self, embed_id: int, session_id: str | None, limit: int) -> list[application.rows.EmbedChat]:
+        """An embed's chats (or one session's), newest first."""
+
+    def embed_chat_counts(self) -> dict[int, int]:
+        """Chats per embed id."""
+
+    def embed_session_count(self, embed_id: int, session_id: str) -> int:
+        """Chats recorded in one embed session."""
+
+    def embed_count_since(self, embed_id: int, since: str) -> int:
+        """Chats of an embed recorded at or after `since` (an ISO time)."""
+
+    def thread(self, workspace_id: int, slug: str) -> application.rows.ThreadRow | None:
+        """The workspace's thread with this slug."""
+
+    def user_threads(self, workspace_id: int, user_id: int) -> list[application.rows.ThreadRow]:
+        """A user's threads in a workspace, oldest first."""
+
+    def chat_log(self, offset: int, limit: int) -> list[application.rows.ChatLogRow]:
+        """Every exchange, newest first (admin chat logs and exports)."""
+
 
 # audit_log: one row per event ----------------------------------------------------------------
 class AuditView(ReadModel, Protocol):

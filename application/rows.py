@@ -172,6 +172,53 @@ class ChunkRow(msgspec.Struct, frozen=True):
 
 
 # chats ---------------------------------------------------------------------------------------
+class ThreadRow(msgspec.Struct, frozen=True):
+    id: int
+    workspace_id: int
+    user_id: int
+    name: str
+    slug: str
+    created_at: str
+    updated_at: str
+
+
+class HistoryRow(msgspec.Struct, frozen=True):
+    """One exchange as the history routes show it; `response` is upstream's full response JSON."""
+
+    id: int
+    prompt: str
+    response: str
+    feedback: int | None
+    created_at: str
+
+
+class EmbedChat(msgspec.Struct, frozen=True):
+    id: int
+    prompt: str
+    response: str
+    session_id: str
+    include: bool
+    embed_id: int
+    created_at: str
+
+
+class ChatLogRow(msgspec.Struct, frozen=True):
+    """One exchange of the chat logs (admins): every partition key, the reply and the full response."""
+
+    id: int
+    workspace_id: int
+    user_id: int
+    thread_id: int | None
+    session_id: str | None
+    embed_id: int | None
+    api_key_id: int | None
+    prompt: str
+    reply: str
+    response: str
+    include: bool
+    feedback: int | None
+    created_at: str
+
 
 
 # audit_log -----------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ def current_settings(ctx: Context, principal: Principal) -> dict[str, Any]:
     return settings
 
 
-def update_env(ctx: Context, principal: Principal, correlation_id: str, body: dict[str, Any]) -> tuple[dict[str, str], str | None]:
+def update_env(ctx: Context, principal: Principal, correlation_id: str, body: dict[str, str]) -> tuple[dict[str, str], str | None]:
     """Returns (newValues with secrets masked, error). Values containing `******` are ignored
     (clients echo masked values back), as upstream. Non-string values are refused (upstream
     crashes on them)."""
@@ -62,3 +62,9 @@ def setting_value(ctx: Context, key: str) -> str | None:
         return ctx.content.secrets.get(key)
     with ctx.accounts.view.read() as tx:
         return tx.scalar("SELECT value FROM system_settings WHERE label = ?", (f"env:{key}",))
+
+
+def check_env_dump(principal: Principal) -> None:
+    """Upstream's env-dump writes its settings to the .env file; ours are already events and
+    the secrets store, so there is nothing to write. Admins only (upstream's needs no key)."""
+    check_admin(principal)

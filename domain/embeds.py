@@ -103,3 +103,26 @@ class Embed(Audited):
             return False
         self._record(self.Deleted, actor)
         return True
+
+
+def embed_slot_uuid(embed_id: int, window: str, slot: int) -> UUID:
+    return uuid5(NAMESPACE_URL, f"ledgerllm:/embeds/{embed_id}/slots/{window}/{slot}")
+
+
+class EmbedChatSlot(Audited):
+    """One of an embed's limited chats (slot `slot` of a session's or a day's allowance),
+    reserved before the chat runs. A slot is an aggregate of its own: two requests racing for
+    it cannot both save it, so a limit holds across threads and processes."""
+
+    class Reserved(Audited.Created):
+        embed_id: int
+        window: str  # "session:<id>" or "day:<YYYY-MM-DD>"
+        slot: int
+
+        def apply(self, reservation: EmbedChatSlot) -> None:
+            reservation.embed_id, reservation.window, reservation.slot = self.embed_id, self.window, self.slot
+
+    @classmethod
+    def reserve(cls, actor: Actor, embed_id: int, window: str, slot: int) -> EmbedChatSlot:
+        return cls._create(cls.Reserved, id=embed_slot_uuid(embed_id, window, slot), **actor.stamp(),
+                           embed_id=embed_id, window=window, slot=slot)

@@ -16,8 +16,11 @@ def thread_uuid(thread_id: int) -> UUID:
     return uuid5(NAMESPACE_URL, f"ledgerllm:/threads/{thread_id}")
 
 
-def thread_slug_uuid(slug: str) -> UUID:
-    return uuid5(NAMESPACE_URL, f"ledgerllm:/thread-slugs/{slug}")
+def thread_slug_uuid(slug: str, workspace_id: int | None = None) -> UUID:
+    """The claim of a slug in one workspace (claims made before were global: no workspace)."""
+    if workspace_id is None:
+        return uuid5(NAMESPACE_URL, f"ledgerllm:/thread-slugs/{slug}")
+    return uuid5(NAMESPACE_URL, f"ledgerllm:/workspaces/{workspace_id}/thread-slugs/{slug}")
 
 
 def check_thread_slug(slug: str) -> str:
@@ -75,16 +78,19 @@ class Thread(Audited):
 
 
 class ThreadSlug(Audited):
-    """Claims a thread slug (unique across workspaces, as upstream): a second claim of the
-    same slug fails on save, so two racing creates cannot share one."""
+    """Claims a thread slug in one workspace: a second claim of the same slug there fails on
+    save, so two racing creates cannot share one. (Upstream's are unique across workspaces,
+    which lets a 409 tell one user that a slug exists in a workspace they cannot see.)"""
 
     class Claimed(Audited.Created):
         slug: str
         thread_id: int
+        workspace_id: int | None = None  # None: a claim made when slugs were global
 
         def apply(self, claim: ThreadSlug) -> None:
             claim.thread_id = self.thread_id
 
     @classmethod
-    def claim(cls, actor: Actor, slug: str, thread_id: int) -> ThreadSlug:
-        return cls._create(cls.Claimed, id=thread_slug_uuid(slug), **actor.stamp(), slug=slug, thread_id=thread_id)
+    def claim(cls, actor: Actor, slug: str, thread_id: int, workspace_id: int) -> ThreadSlug:
+        return cls._create(cls.Claimed, id=thread_slug_uuid(slug, workspace_id), **actor.stamp(), slug=slug,
+                           thread_id=thread_id, workspace_id=workspace_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
-from application.rows import WorkspaceThreadRow  # library slice: threads_of
+from application.rows import ChatLogRow, EmbedChat, HistoryRow, ThreadRow, WorkspaceThreadRow
 from domain.chats import Chat, HistoryReset
 from domain.threads import Thread
 from domain.workspaces import Workspace
@@ -44,8 +44,10 @@ class ChatsProjection(SqlProjection):
         """CREATE TABLE IF NOT EXISTS threads (
             id BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL UNIQUE, workspace_id BIGINT NOT NULL,
             user_id BIGINT NOT NULL, name TEXT NOT NULL,
-            slug TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)""",
+            slug TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS threads_ws_user ON threads (workspace_id, user_id)",
+        # Slugs are unique per workspace (a view made before had them unique everywhere: rebuild it).
+        "CREATE UNIQUE INDEX IF NOT EXISTS threads_ws_slug ON threads (workspace_id, slug)",
     ]
 
     @handles(Chat.Recorded)
@@ -139,3 +141,98 @@ class ChatHistory(ReadModelView):
                           " WHERE workspace_id = ? AND user_id = ? ORDER BY id", (workspace_id, user_id))
         return [msgspec.convert(r, WorkspaceThreadRow) for r in rows]
     # end of the library slice's block ----------------------------------------------------------
+
+    _HISTORY = "SELECT id, prompt, reply, response, feedback, created_at FROM chats"
+    _THREAD = "SELECT id, workspace_id, user_id, name, slug, created_at, updated_at FROM threads"
+
+    # what prompts read as history
+    def prompt_history(self, workspace_id: int, user_id: int, thread_id: int | None, session_id: str | None,
+                       limit: int) -> list[tuple[str, str]]:
+        """The newest `limit` included exchanges of exactly this partition, oldest first."""
+        with self._read() as tx:
+            rows = tx.all(
+                "SELECT prompt, reply FROM chats WHERE workspace_id = ? AND user_id = ? AND thread_key = ?"
+                " AND session_key = ? AND include = 1 AND embed_id IS NULL ORDER BY position DESC LIMIT ?",
+                (workspace_id, user_id, _thread(thread_id), _session(session_id), limit))
+        return [(r["prompt"], r["reply"]) for r in reversed(rows)]
+
+    def embed_prompt_history(self, embed_id: int, session_id: str | None, limit: int) -> list[tuple[str, str]]:
+        with self._read() as tx:
+            rows = tx.all("SELECT prompt, reply FROM chats WHERE embed_id = ? AND session_key = ? AND include = 1"
+                          " ORDER BY position DESC LIMIT ?", (embed_id, _session(session_id), limit))
+        return [(r["prompt"], r["reply"]) for r in reversed(rows)]
+
+    # what the history routes show
+    def history(self, workspace_id: int, user_id: int, session_id: str | None, limit: int,
+                newest_first: bool = False) -> list[HistoryRow]:
+        """The newest `limit` included exchanges of the user's default thread (or one API session)."""
+        with self._read() as tx:
+            rows = tx.all(self._HISTORY + " WHERE workspace_id = ? AND user_id = ? AND thread_key = ? AND session_key = ?"
+                          " AND include = 1 AND embed_id IS NULL ORDER BY position DESC LIMIT ?",
+                          (workspace_id, user_id, NO_THREAD, _session(session_id), limit))
+        rows = [_history_row(r) for r in rows]
+        return rows if newest_first else rows[::-1]
+
+    def thread_history(self, thread_id: int) -> list[HistoryRow]:
+        with self._read() as tx:
+            rows = tx.all(self._HISTORY + " WHERE thread_key = ? AND include = 1 ORDER BY position", (thread_id,))
+        return [_history_row(r) for r in rows]
+
+    def embed_history(self, embed_id: int, session_id: str) -> list[HistoryRow]:
+        with self._read() as tx:
+            rows = tx.all(self._HISTORY + " WHERE embed_id = ? AND session_key = ? AND include = 1 ORDER BY position",
+                          (embed_id, session_id))
+        return [_history_row(r) for r in rows]
+
+    # embeds
+    def embed_chats(self, embed_id: int, session_id: str | None, limit: int) -> list[EmbedChat]:
+        """An embed's chats (or one session's), newest first."""
+        sql = ("SELECT id, prompt, reply, response, session_key, include, created_at FROM chats WHERE embed_id = ?"
+               + (" AND session_key = ?" if session_id is not None else "") + " ORDER BY position DESC LIMIT ?")
+        params = (embed_id, session_id, limit) if session_id is not None else (embed_id, limit)
+        with self._read() as tx:
+            rows = tx.all(sql, params)
+        return [EmbedChat(r["id"], r["prompt"], full_response(r), r["session_key"], bool(r["include"]), embed_id,
+                          r["created_at"]) for r in rows]
+
+    def embed_chat_counts(self) -> dict[int, int]:
+        with self._read() as tx:
+            return {r["embed_id"]: int(r["n"]) for r in tx.all(
+                "SELECT embed_id, COUNT(*) AS n FROM chats WHERE embed_id IS NOT NULL GROUP BY embed_id")}
+
+    def embed_session_count(self, embed_id: int, session_id: str) -> int:
+        with self._read() as tx:
+            return int(tx.scalar("SELECT COUNT(*) FROM chats WHERE embed_id = ? AND session_key = ?",
+                                 (embed_id, session_id)) or 0)
+
+    def embed_count_since(self, embed_id: int, since: str) -> int:
+        with self._read() as tx:
+            return int(tx.scalar("SELECT COUNT(*) FROM chats WHERE embed_id = ? AND created_at >= ?",
+                                 (embed_id, since)) or 0)
+
+    # threads
+    def thread(self, workspace_id: int, slug: str) -> ThreadRow | None:
+        with self._read() as tx:
+            row = tx.one(self._THREAD + " WHERE workspace_id = ? AND slug = ?", (workspace_id, slug))
+        return ThreadRow(**row) if row else None
+
+    def user_threads(self, workspace_id: int, user_id: int) -> list[ThreadRow]:
+        with self._read() as tx:
+            rows = tx.all(self._THREAD + " WHERE workspace_id = ? AND user_id = ? ORDER BY id", (workspace_id, user_id))
+        return [ThreadRow(**r) for r in rows]
+
+    # chat logs (admins)
+    def chat_log(self, offset: int, limit: int) -> list[ChatLogRow]:
+        """Every exchange, newest first."""
+        with self._read() as tx:
+            rows = tx.all("SELECT id, workspace_id, user_id, thread_key, session_key, embed_id, api_key_id, prompt,"
+                          " reply, response, include, feedback, created_at FROM chats"
+                          " ORDER BY position DESC LIMIT ? OFFSET ?", (limit, offset))
+        return [ChatLogRow(
+            r["id"], r["workspace_id"], r["user_id"], None if r["thread_key"] == NO_THREAD else r["thread_key"],
+            r["session_key"] or None, r["embed_id"], r["api_key_id"], r["prompt"], r["reply"], full_response(r),
+            bool(r["include"]), r["feedback"], r["created_at"]) for r in rows]
+
+
+def _history_row(r: dict[str, object]) -> HistoryRow:
+    return HistoryRow(r["id"], r["prompt"], full_response(r), r["feedback"], r["created_at"])  # type: ignore[arg-type]

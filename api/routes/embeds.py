@@ -2,16 +2,54 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from litestar import Controller, Request, Response, delete, get, post
+import msgspec
+from litestar import Controller, Request, get, post, delete
+from msgspec import UNSET, Meta, UnsetType
 
+from api.errors import SuccessError, raises
 from api.presenters import request_id
+from api.schema import Short
 from application import embeds
 from application.ledger import Context
-from domain.errors import DomainError
 
 COMMON = {"sync_to_thread": True}
+ChatLimit = Annotated[int, Meta(ge=1, le=1_000_000)]
+Origins = Annotated[str, Meta(max_length=26_000)] | Annotated[list[Annotated[str, Meta(max_length=255)]],
+                                                               Meta(max_length=100)]
+
+
+class EmbedSettingsBody(msgspec.Struct):
+    """The settings an admin may give an embed; only the members sent are changed."""
+
+    chat_mode: Literal["chat", "query"] | UnsetType = UNSET
+    allowlist_domains: Origins | None | UnsetType = UNSET
+    allow_model_override: bool | UnsetType = UNSET
+    allow_temperature_override: bool | UnsetType = UNSET
+    allow_prompt_override: bool | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+    max_chats_per_day: ChatLimit | None | UnsetType = UNSET
+    max_chats_per_session: ChatLimit | None | UnsetType = UNSET
+    message_limit: ChatLimit | None | UnsetType = UNSET
+
+    def settings(self) -> embeds.EmbedSettings:
+        return {f: v for f in self.__struct_fields__ if f in embeds.SETTING_FIELDS
+                and (v := getattr(self, f)) is not UNSET}
+
+
+class NewEmbedBody(EmbedSettingsBody):
+    workspace_slug: Short | UnsetType = UNSET
+
+
+class UpdateEmbedBody(EmbedSettingsBody):
+    workspace_id: Annotated[int, Meta(ge=1, le=2**53 - 1)] | None = None
+
+
+class EmbedWorkspace(msgspec.Struct):
+    id: int
+    name: str | None
+    slug: str | None
 
 
 def embed_out(e: embeds.EmbedRow) -> dict[str, Any]:
@@ -19,6 +57,52 @@ def embed_out(e: embeds.EmbedRow) -> dict[str, Any]:
             "chat_mode": e.settings.get("chat_mode"), "createdAt": e.created_at,
             "workspace": {"id": e.workspace_id, "name": e.workspace_name, "slug": e.workspace_slug},
             "chat_count": e.chat_count, **{k: v for k, v in e.settings.items() if k not in ("enabled", "chat_mode")}}
+
+
+class EmbedList(msgspec.Struct):
+    embeds: list[dict[str, Any]]
+
+
+class NewEmbed(msgspec.Struct):
+    embed: dict[str, Any]
+    error: None = None
+
+
+class EmbedError(msgspec.Struct):
+    """`{"embed": null, "error": "..."}`: the create route's error body."""
+
+    embed: None
+    error: str
+
+    @classmethod
+    def of(cls, message: str, status: int) -> EmbedError:
+        return cls(None, message)
+
+
+class Done(msgspec.Struct):
+    success: bool
+    error: None = None
+
+
+class EmbedChatRow(msgspec.Struct):
+    """Upstream's embed_chats row (without the caller's IP and host, which upstream leaks)."""
+
+    id: int
+    prompt: str
+    response: str
+    session_id: str
+    include: bool
+    embed_id: int
+    createdAt: str
+
+
+class EmbedChats(msgspec.Struct):
+    chats: list[EmbedChatRow]
+
+
+def _chats(rows: list[embeds.EmbedChat]) -> EmbedChats:
+    return EmbedChats([EmbedChatRow(r.id, r.prompt, r.response, r.session_id, r.include, r.embed_id, r.created_at)
+                       for r in rows])
 
 
 class EmbedController(Controller):
@@ -29,38 +113,33 @@ class EmbedController(Controller):
     tags = ["Embed"]
 
     @get("/", operation_id="v1ListEmbeds", **COMMON)
-    def list_embeds(self, ctx: Context, request: Request) -> dict[str, Any]:
-        return {"embeds": [embed_out(e) for e in embeds.list_embeds(ctx, request.user)]}
+    def list_embeds(self, ctx: Context, request: Request) -> EmbedList:
+        return EmbedList([embed_out(e) for e in embeds.list_embeds(ctx, request.user)])
 
-    @post("/new", operation_id="v1CreateEmbed", status_code=200, **COMMON)
-    def create(self, ctx: Context, request: Request, data: dict[str, Any]) -> Response[dict[str, Any]]:
-        try:
-            embed = embeds.create_embed(ctx, request.user, request_id(request), data)
-        except DomainError as e:
-            return Response({"embed": None, "error": str(e)}, status_code=e.status)
-        return Response({"embed": embed_out(embed), "error": None})
+    @post("/new", operation_id="v1CreateEmbed", status_code=200, opt={"error_shape": EmbedError, **raises(404)},
+          **COMMON)
+    def create(self, ctx: Context, request: Request, data: NewEmbedBody) -> NewEmbed:
+        slug = data.workspace_slug if isinstance(data.workspace_slug, str) else None
+        embed = embeds.create_embed(ctx, request.user, request_id(request), slug, data.settings())
+        return NewEmbed(embed_out(embed))
 
-    @post("/{embed_uuid:str}", operation_id="v1UpdateEmbed", status_code=200, **COMMON)
-    def update(self, ctx: Context, request: Request, embed_uuid: str, data: dict[str, Any]) -> Response[dict[str, Any]]:
-        try:
-            embeds.update_embed(ctx, request.user, request_id(request), embed_uuid, data)
-        except DomainError as e:
-            return Response({"success": False, "error": str(e)}, status_code=e.status)
-        return Response({"success": True, "error": None})
+    @post("/{embed_uuid:str}", operation_id="v1UpdateEmbed", status_code=200,
+          opt={"error_shape": SuccessError, **raises(404)}, **COMMON)
+    def update(self, ctx: Context, request: Request, embed_uuid: Short, data: UpdateEmbedBody) -> Done:
+        embeds.update_embed(ctx, request.user, request_id(request), embed_uuid, data.settings(), data.workspace_id)
+        return Done(True)
 
-    @delete("/{embed_uuid:str}", operation_id="v1DeleteEmbed", status_code=200, **COMMON)
-    def remove(self, ctx: Context, request: Request, embed_uuid: str) -> Response[dict[str, Any]]:
-        try:
-            embeds.delete_embed(ctx, request.user, request_id(request), embed_uuid)
-        except DomainError as e:
-            return Response({"success": False, "error": str(e)}, status_code=e.status)
-        return Response({"success": True, "error": None})
+    @delete("/{embed_uuid:str}", operation_id="v1DeleteEmbed", status_code=200,
+            opt={"error_shape": SuccessError, **raises(404)}, **COMMON)
+    def remove(self, ctx: Context, request: Request, embed_uuid: Short) -> Done:
+        embeds.delete_embed(ctx, request.user, request_id(request), embed_uuid)
+        return Done(True)
 
-    @get("/{embed_uuid:str}/chats", operation_id="v1EmbedChats", **COMMON)
-    def chats(self, ctx: Context, request: Request, embed_uuid: str) -> dict[str, Any]:
+    @get("/{embed_uuid:str}/chats", operation_id="v1EmbedChats", opt=raises(404), **COMMON)
+    def chats(self, ctx: Context, request: Request, embed_uuid: Short) -> EmbedChats:
         """The widget's chats, newest first (404 for an unknown embed; upstream answers [])."""
-        return {"chats": embeds.embed_chats(ctx, request.user, embed_uuid, None)}
+        return _chats(embeds.embed_chats(ctx, request.user, embed_uuid, None))
 
-    @get("/{embed_uuid:str}/chats/{session_uuid:str}", operation_id="v1EmbedSessionChats", **COMMON)
-    def session_chats(self, ctx: Context, request: Request, embed_uuid: str, session_uuid: str) -> dict[str, Any]:
-        return {"chats": embeds.embed_chats(ctx, request.user, embed_uuid, session_uuid)}
+    @get("/{embed_uuid:str}/chats/{session_uuid:str}", operation_id="v1EmbedSessionChats", opt=raises(404), **COMMON)
+    def session_chats(self, ctx: Context, request: Request, embed_uuid: Short, session_uuid: Short) -> EmbedChats:
+        return _chats(embeds.embed_chats(ctx, request.user, embed_uuid, session_uuid))

@@ -1,35 +1,142 @@
-"""The OpenAI-compatible embeddings and vector stores (`/api/v1/openai`)."""
+"""The OpenAI-compatible routes (`/api/v1/openai`): models, chat completions, embeddings and
+vector stores. Errors answer OpenAI's shape, which the openai SDK turns into its error classes."""
 
 from __future__ import annotations
 
-from typing import Any
+import time
+import uuid
+from typing import Annotated, Any, Literal
 
+import anyio
+import msgspec
 from litestar import Controller, Request, Response, get, post
+from msgspec import Meta
 
-from application import search
+from api.errors import raises
+from api.presenters import request_id
+from api.presenters.openai import Completion, ModelList, Model, OpenAiError, chunks, completion, stream_failed
+from api.schema import Temperature
+from api.sse import sse
+from application import chat, search
 from application.ledger import Context
-from domain.errors import DomainError
+from application.workspaces import list_workspaces
+from domain.errors import InvalidInput
+from domain.timefmt import unix
 
-COMMON = {"sync_to_thread": True}
+SYNC = {"sync_to_thread": True}
+EVENT_STREAM = "text/event-stream"
+OPENAI = {"error_shape": OpenAiError}
+MAX_IMAGE_URL = chat.MAX_ATTACHMENT_BYTES * 4 // 3 + 100
+
+
+class TextPart(msgspec.Struct, tag_field="type", tag="text"):
+    text: Annotated[str, Meta(max_length=chat.MAX_MESSAGE_CHARS)]
+
+
+class ImageUrl(msgspec.Struct):
+    url: Annotated[str, Meta(min_length=1, max_length=MAX_IMAGE_URL)]
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImagePart(msgspec.Struct, tag_field="type", tag="image_url"):
+    image_url: ImageUrl
+
+
+ContentPart = TextPart | ImagePart
+
+
+class OpenAiMessage(msgspec.Struct):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: Annotated[str, Meta(max_length=chat.MAX_MESSAGE_CHARS)] | Annotated[
+        list[ContentPart], Meta(max_length=100)] | None = None
+
+
+class CompletionBody(msgspec.Struct):
+    model: Annotated[str, Meta(min_length=1, max_length=200)]
+    messages: Annotated[list[OpenAiMessage], Meta(min_length=1, max_length=1000)]
+    stream: bool = False
+    temperature: Temperature | None = None
+
+
+def _text(content: str | list[ContentPart] | None) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    return " ".join(p.text for p in content if isinstance(p, TextPart))
+
+
+def _images(content: str | list[ContentPart] | None) -> list[chat.Attachment]:
+    if content is None or isinstance(content, str):
+        return []
+    return [chat.Attachment("image", "image/png", p.image_url.url) for p in content if isinstance(p, ImagePart)]
+
+
+def _chat_request(request: Request, data: CompletionBody) -> chat.ChatRequest:
+    """The last message is the prompt; the first system message replaces the workspace
+    prompt; the other messages are the history the client keeps itself."""
+    msgs = data.messages
+    if msgs[-1].role != "user":
+        raise InvalidInput("The last message must have the role 'user'.")
+    system = next((_text(m.content) for m in msgs if m.role in ("system", "developer")), None)
+    pairs: list[tuple[str, str]] = []
+    pending: str | None = None
+    for m in msgs[:-1]:
+        if m.role == "user":
+            pending = _text(m.content)
+        elif m.role == "assistant":
+            pairs.append((pending or "", _text(m.content)))
+            pending = None
+    images = _images(msgs[-1].content)
+    return chat.ChatRequest(principal=request.user, correlation_id=request_id(request), slug=data.model,
+                            message=_text(msgs[-1].content), mode="chat", attachments=images or None, history=pairs,
+                            system_prompt=system, temperature=data.temperature, model_named=True)
+
+
+class OpenAiChatController(Controller):
+    path = "/openai"
+    tags = ["OpenAI Compatible Endpoints"]
+
+    @get("/models", operation_id="v1OpenAiModels", opt=OPENAI, **SYNC)
+    def models(self, ctx: Context, request: Request) -> ModelList:
+        """Each workspace the caller can see is a model; its id is the slug."""
+        return ModelList("list", [Model(w.slug, "model", unix(w.created_at), w.settings.get("chatProvider") or "ledgerllm")
+                                  for w in list_workspaces(ctx, request.user)])
+
+    @post("/chat/completions", operation_id="v1OpenAiChatCompletions", status_code=200, media_type=EVENT_STREAM,
+          opt={**OPENAI, **raises(404, 502, 504)})
+    async def completions(self, ctx: Context, request: Request, data: CompletionBody) -> Any:
+        """OpenAI's chat completions (the model is a workspace slug; an unknown one is 401, as
+        upstream); with `stream`, `chat.completion.chunk` frames ending in `data: [DONE]`."""
+        req = _chat_request(request, data)
+        prepared = await anyio.to_thread.run_sync(chat.prepare, ctx, req)
+        completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        if data.stream:
+            return sse(lambda cancel: chunks(completion_id, created, data.model, prepared if isinstance(
+                prepared, chat.Immediate) else chat.stream(ctx, prepared, cancel)),
+                on_error=lambda e: stream_failed(), tail=b"data: [DONE]\n\n")
+        result = prepared if isinstance(prepared, chat.Immediate) else await anyio.to_thread.run_sync(
+            chat.answer, ctx, prepared)
+        return _json(completion(completion_id, created, data.model, result))
+
+
+def _json(body: Completion) -> Response[Completion]:
+    """A JSON answer from a route whose declared media type is the event stream."""
+    return Response(body, media_type="application/json")
 
 
 class OpenAiController(Controller):
     path = "/openai"
     tags = ["OpenAI Compatible Endpoints"]
 
-    @post("/embeddings", operation_id="v1OpenAiEmbeddings", status_code=200, **COMMON)
-    def embeddings(self, ctx: Context, request: Request, data: dict[str, Any]) -> Response[dict[str, Any]]:
+    @post("/embeddings", operation_id="v1OpenAiEmbeddings", status_code=200, **SYNC)
+    def embeddings(self, ctx: Context, request: Request, data: dict[str, Any]) -> dict[str, Any]:
         """`input` (or legacy `inputs`): a string or a list of strings."""
-        try:
-            vectors, tokens = search.embed_inputs(ctx, request.user, data.get("input", data.get("inputs")))
-        except DomainError as e:
-            return Response({"error": str(e)}, status_code=e.status)
+        vectors, tokens = search.embed_inputs(ctx, request.user, data.get("input", data.get("inputs")))
         model = ctx.content.embedder.model_name
-        return Response({"object": "list", "model": model,
-                         "data": [{"object": "embedding", "embedding": v, "index": i} for i, v in enumerate(vectors)],
-                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        return {"object": "list", "model": model,
+                "data": [{"object": "embedding", "embedding": v, "index": i} for i, v in enumerate(vectors)],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
-    @get("/vector_stores", operation_id="v1OpenAiVectorStores", **COMMON)
+    @get("/vector_stores", operation_id="v1OpenAiVectorStores", **SYNC)
     def vector_stores(self, ctx: Context, request: Request) -> dict[str, Any]:
         stores = search.vector_stores(ctx, request.user)
         return {"first_id": stores[0]["id"] if stores else None, "last_id": stores[-1]["id"] if stores else None,

@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 
-from typing import Any
+from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post
+import msgspec
+from litestar import Controller, Request, get, post
+from msgspec import Meta
 
 from api.presenters import request_id
 from application import search, system
 from application.ledger import Context
-from domain.errors import DomainError
 
 COMMON = {"sync_to_thread": True}
+SettingName = Annotated[str, Meta(min_length=1, max_length=100)]
+SettingValue = Annotated[str, Meta(max_length=10_000)]
+
+
+class UpdateEnvError(msgspec.Struct):
+    """`{"newValues": {}, "error": "..."}`: the update-env route's error body."""
+
+    newValues: dict[str, str]
+    error: str
+
+    @classmethod
+    def of(cls, message: str, status: int) -> UpdateEnvError:
+        return cls({}, message)
+
+
+class UpdatedEnv(msgspec.Struct):
+    newValues: dict[str, str]
+    error: str | bool
 
 
 class SystemV1Controller(Controller):
@@ -28,21 +47,17 @@ class SystemV1Controller(Controller):
     def vector_count(self, ctx: Context, request: Request) -> dict[str, Any]:
         return {"vectorCount": search.vector_count(ctx, request.user)}
 
-    @post("/update-env", operation_id="v1UpdateEnv", status_code=200, **COMMON)
-    def update_env(self, ctx: Context, request: Request, data: dict[str, Any]) -> Response[dict[str, Any]]:
+    @post("/update-env", operation_id="v1UpdateEnv", status_code=200, opt={"error_shape": UpdateEnvError}, **COMMON)
+    def update_env(self, ctx: Context, request: Request,
+                   data: Annotated[dict[SettingName, SettingValue], Meta(max_length=200)]) -> UpdatedEnv:
         """Admins only. Secret values (API keys) go to the secrets store and never into an event
         or a response; the event records which key changed and who changed it."""
-        try:
-            values, error = system.update_env(ctx, request.user, request_id(request), data)
-        except DomainError as e:
-            return Response({"newValues": {}, "error": str(e)}, status_code=e.status)
-        return Response({"newValues": values, "error": error or False})
+        values, error = system.update_env(ctx, request.user, request_id(request), data)
+        return UpdatedEnv(values, error or False)
 
-    @get("/env-dump", operation_id="v1EnvDump", **COMMON)
-    def env_dump(self, ctx: Context, request: Request) -> Response[bytes]:
+    @get("/env-dump", operation_id="v1EnvDump", media_type="text/plain", **COMMON)
+    def env_dump(self, ctx: Context, request: Request) -> bytes:
         """Requires an admin key (upstream's needs none). Settings are already persisted as
         events and in the secrets store, so there is nothing to write: 200, empty body."""
-        from application.access import check_admin
-
-        check_admin(request.user)
-        return Response(b"", media_type="text/plain")
+        system.check_env_dump(request.user)
+        return b""

@@ -180,12 +180,12 @@ class UsersController(Controller):
 
 def v1_router(upload_max_bytes: int) -> Router:
     from api.routes.audit import AuditController, ProjectionsController
-    from api.routes.chat import ChatController, ChatLogsController, OpenAiChatController
+    from api.routes.chat import ChatController, ChatLogsController
     from api.routes.documents import DocumentController
     from api.routes.embeds import EmbedController
     from api.routes.generated import GeneratedFilesController
     from api.routes.images import ImagesController
-    from api.routes.openai_v1 import OpenAiController
+    from api.routes.openai_v1 import OpenAiChatController, OpenAiController
     from api.routes.system_v1 import SystemV1Controller
     from api.routes.workspaces import WorkspaceController, WorkspaceMembersController
 

@@ -94,8 +94,6 @@ def test_a_bad_body_is_a_bad_request(served):
         served.sdk().chat.completions.create(model=served.slug, messages=[])
 
 
-@pytest.mark.xfail(strict=True, reason="POST /v1/openai/chat/completions answers 404 for an unknown model "
-                   "(NotFoundError); upstream answers 401 (AuthenticationError). Route owned by the chat engineer.")
 def test_an_unknown_model_is_what_upstream_answers(served):
     with pytest.raises(openai.AuthenticationError):
         served.sdk().chat.completions.create(model="no-such-workspace", messages=[{"role": "user", "content": "x"}])

@@ -47,23 +47,6 @@ def because(*reasons: str) -> str:
 # Runs smaller than the default may miss a listed operation's failure: strict only from there up.
 STRICT = EXAMPLES >= DEFAULT_EXAMPLES
 EXPECTED_TO_FAIL: dict[str, str] = {
-    "v1EnvDump": because(PLAIN_200),
-    "v1EmbedChats": because(UNDOC_404),
-    "v1UpdateEmbed": because(BODY_400, UNDOC_404),
-    "v1DeleteEmbed": because(UNDOC_404),
-    "v1EmbedSessionChats": because(UNDOC_404),
-    "v1Chat": because(BODY_400, UNDOC_404),
-    "v1WorkspaceChats": because(BODY_400, UNDOC_404),
-    "v1DeleteThread": because(BODY_400, PLAIN_200, UNDOC_404),
-    "v1WorkspaceThreads": because(UNDOC_404),
-    "v1NewThread": because(BODY_400, UNDOC_404),
-    "v1StreamChat": because(BODY_400, UNDOC_404),
-    "v1ThreadChat": because(BODY_400, UNDOC_404),
-    "v1ThreadChats": because(BODY_400, UNDOC_404),
-    "v1ThreadStreamChat": because(BODY_400, UNDOC_404),
-    "v1UpdateThread": because(BODY_400, UNDOC_404),
-    "v1ExportChats": because(BODY_400, PLAIN_200),
-    "v1OpenAiChatCompletions": because(BODY_400),
 }
 
 

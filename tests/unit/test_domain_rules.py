@@ -541,7 +541,7 @@ def _content_tour(actor: Actor) -> list[Any]:
     """Workspaces, documents, embeds, threads and chats."""
     from domain.chats import Chat, HistoryReset
     from domain.documents import Document, Folder
-    from domain.embeds import Embed
+    from domain.embeds import Embed, EmbedChatSlot
     from domain.threads import Thread, ThreadSlug
     from domain.workspaces import Workspace, WorkspaceDirectory, WorkspaceDoc
 
@@ -568,12 +568,13 @@ def _content_tour(actor: Actor) -> list[Any]:
     thread = Thread.create(actor, 1, 1, 1, "t", "t-1")
     thread.rename(actor, "t2")
     thread.delete(actor)
-    claim = ThreadSlug.claim(actor, "t-1", 1)
+    claim = ThreadSlug.claim(actor, "t-1", 1, 1)
+    slot = EmbedChatSlot.reserve(actor, 1, "session:s", 0)
     chat = Chat.record(actor, 1, workspace_id=1, user_id=1, thread_id=None, session_id=None, embed_id=None,
                        prompt="p", response="r", mode="chat", sources=[], attachments=[], model="m",
                        prompt_tokens=1, completion_tokens=1, latency_ms=1.0, include=True, status="ok", error=None)
     reset = HistoryReset.record(actor, 1, 1, None, None)
-    return [spaces, workspace, folder, doc, embed, thread, claim, chat, reset]
+    return [spaces, workspace, folder, doc, embed, thread, claim, slot, chat, reset]
 
 
 def test_the_command_tour_produces_every_kind_of_event() -> None:
