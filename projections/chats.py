@@ -135,8 +135,9 @@ class ChatHistory(ReadModelView):
 
     # library slice: the threads the workspace routes list (application.ports.ChatsView) ------
     def threads_of(self, workspace_id: int, user_id: int) -> list[WorkspaceThreadRow]:
-        """The user's threads in the workspace, by id."""
-        with self._read() as tx:
+        """The user's threads in the workspace, by id. A listing only (nothing is authorised by
+        it), so a stalled chats view still answers, as it stood."""
+        with self._read(stale_ok=True) as tx:
             rows = tx.all("SELECT id, workspace_id, user_id, name, slug, created_at, updated_at FROM threads"
                           " WHERE workspace_id = ? AND user_id = ? ORDER BY id", (workspace_id, user_id))
         return [msgspec.convert(r, WorkspaceThreadRow) for r in rows]

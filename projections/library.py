@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
 
 import msgspec
 
@@ -297,7 +296,7 @@ _DOC = ("SELECT document_id, folder, filename, original_name, source, mime, text
         " metadata, created_at FROM documents")
 
 
-def _marks(values: list[Any]) -> str:
+def _marks(values: list[str]) -> str:
     return ",".join("?" * len(values))
 
 
@@ -309,13 +308,13 @@ def _visible(member: int | None) -> tuple[str, tuple[object, ...]]:
             " ON m.workspace_id = d.workspace_id WHERE m.user_id = ?)", (member,))
 
 
-def _workspace(r: dict[str, Any] | None) -> WorkspaceRow | None:
+def _workspace(r: dict[str, object] | None) -> WorkspaceRow | None:
     if r is None:
         return None
-    return msgspec.convert({**r, "settings": json.loads(r["settings"])}, WorkspaceRow)
+    return msgspec.convert({**r, "settings": json.loads(str(r["settings"]))}, WorkspaceRow)
 
 
-def _document(r: dict[str, Any] | None) -> DocumentRow | None:
+def _document(r: dict[str, object] | None) -> DocumentRow | None:
     if r is None:
         return None
-    return msgspec.convert({**r, "metadata": json.loads(r["metadata"])}, DocumentRow)
+    return msgspec.convert({**r, "metadata": json.loads(str(r["metadata"]))}, DocumentRow)

@@ -22,7 +22,7 @@ from api.presenters.library import (
 from api.schema import IdPath, PublicId, Short, SlugPath, Text
 from application import users, workspaces as ws
 from application.ledger import Context
-from application.rows import SettingValue, WorkspaceRow
+from application.rows import WorkspaceRow
 from application.search import MAX_QUERY_CHARS, has_vectors, vector_search
 from domain.errors import NotFound
 from domain.principal import Principal
@@ -53,7 +53,7 @@ class WorkspaceBody(msgspec.Struct):
     router_id: PublicId | None | UnsetType = UNSET
     pfpFilename: Short | None | UnsetType = UNSET
 
-    def given(self) -> dict[str, SettingValue]:
+    def given(self) -> ws.Settings:
         """The settings sent, `name` left out."""
         return {f: v for f in self.__struct_fields__ if f != "name" and (v := getattr(self, f)) is not UNSET}
 
@@ -129,7 +129,7 @@ class WorkspaceController(Controller):
     @post("/workspace/{slug:str}/update", operation_id="v1UpdateWorkspace", status_code=200,
           opt={**WORKSPACE_ERRORS, **raises(NotFound)}, **COMMON)
     def update(self, ctx: Context, request: Request, slug: SlugPath, data: WorkspaceBody) -> WorkspaceAnswer:
-        changes: dict[str, SettingValue] = data.given()
+        changes: ws.Settings = data.given()
         if (name := data.name_given()) is not None:
             changes["name"] = name
         row, changed = ws.update_workspace(ctx, ws.UpdateWorkspace(
