@@ -191,6 +191,10 @@ class ReadModel(Protocol):
 
 # accounts: users, invites, sign-in tokens, system settings ----------------------------------
 class AccountsView(ReadModel, Protocol):
+    def stalled(self) -> bool:
+        """True while the read model is stopped at an event it cannot apply: authentication then
+        reads the User aggregates in the store instead (see `application.apikeys`)."""
+
     def user(self, user_id: int) -> application.rows.UserRow | None:
         """The user with this id, deleted ones too."""
 
@@ -231,6 +235,12 @@ class AccountsView(ReadModel, Protocol):
 
 # api_keys: the key listing and the hash lookup -----------------------------------------------
 class ApiKeysView(ReadModel, Protocol):
+    def stalled(self) -> bool:
+        """True while the read model is stopped at an event it cannot apply."""
+
+    def key_id_by_hash(self, secret_hash: str) -> int | None:
+        """The key id a secret hash names, even while stalled (a hash never changes its key)."""
+
     def key(self, key_id: int) -> application.rows.ApiKeyRow | None: ...
 
     def keys(self, user_id: int | None = None) -> list[application.rows.ApiKeyRow]:

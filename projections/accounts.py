@@ -147,6 +147,9 @@ class Accounts(ReadModelView):
     _USER = ("SELECT id, username, role, suspended, deleted, token_version, daily_message_limit, bio,"
              " pfp_filename, created_at, updated_at FROM users")
 
+    def stalled(self) -> bool:
+        return self.runner.stall is not None
+
     def user(self, user_id: int) -> UserRow | None:
         with self._read() as tx:
             return _user(tx.one(self._USER + " WHERE id = ?", (user_id,)))

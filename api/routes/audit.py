@@ -51,11 +51,23 @@ class ChainReportOut(msgspec.Struct, rename="camel"):
     problems: list[ChainProblemOut]
 
 
+class StallOut(msgspec.Struct):
+    """Where a read model stopped: the event it cannot apply, and why."""
+
+    position: int
+    eventType: str
+    topic: str
+    error: str
+    recordedAt: str
+
+
 class ProjectionStatusOut(msgspec.Struct):
     projection: str
     position: int
     head: int
     behind: int
+    stalled: bool
+    stall: StallOut | None
 
 
 class ProjectionsOut(msgspec.Struct):
@@ -113,8 +125,14 @@ class ProjectionsController(Controller):
 
     @get("/", operation_id="v1AdminProjections", sync_to_thread=True)
     def status(self, state: State) -> ProjectionsOut:
-        """Each read model's stored position, the head of the store and how far behind it is."""
+        """Each read model's stored position, the head of the store, how far behind it is and,
+        when it stopped at an event it cannot apply, that event (position, type, error)."""
         runtime = state.runtime
         head = runtime.ctx.ledger.recorder.max_notification_id() or 0
-        return ProjectionsOut([ProjectionStatusOut(r.name, r.position(), head, head - r.position())
-                               for r in runtime.runners])
+        out = []
+        for r in runtime.runners:
+            position, stall = r.position(), r.stall
+            shown = None if stall is None else StallOut(stall.position, stall.topic.partition(":")[2] or stall.topic, stall.topic,
+                                                        stall.error, stall.recorded_at)
+            out.append(ProjectionStatusOut(r.name, position, head, head - position, stall is not None, shown))
+        return ProjectionsOut(out)
