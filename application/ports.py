@@ -15,6 +15,7 @@ import msgspec
 from domain.principal import Principal
 
 if TYPE_CHECKING:  # row Structs, for annotations only
+    import application.audit  # noqa: F401
     import application.rows  # noqa: F401
 
 
@@ -272,4 +273,8 @@ class ChatsView(ReadModel, Protocol):
 
 # audit_log: one row per event ----------------------------------------------------------------
 class AuditView(ReadModel, Protocol):
-    pass
+    def catch_up(self) -> int:
+        """Apply every event stored so far; the position reached."""
+
+    def page(self, query: application.audit.AuditQuery) -> application.rows.AuditPage:
+        """The events matching `query`, newest first, one page of them, and how many match."""

@@ -195,7 +195,8 @@ class Accounts(ReadModelView):
         return None if row is None else AuthTokenRow(row["user_id"], row["expires_at"], bool(row["used"]))
 
     def user_id_named(self, username: str) -> int | None:
-        with self._read() as tx:
+        """Stale is safe here: it only turns a name into an id for an audit filter."""
+        with self._read(stale_ok=True) as tx:
             found = tx.scalar("SELECT id FROM users WHERE username = ? ORDER BY deleted, id", (username,))
         return None if found is None else int(found)
 
