@@ -13,7 +13,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from api.errors import NO_VALID_KEY
-from application.apikeys import is_expired, lookup_principal, record_expiry
+from application.apikeys import auth_reads_store, is_expired, lookup_principal, principal_from_store, record_expiry
 from application.sessions import session_principal
 from domain.hashing import hash_secret
 from domain.principal import Principal, Role
@@ -50,6 +50,9 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
     async def _key_principal(self, connection: ASGIConnection, runtime, token: str) -> Principal | None:
         secret_hash = hash_secret(token)
         ctx = runtime.ctx
+        if auth_reads_store(ctx):  # a read model is stalled: the store decides, not a cache or a stale row
+            entry = await anyio.to_thread.run_sync(principal_from_store, ctx, secret_hash)
+            return None if entry is None or is_expired(ctx, entry) else entry.principal
         entry = await ctx.cache.get(secret_hash)
         if entry is None:
             entry = await anyio.to_thread.run_sync(lookup_principal, ctx, secret_hash)

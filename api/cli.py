@@ -27,10 +27,9 @@ def cli_runtime() -> Any:
 
 
 def cli_principal(ctx: Any) -> Any:
-    from application.users import principal_for
+    from application.users import owner_principal
 
-    owner = ctx.accounts.user(ctx.accounts.owner_id())
-    return principal_for(ctx, owner)
+    return owner_principal(ctx)
 
 
 def cli_correlation_id() -> str:

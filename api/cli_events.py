@@ -24,7 +24,8 @@ from eventsourcing.utils import get_topic
 from api.progress import Progress
 from application.audit import Bound, audit_query, is_username, parse_bound, parse_type, read_audit, resolve_user
 from application.ledger import Ledger
-from projections.audit_log import details, event_type, payload, topic_type, type_matches
+from projections.accounts import Accounts
+from projections.audit_log import AuditLog, details, event_type, payload, topic_type, type_matches
 from projections.runner import ProjectionRunner
 
 BATCH = 1000
@@ -63,13 +64,13 @@ class Store:
         runner.catch_up()
         return runner
 
-    def accounts_for(self, user: str | None) -> ProjectionRunner | None:
+    def accounts_for(self, user: str | None) -> Accounts | None:
         """The accounts view, when `user` is a username to look up (an id needs no view)."""
         if not is_username(user):
             return None
         from projections.accounts import AccountsProjection
 
-        return self.runner(AccountsProjection)
+        return Accounts(self.runner(AccountsProjection))
 
     def close(self) -> None:
         for runner in self._runners:
@@ -243,7 +244,7 @@ def cmd_audit(args: argparse.Namespace) -> None:
     with open_store() as store:
         query = audit_query(store.accounts_for(args.user), user=args.user, key=args.key, type=args.type,
                             since=args.since, until=args.until, limit=args.limit, offset=args.offset)
-        page = read_audit(store.runner(AuditLogProjection), query)
+        page = read_audit(AuditLog(store.runner(AuditLogProjection)), query)
         out = sys.stdout.buffer
         for row in page.events:
             if args.json:

@@ -11,14 +11,14 @@ from eventsourcing.persistence import IntegrityError
 
 from application.ids import take_id
 from application.ledger import Command, Context, log
-from application.ports import CachedPrincipal
+from application.ports import AccountsView, ApiKeysView, CachedPrincipal
 from application.rows import ApiKeyRow, UserRow
 from domain.apikeys import DISPLAY_CHARS, SECRET_PREFIX, SECRET_RANDOM_BYTES, ApiKey, api_key_uuid, check_scopes
 from domain.errors import ApiKeyNotFound, InvalidInput, PermissionDenied, UserNotFound
 from domain.hashing import hash_secret
 from domain.principal import ALL_SCOPES, Actor, Principal, Role
 from domain.timefmt import iso, parse_iso
-from domain.users import User
+from domain.users import User, user_uuid
 
 
 
@@ -96,8 +96,8 @@ def revoke_api_key(ctx: Context, cmd: RevokeApiKey) -> bool:
         if key.user_id != cmd.principal.user_id and not cmd.principal.is_admin:
             raise ApiKeyNotFound()  # don't reveal other users' key ids
         changed = key.revoke(actor)
-        if changed:
-            ctx.save(key, project=[ctx.api_keys])
+        if changed:  # stored even while the listing is stalled: authentication reads the key itself then
+            ctx.save(key, project=live_views(ctx.api_keys))
         return changed, key.secret_hash
 
     changed, secret_hash = ctx.retrying(attempt)
@@ -144,9 +144,42 @@ def hashes_affected_by(ctx: Context, events: Iterable[object]) -> list[str]:
     return hashes
 
 
+def live_views(*views: AccountsView | ApiKeysView) -> list[AccountsView | ApiKeysView]:
+    """The views a revocation or suspension waits for: those not stalled. Such a command is
+    stored even while its read model is stalled, since authentication then reads the
+    aggregates themselves (`auth_reads_store`) and the read model applies it once repaired."""
+    return [v for v in views if not v.stalled()]
+
+
 # authentication -----------------------------------------------------------------------------
+def auth_reads_store(ctx: Context) -> bool:
+    """While `accounts` or `api_keys` is stalled, their rows may miss a revocation or a
+    suspension stored since: principals then come from the aggregates in the event store
+    (and skip the cache), so nothing an applied event would refuse gets through."""
+    return ctx.accounts.stalled() or ctx.api_keys.stalled()
+
+
+def principal_from_store(ctx: Context, secret_hash: str) -> CachedPrincipal | None:
+    """A key hash resolved from the ApiKey and User aggregates. The (stale-safe) hash lookup
+    names the key; a key the stalled listing lacks is refused."""
+    key_id = ctx.api_keys.key_id_by_hash(secret_hash)
+    key: ApiKey | None = ctx.ledger.find(api_key_uuid(key_id)) if key_id is not None else None
+    if key is None or key.secret_hash != secret_hash or key.revoked or key.expired:
+        return None
+    user: User | None = ctx.ledger.find(user_uuid(key.user_id))
+    if user is None or user.deleted or user.suspended:
+        return None
+    principal = Principal(
+        user_id=user.user_id, username=user.username, role=user.role, api_key_id=key.key_id,
+        scopes=tuple(key.scopes) or ALL_SCOPES, rate_limit=key.rate_limit,
+    )
+    return CachedPrincipal(principal, key.expires_at.timestamp() if key.expires_at else None)
+
+
 def lookup_principal(ctx: Context, secret_hash: str) -> CachedPrincipal | None:
     """Resolve a key hash on a cache miss: the key must be live and its user active."""
+    if auth_reads_store(ctx):
+        return principal_from_store(ctx, secret_hash)
     key = ctx.api_keys.by_hash(secret_hash)
     if key is None or key.revoked:
         return None
@@ -164,7 +197,7 @@ def lookup_principal(ctx: Context, secret_hash: str) -> CachedPrincipal | None:
 def record_expiry(ctx: Context, key_id: int, correlation_id: str) -> None:
     """Record `ApiKey.Expired` the first time an expired key is refused (expiry is an event).
     A read-only server (a replay) records nothing: the key is refused all the same."""
-    if ctx.read_only is not None:
+    if ctx.read_only is not None or ctx.api_keys.stalled():  # refused all the same; recorded once repaired
         return
     key: ApiKey | None = ctx.ledger.find(api_key_uuid(key_id))
     if key is None:

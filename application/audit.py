@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from application.access import check_admin
+from application.ports import AccountsView, AuditView
+from application.rows import AuditPage, AuditRow  # noqa: F401  (AuditRow: what a page holds)
 from domain.errors import InvalidInput
 from domain.principal import Principal
-from projections.base import iso
-from projections.runner import ProjectionRunner
 
 if TYPE_CHECKING:
     from application.ledger import Context
@@ -90,17 +90,16 @@ def is_username(value: str | None) -> bool:
     return value is not None and bool(value.strip()) and not value.strip().isdigit()
 
 
-def resolve_user(accounts: ProjectionRunner | None, value: str | None) -> int | None:
+def resolve_user(accounts: AccountsView | None, value: str | None) -> int | None:
     """A user id, or the id of the user with that name (a deleted one too: the log outlives it).
     The accounts view is read only for a name."""
     if not is_username(value):
         return parse_id(value, "user")
     assert accounts is not None and value is not None, "a username needs the accounts view"
-    with accounts.view.read() as tx:
-        found = tx.scalar("SELECT id FROM users WHERE username = ? ORDER BY deleted, id", (value.strip(),))
+    found = accounts.user_id_named(value.strip())
     if found is None:
         raise InvalidInput(f"no user named {value.strip()!r}")
-    return int(found)
+    return found
 
 
 class AuditQuery(msgspec.Struct, frozen=True):
@@ -112,29 +111,8 @@ class AuditQuery(msgspec.Struct, frozen=True):
     limit: int = DEFAULT_LIMIT
     offset: int = 0
 
-    def where(self) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if self.user_id is not None:
-            clauses.append("actor_user_id = ?")
-            params.append(self.user_id)
-        if self.key_id is not None:
-            clauses.append("actor_api_key_id = ?")
-            params.append(self.key_id)
-        if self.type is not None:
-            clauses.append("(type = ? OR substr(type, 1, ?) = ?)")
-            params += [self.type, len(self.type) + 1, self.type + "."]
-        for bound, op in ((self.since, ">="), (self.until, "<=")):
-            if bound is not None and bound.position is not None:
-                clauses.append(f"position {op} ?")
-                params.append(bound.position)
-            elif bound is not None:
-                clauses.append(f"occurred_at {op} ?")
-                params.append(iso(bound.moment))
-        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
-
-def audit_query(accounts: ProjectionRunner | None, *, user: str | None = None, key: str | int | None = None,
+def audit_query(accounts: AccountsView | None, *, user: str | None = None, key: str | int | None = None,
                 type: str | None = None, since: str | None = None, until: str | None = None,
                 limit: str | int | None = None, offset: str | int | None = None) -> AuditQuery:
     """Check and convert raw filter values; a bad one raises InvalidInput (a 400)."""
@@ -157,36 +135,10 @@ def _bounded(value: str | int | None, name: str, default: int, low: int, high: i
     return number
 
 
-class AuditRow(msgspec.Struct, frozen=True):
-    position: int
-    time: str
-    actor_user_id: int | None
-    actor_api_key_id: int | None
-    correlation_id: str | None
-    type: str
-    aggregate_id: str
-    summary: str
-
-
-class AuditPage(msgspec.Struct, frozen=True):
-    events: list[AuditRow]
-    total: int
-    has_more: bool
-
-
-def read_audit(audit: ProjectionRunner, query: AuditQuery) -> AuditPage:
+def read_audit(audit: AuditView, query: AuditQuery) -> AuditPage:
     """Newest first. Catches the view up first, so it shows every event stored so far."""
     audit.catch_up()
-    where, params = query.where()
-    with audit.view.read() as tx:
-        total = int(tx.scalar(f"SELECT COUNT(*) FROM audit_log{where}", params))
-        rows = tx.all(
-            "SELECT position, occurred_at, actor_user_id, actor_api_key_id, correlation_id, type, aggregate_id,"
-            f" summary FROM audit_log{where} ORDER BY position DESC LIMIT ? OFFSET ?",
-            [*params, query.limit, query.offset])
-    events = [AuditRow(r["position"], r["occurred_at"], r["actor_user_id"], r["actor_api_key_id"],
-                       r["correlation_id"], r["type"], r["aggregate_id"], r["summary"]) for r in rows]
-    return AuditPage(events, total, query.offset + len(events) < total)
+    return audit.page(query)
 
 
 def search_audit(ctx: Context, principal: Principal, query: AuditQuery) -> AuditPage:

@@ -17,6 +17,7 @@ from domain.principal import Principal
 if TYPE_CHECKING:  # row Structs, for annotations only
     import numpy
 
+    import application.audit  # noqa: F401
     import application.rows  # noqa: F401
 
 
@@ -197,6 +198,10 @@ class ReadModel(Protocol):
 
 # accounts: users, invites, sign-in tokens, system settings ----------------------------------
 class AccountsView(ReadModel, Protocol):
+    def stalled(self) -> bool:
+        """True while the read model is stopped at an event it cannot apply: authentication then
+        reads the User aggregates in the store instead (see `application.apikeys`)."""
+
     def user(self, user_id: int) -> application.rows.UserRow | None:
         """The user with this id, deleted ones too."""
 
@@ -237,6 +242,12 @@ class AccountsView(ReadModel, Protocol):
 
 # api_keys: the key listing and the hash lookup -----------------------------------------------
 class ApiKeysView(ReadModel, Protocol):
+    def stalled(self) -> bool:
+        """True while the read model is stopped at an event it cannot apply."""
+
+    def key_id_by_hash(self, secret_hash: str) -> int | None:
+        """The key id a secret hash names, even while stalled (a hash never changes its key)."""
+
     def key(self, key_id: int) -> application.rows.ApiKeyRow | None: ...
 
     def keys(self, user_id: int | None = None) -> list[application.rows.ApiKeyRow]:
@@ -351,4 +362,8 @@ class ChatsView(ReadModel, Protocol):
 
 # audit_log: one row per event ----------------------------------------------------------------
 class AuditView(ReadModel, Protocol):
-    pass
+    def catch_up(self) -> int:
+        """Apply every event stored so far; the position reached."""
+
+    def page(self, query: application.audit.AuditQuery) -> application.rows.AuditPage:
+        """The events matching `query`, newest first, one page of them, and how many match."""

@@ -222,3 +222,21 @@ class ChatLogRow(msgspec.Struct, frozen=True):
 
 
 # audit_log -----------------------------------------------------------------------------------
+class AuditRow(msgspec.Struct, frozen=True):
+    """One stored event as the audit log shows it: who, with which key, in which request."""
+
+    position: int
+    time: str
+    actor_user_id: int | None
+    actor_api_key_id: int | None
+    correlation_id: str | None
+    type: str
+    aggregate_id: str
+    summary: str
+
+
+class AuditPage(msgspec.Struct, frozen=True):
+    events: list[AuditRow]
+    total: int
+    has_more: bool
+

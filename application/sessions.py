@@ -55,6 +55,11 @@ def session_principal(ctx: Context, token: str) -> Principal | None:
     if claims is None:
         return None
     user_id, version = claims
+    if ctx.accounts.stalled():  # its rows may miss a suspension stored since: ask the aggregate
+        user: User | None = ctx.ledger.find(user_uuid(user_id))
+        if user is None or user.deleted or user.suspended or user.token_version != version:
+            return None
+        return Principal(user_id=user.user_id, username=user.username, role=user.role)
     row = ctx.accounts.user(user_id)
     if row is None or row.deleted or row.suspended or row.token_version != version:
         return None

@@ -24,6 +24,18 @@ def principal_for(ctx: Context, user: UserRow) -> Principal:
     return Principal(user_id=user.id, username=user.username, role=Role(user.role))
 
 
+def owner_principal(ctx: Context) -> Principal:
+    """The owner admin, as the CLI acts. Read from the aggregates while `accounts` is stalled,
+    so an operator can still revoke keys then."""
+    if not ctx.accounts.stalled():
+        owner = ctx.accounts.user(ctx.accounts.owner_id())
+        assert owner is not None, "no owner: the store was never installed"
+        return principal_for(ctx, owner)
+    system: System = ctx.ledger.repository.get(SYSTEM_ID)
+    user: User = ctx.ledger.repository.get(user_uuid(system.owner_user_id))
+    return Principal(user_id=user.user_id, username=user.username, role=user.role)
+
+
 # first start --------------------------------------------------------------------------------
 def install(ctx: Context, owner_password: str | None = None) -> bool:
     """Create the directory, the owner admin and the system record once. True if it did.

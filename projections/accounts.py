@@ -147,6 +147,9 @@ class Accounts(ReadModelView):
     _USER = ("SELECT id, username, role, suspended, deleted, token_version, daily_message_limit, bio,"
              " pfp_filename, created_at, updated_at FROM users")
 
+    def stalled(self) -> bool:
+        return self.runner.stall is not None
+
     def user(self, user_id: int) -> UserRow | None:
         if not -(2**63) <= user_id < 2**63:  # no such user; SQLite cannot even bind it
             return None
@@ -194,7 +197,8 @@ class Accounts(ReadModelView):
         return None if row is None else AuthTokenRow(row["user_id"], row["expires_at"], bool(row["used"]))
 
     def user_id_named(self, username: str) -> int | None:
-        with self._read() as tx:
+        """Stale is safe here: it only turns a name into an id for an audit filter."""
+        with self._read(stale_ok=True) as tx:
             found = tx.scalar("SELECT id FROM users WHERE username = ? ORDER BY deleted, id", (username,))
         return None if found is None else int(found)
 

@@ -77,6 +77,15 @@ class ApiKeyListing(ReadModelView):
         return KeyLookup(r["id"], r["user_id"], tuple(r["scopes"].split()), r["expires_at"], r["rate_limit"],
                          r["revoked_at"] is not None)
 
+    def stalled(self) -> bool:
+        return self.runner.stall is not None
+
+    def key_id_by_hash(self, secret_hash: str) -> int | None:
+        """Stale is safe: a hash names one key forever, and a key this stalled view lacks is refused."""
+        with self._read(stale_ok=True) as tx:
+            found = tx.scalar("SELECT id FROM api_keys WHERE secret_hash = ?", (secret_hash,))
+        return None if found is None else int(found)
+
     # Stale answers are safe for the two below: they name keys to drop from caches, and a key
     # missing from a stalled listing was never authenticated through it.
     def hashes_of_user(self, user_id: int) -> list[str]:

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.persistence import Notification
 
+from application.rows import AuditPage, AuditRow
 from projections.base import SqlProjection, Tx, iso
 from projections.readmodel import ReadModelView
+
+if TYPE_CHECKING:
+    from application.audit import AuditQuery
 
 # Fields every event carries (they have their own columns), not part of its payload.
 META_FIELDS = frozenset({
@@ -111,3 +115,37 @@ class AuditLogProjection(SqlProjection):
 
 class AuditLog(ReadModelView):
     """Queries on one row per stored event."""
+
+    def page(self, query: AuditQuery) -> AuditPage:
+        where, params = _where(query)
+        with self._read() as tx:
+            total = int(tx.scalar(f"SELECT COUNT(*) FROM audit_log{where}", params))
+            rows = tx.all(
+                "SELECT position, occurred_at, actor_user_id, actor_api_key_id, correlation_id, type, aggregate_id,"
+                f" summary FROM audit_log{where} ORDER BY position DESC LIMIT ? OFFSET ?",
+                [*params, query.limit, query.offset])
+        events = [AuditRow(r["position"], r["occurred_at"], r["actor_user_id"], r["actor_api_key_id"],
+                           r["correlation_id"], r["type"], r["aggregate_id"], r["summary"]) for r in rows]
+        return AuditPage(events, total, query.offset + len(events) < total)
+
+
+def _where(query: AuditQuery) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if query.user_id is not None:
+        clauses.append("actor_user_id = ?")
+        params.append(query.user_id)
+    if query.key_id is not None:
+        clauses.append("actor_api_key_id = ?")
+        params.append(query.key_id)
+    if query.type is not None:
+        clauses.append("(type = ? OR substr(type, 1, ?) = ?)")
+        params += [query.type, len(query.type) + 1, query.type + "."]
+    for bound, op in ((query.since, ">="), (query.until, "<=")):
+        if bound is not None and bound.position is not None:
+            clauses.append(f"position {op} ?")
+            params.append(bound.position)
+        elif bound is not None and bound.moment is not None:
+            clauses.append(f"occurred_at {op} ?")
+            params.append(iso(bound.moment))
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params

@@ -4,11 +4,13 @@ parse them (field names are upstream's)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Protocol
 
 import msgspec
 
 from application.apikeys import KeyRow
-from application.rows import InviteRow, UserRef, UserRow
+from application.rows import AuditPage, InviteRow, UserRef, UserRow
 
 MASK = "*" * 24
 
@@ -225,3 +227,101 @@ class GeneratedKey(msgspec.Struct):
 class KeyList(msgspec.Struct):
     apiKeys: list[ApiKeyOut]
     error: str | None
+
+
+# the audit log, the digest chain, the read models -----------------------------------------
+class AuditEventOut(msgspec.Struct, rename="camel"):
+    position: int
+    time: str
+    actor_user_id: int | None
+    actor_api_key_id: int | None
+    correlation_id: str | None
+    type: str
+    aggregate_id: str
+    summary: str
+
+
+class AuditPageOut(msgspec.Struct, rename="camel"):
+    events: list[AuditEventOut]
+    total: int
+    has_more: bool
+
+
+class ChainProblemOut(msgspec.Struct):
+    position: int
+    kind: str
+    detail: str
+
+
+class ChainReportOut(msgspec.Struct, rename="camel"):
+    intact: bool
+    checked: int
+    head_position: int
+    head_digest: str
+    anchor: str
+    problem_count: int
+    problems: list[ChainProblemOut]
+
+
+class StallOut(msgspec.Struct):
+    """Where a read model stopped: the event it cannot apply, and why."""
+
+    position: int
+    eventType: str
+    topic: str
+    error: str
+    recordedAt: str
+
+
+class ProjectionStatusOut(msgspec.Struct):
+    projection: str
+    position: int
+    head: int
+    behind: int
+    stalled: bool
+    stall: StallOut | None
+
+
+class ProjectionsOut(msgspec.Struct):
+    projections: list[ProjectionStatusOut]
+
+
+def audit_page_out(page: AuditPage) -> AuditPageOut:
+    return AuditPageOut([AuditEventOut(**msgspec.structs.asdict(e)) for e in page.events], page.total, page.has_more)
+
+
+class _ChainProblem(Protocol):
+    position: int
+    kind: str
+    detail: str
+
+
+class _ChainReport(Protocol):
+    """What `infrastructure.chain.verify_chain` reports (api/ sees it through this shape)."""
+
+    intact: bool
+    checked: int
+    head_position: int
+    head_digest: bytes
+    problem_count: int
+    problems: Sequence[_ChainProblem]
+
+
+def chain_report_out(report: _ChainReport) -> ChainReportOut:
+    digest = report.head_digest.hex()
+    return ChainReportOut(
+        report.intact, report.checked, report.head_position, digest, f"{report.head_position}:{digest}",
+        report.problem_count, [ChainProblemOut(p.position, p.kind, p.detail) for p in report.problems])
+
+
+class _Stall(Protocol):
+    position: int
+    topic: str
+    error: str
+    recorded_at: str
+
+
+def projection_status_out(name: str, position: int, head: int, stall: _Stall | None) -> ProjectionStatusOut:
+    shown = None if stall is None else StallOut(
+        stall.position, stall.topic.partition(":")[2] or stall.topic, stall.topic, stall.error, stall.recorded_at)
+    return ProjectionStatusOut(name, position, head, head - position, stall is not None, shown)

@@ -7,59 +7,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
 from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.params import Parameter
 
 from api.auth import requires_role, requires_scope
+from api.presenters.accounts import (
+    AuditPageOut, ChainReportOut, ProjectionsOut, audit_page_out, chain_report_out, projection_status_out,
+)
 from application import audit
 from application.ledger import Context
 from domain.principal import Role
-
-
-class AuditEventOut(msgspec.Struct, rename="camel"):
-    position: int
-    time: str
-    actor_user_id: int | None
-    actor_api_key_id: int | None
-    correlation_id: str | None
-    type: str
-    aggregate_id: str
-    summary: str
-
-
-class AuditPageOut(msgspec.Struct, rename="camel"):
-    events: list[AuditEventOut]
-    total: int
-    has_more: bool
-
-
-class ChainProblemOut(msgspec.Struct):
-    position: int
-    kind: str
-    detail: str
-
-
-class ChainReportOut(msgspec.Struct, rename="camel"):
-    intact: bool
-    checked: int
-    head_position: int
-    head_digest: str
-    anchor: str
-    problem_count: int
-    problems: list[ChainProblemOut]
-
-
-class ProjectionStatusOut(msgspec.Struct):
-    projection: str
-    position: int
-    head: int
-    behind: int
-
-
-class ProjectionsOut(msgspec.Struct):
-    projections: list[ProjectionStatusOut]
 
 
 Bound = Annotated[str | None, Parameter(max_length=40, description="an event position or an ISO 8601 time (inclusive)")]
@@ -85,8 +43,7 @@ class AuditController(Controller):
         query = audit.audit_query(ctx.accounts, user=user, key=key, type=event_type, since=since, until=until,
                                   limit=limit, offset=offset)
         page = audit.search_audit(ctx, request.user, query)
-        return AuditPageOut([AuditEventOut(**msgspec.structs.asdict(e)) for e in page.events], page.total,
-                            page.has_more)
+        return audit_page_out(page)
 
     @get("/verify", operation_id="v1AdminAuditVerify", sync_to_thread=True)
     def verify(
@@ -100,10 +57,7 @@ class AuditController(Controller):
 
         anchor = audit.parse_anchor(expect)
         report = verify_chain(ctx.ledger.recorder, expect=anchor)
-        return ChainReportOut(
-            report.intact, report.checked, report.head_position, report.head_digest.hex(),
-            f"{report.head_position}:{report.head_digest.hex()}", report.problem_count,
-            [ChainProblemOut(p.position, p.kind, p.detail) for p in report.problems])
+        return chain_report_out(report)
 
 
 class ProjectionsController(Controller):
@@ -113,8 +67,8 @@ class ProjectionsController(Controller):
 
     @get("/", operation_id="v1AdminProjections", sync_to_thread=True)
     def status(self, state: State) -> ProjectionsOut:
-        """Each read model's stored position, the head of the store and how far behind it is."""
+        """Each read model's stored position, the head of the store, how far behind it is and,
+        when it stopped at an event it cannot apply, that event (position, type, error)."""
         runtime = state.runtime
         head = runtime.ctx.ledger.recorder.max_notification_id() or 0
-        return ProjectionsOut([ProjectionStatusOut(r.name, r.position(), head, head - r.position())
-                               for r in runtime.runners])
+        return ProjectionsOut([projection_status_out(r.name, r.position(), head, r.stall) for r in runtime.runners])

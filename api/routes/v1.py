@@ -75,8 +75,12 @@ PreferencesBody = msgspec.defstruct(
     "PreferencesBody", [(label, PrefValue | msgspec.UnsetType, msgspec.UNSET) for label in sorted(PREFERENCE_LABELS)])
 
 
-def _preference_values(data: msgspec.Struct) -> dict[str, str | None]:
-    values: dict[str, str | None] = {}
+Labelled = dict[str, str | None]  # label -> the text system_settings keeps (None: cleared)
+
+
+def _preference_values(data: msgspec.Struct) -> Labelled:
+    """Each label sent, as text: lists as JSON, other values as they print."""
+    values: Labelled = {}
     for label in data.__struct_fields__:
         value = getattr(data, label)
         if value is msgspec.UNSET:
