@@ -180,7 +180,7 @@ def prepare(ctx: Context, req: ChatRequest) -> Prepared | Immediate:
 
 def _workspace(ctx: Context, req: ChatRequest) -> WorkspaceRow:
     try:
-        return visible_workspace(ctx, req.principal, req.slug)
+        return visible_workspace(ctx, req.principal, req.slug, Scope.CHAT)
     except NotFound:
         if req.model_named:
             raise UnknownModel(f"The model `{req.slug}` does not exist or you do not have access to it.") from None
