@@ -135,3 +135,51 @@ def chunks(completion_id: str, created: int, model: str, events: Iterator[Stream
 
 def stream_failed() -> OpenAiError:
     return OpenAiError(OpenAiErrorDetail("stream failed", "api_error", None, None))
+
+
+class EmbeddingUsage(msgspec.Struct):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class Embedding(msgspec.Struct):
+    object: Literal["embedding"]
+    embedding: list[float]
+    index: int
+
+
+class Embeddings(msgspec.Struct):
+    object: Literal["list"]
+    model: str
+    data: list[Embedding]
+    usage: EmbeddingUsage
+
+
+def embeddings_out(model: str, vectors: list[list[float]], tokens: int) -> Embeddings:
+    return Embeddings("list", model, [Embedding("embedding", v, i) for i, v in enumerate(vectors)],
+                      EmbeddingUsage(tokens, tokens))
+
+
+class FileCounts(msgspec.Struct):
+    total: int
+
+
+class VectorStore(msgspec.Struct):
+    id: str
+    object: Literal["vector_store"]
+    name: str
+    file_counts: FileCounts
+    provider: str
+
+
+class VectorStores(msgspec.Struct):
+    first_id: str | None
+    last_id: str | None
+    data: list[VectorStore]
+    has_more: bool
+
+
+def vector_stores_out(stores: list[dict[str, object]]) -> VectorStores:
+    """From the search use case's store mappings (its shape is OpenAI's already)."""
+    data = msgspec.convert(stores, list[VectorStore])
+    return VectorStores(data[0].id if data else None, data[-1].id if data else None, data, False)

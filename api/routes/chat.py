@@ -12,6 +12,7 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.openapi.spec import OpenAPIMediaType, Operation
 from litestar.params import Parameter
+from litestar.response import Stream
 from msgspec import Meta
 
 from api.errors import raises
@@ -66,7 +67,7 @@ async def _chat(ctx: Context, req: chat.ChatRequest) -> ChatReply:
     return chat_reply(await anyio.to_thread.run_sync(chat.answer, ctx, prepared))
 
 
-async def _stream_chat(ctx: Context, req: chat.ChatRequest) -> Any:
+async def _stream_chat(ctx: Context, req: chat.ChatRequest) -> Stream:
     """Refusals answer JSON (the route's error shape) before any stream starts, as upstream."""
     prepared = await anyio.to_thread.run_sync(chat.prepare, ctx, req)
     if isinstance(prepared, chat.Immediate):
@@ -102,7 +103,7 @@ class ChatController(Controller):
 
     @post("/{slug:str}/stream-chat", operation_id="v1StreamChat", status_code=200, media_type=EVENT_STREAM,
           opt=CHAT_ERRORS)
-    async def stream_chat(self, ctx: Context, request: Request, slug: SlugPath, data: ChatBody) -> Any:
+    async def stream_chat(self, ctx: Context, request: Request, slug: SlugPath, data: ChatBody) -> Stream:
         """SSE framed as AnythingLLM's: `data: {json}` chunks, then `finalizeResponseStream`."""
         return await _stream_chat(ctx, _request(request, slug, data))
 
@@ -155,7 +156,7 @@ class ChatController(Controller):
     @post("/{slug:str}/thread/{thread_slug:str}/stream-chat", operation_id="v1ThreadStreamChat", status_code=200,
           media_type=EVENT_STREAM, opt=CHAT_ERRORS)
     async def thread_stream_chat(self, ctx: Context, request: Request, slug: SlugPath, thread_slug: ThreadSlugPath,
-                                 data: ChatBody) -> Any:
+                                 data: ChatBody) -> Stream:
         return await _stream_chat(ctx, _request(request, slug, data, thread_slug))
 
 

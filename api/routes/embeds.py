@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post, delete
@@ -52,19 +52,41 @@ class EmbedWorkspace(msgspec.Struct):
     slug: str | None
 
 
-def embed_out(e: embeds.EmbedRow) -> dict[str, Any]:
-    return {"id": e.id, "uuid": e.uuid, "enabled": e.settings.get("enabled", True),
-            "chat_mode": e.settings.get("chat_mode"), "createdAt": e.created_at,
-            "workspace": {"id": e.workspace_id, "name": e.workspace_name, "slug": e.workspace_slug},
-            "chat_count": e.chat_count, **{k: v for k, v in e.settings.items() if k not in ("enabled", "chat_mode")}}
+class EmbedOut(msgspec.Struct):
+    """Upstream's embed_configs row with its workspace and chat count."""
+
+    id: int
+    uuid: str
+    enabled: bool
+    chat_mode: str
+    createdAt: str
+    workspace: EmbedWorkspace
+    chat_count: int
+    allowlist_domains: list[str] | None
+    allow_model_override: bool
+    allow_temperature_override: bool
+    allow_prompt_override: bool
+    max_chats_per_day: int | None
+    max_chats_per_session: int | None
+    message_limit: int | None
+
+
+def embed_out(e: embeds.EmbedRow) -> EmbedOut:
+    s = e.settings
+    return EmbedOut(
+        e.id, e.uuid, bool(s.get("enabled", True)), str(s.get("chat_mode") or "query"), e.created_at,
+        EmbedWorkspace(e.workspace_id, e.workspace_name, e.workspace_slug), e.chat_count,
+        s.get("allowlist_domains"), bool(s.get("allow_model_override")),  # type: ignore[arg-type]
+        bool(s.get("allow_temperature_override")), bool(s.get("allow_prompt_override")),
+        s.get("max_chats_per_day"), s.get("max_chats_per_session"), s.get("message_limit"))  # type: ignore[arg-type]
 
 
 class EmbedList(msgspec.Struct):
-    embeds: list[dict[str, Any]]
+    embeds: list[EmbedOut]
 
 
 class NewEmbed(msgspec.Struct):
-    embed: dict[str, Any]
+    embed: EmbedOut
     error: None = None
 
 
