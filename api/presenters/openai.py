@@ -8,6 +8,7 @@ from typing import Literal
 
 import msgspec
 
+from api.errors import ErrorBody
 from application.chat import Aborted, Answer, Delta, Immediate, StreamEvent
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -28,7 +29,9 @@ class OpenAiError(msgspec.Struct):
     error: OpenAiErrorDetail
 
     @classmethod
-    def of(cls, message: str, status: int) -> OpenAiError:
+    def of(cls, message: str, status: int) -> OpenAiError | ErrorBody:
+        if status == 403:  # a refused key: `{"error": ...}`, as upstream (the SDK reads either)
+            return ErrorBody(message)
         kind = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
         code = "model_not_found" if status == 401 else None
         return cls(OpenAiErrorDetail(message, kind, None, code))

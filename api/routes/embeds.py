@@ -8,7 +8,8 @@ import msgspec
 from litestar import Controller, Request, get, post, delete
 from msgspec import UNSET, Meta, UnsetType
 
-from api.errors import SuccessError, raises
+from api.errors import ErrorBody, raises
+from api.presenters.chat import FORBIDDEN
 from api.presenters import request_id
 from api.schema import Short
 from application import embeds
@@ -97,8 +98,19 @@ class EmbedError(msgspec.Struct):
     error: str
 
     @classmethod
-    def of(cls, message: str, status: int) -> EmbedError:
-        return cls(None, message)
+    def of(cls, message: str, status: int) -> EmbedError | ErrorBody:
+        return ErrorBody(message) if status == 403 else cls(None, message)
+
+
+class EmbedChangeError(msgspec.Struct):
+    """`{"success": false, "error": "..."}`: the update and delete routes' error body."""
+
+    success: bool
+    error: str
+
+    @classmethod
+    def of(cls, message: str, status: int) -> EmbedChangeError | ErrorBody:
+        return ErrorBody(message) if status == 403 else cls(False, message)
 
 
 class Done(msgspec.Struct):
@@ -138,21 +150,21 @@ class EmbedController(Controller):
     def list_embeds(self, ctx: Context, request: Request) -> EmbedList:
         return EmbedList([embed_out(e) for e in embeds.list_embeds(ctx, request.user)])
 
-    @post("/new", operation_id="v1CreateEmbed", status_code=200, opt={"error_shape": EmbedError, **raises(404)},
+    @post("/new", operation_id="v1CreateEmbed", responses=FORBIDDEN, status_code=200, opt={"error_shape": EmbedError, **raises(404)},
           **COMMON)
     def create(self, ctx: Context, request: Request, data: NewEmbedBody) -> NewEmbed:
         slug = data.workspace_slug if isinstance(data.workspace_slug, str) else None
         embed = embeds.create_embed(ctx, request.user, request_id(request), slug, data.settings())
         return NewEmbed(embed_out(embed))
 
-    @post("/{embed_uuid:str}", operation_id="v1UpdateEmbed", status_code=200,
-          opt={"error_shape": SuccessError, **raises(404)}, **COMMON)
+    @post("/{embed_uuid:str}", operation_id="v1UpdateEmbed", responses=FORBIDDEN, status_code=200,
+          opt={"error_shape": EmbedChangeError, **raises(404)}, **COMMON)
     def update(self, ctx: Context, request: Request, embed_uuid: Short, data: UpdateEmbedBody) -> Done:
         embeds.update_embed(ctx, request.user, request_id(request), embed_uuid, data.settings(), data.workspace_id)
         return Done(True)
 
-    @delete("/{embed_uuid:str}", operation_id="v1DeleteEmbed", status_code=200,
-            opt={"error_shape": SuccessError, **raises(404)}, **COMMON)
+    @delete("/{embed_uuid:str}", operation_id="v1DeleteEmbed", responses=FORBIDDEN, status_code=200,
+            opt={"error_shape": EmbedChangeError, **raises(404)}, **COMMON)
     def remove(self, ctx: Context, request: Request, embed_uuid: Short) -> Done:
         embeds.delete_embed(ctx, request.user, request_id(request), embed_uuid)
         return Done(True)

@@ -18,6 +18,7 @@ from msgspec import Meta
 
 from api.errors import raises
 from api.presenters import request_id
+from api.presenters.chat import FORBIDDEN
 from api.presenters.openai import (
     Completion, Embeddings, Model, ModelList, OpenAiError, VectorStores, chunks, completion, embeddings_out,
     stream_failed, vector_stores_out,
@@ -113,7 +114,7 @@ class OpenAiChatController(Controller):
     path = "/openai"
     tags = ["OpenAI Compatible Endpoints"]
 
-    @get("/models", operation_id="v1OpenAiModels", opt=OPENAI, **SYNC)
+    @get("/models", operation_id="v1OpenAiModels", responses=FORBIDDEN, opt=OPENAI, **SYNC)
     def models(self, ctx: Context, request: Request) -> ModelList:
         """Each workspace the caller can see is a model; its id is the slug."""
         return ModelList("list", [Model(w.slug, "model", unix(w.created_at), w.settings.get("chatProvider") or "ledgerllm")
@@ -121,7 +122,7 @@ class OpenAiChatController(Controller):
 
     @post("/chat/completions", operation_id="v1OpenAiChatCompletions", status_code=200, media_type=EVENT_STREAM,
           responses={200: ResponseSpec(Completion, description="The completion (JSON), or its chunks (SSE)",
-                                       generate_examples=False, media_type="application/json")},
+                                       generate_examples=False, media_type="application/json"), **FORBIDDEN},
           operation_class=CompletionsOperation, opt={**OPENAI, **raises(404, 502, 504)})
     async def completions(self, ctx: Context, request: Request, data: CompletionBody) -> Stream | Response[Completion]:
         """OpenAI's chat completions (the model is a workspace slug; an unknown one is 401, as

@@ -9,7 +9,9 @@ import msgspec
 from litestar import Controller, Request, get, post
 from msgspec import Meta
 
+from api.errors import ErrorBody
 from api.presenters import request_id
+from api.presenters.chat import FORBIDDEN
 from application import search, system
 from application.ledger import Context
 
@@ -25,8 +27,8 @@ class UpdateEnvError(msgspec.Struct):
     error: str
 
     @classmethod
-    def of(cls, message: str, status: int) -> UpdateEnvError:
-        return cls({}, message)
+    def of(cls, message: str, status: int) -> UpdateEnvError | ErrorBody:
+        return ErrorBody(message) if status == 403 else cls({}, message)
 
 
 class SettingsOut(msgspec.Struct):
@@ -58,7 +60,7 @@ class SystemV1Controller(Controller):
     def vector_count(self, ctx: Context, request: Request) -> VectorCount:
         return VectorCount(search.vector_count(ctx, request.user))
 
-    @post("/update-env", operation_id="v1UpdateEnv", status_code=200, opt={"error_shape": UpdateEnvError}, **COMMON)
+    @post("/update-env", operation_id="v1UpdateEnv", responses=FORBIDDEN, status_code=200, opt={"error_shape": UpdateEnvError}, **COMMON)
     def update_env(self, ctx: Context, request: Request, data: Settings) -> UpdatedEnv:
         """Admins only. Secret values (API keys) go to the secrets store and never into an event
         or a response; the event records which key changed and who changed it."""
