@@ -6,7 +6,6 @@ from the chat read model for that workspace, user, thread and session only."""
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 import uuid
@@ -17,24 +16,20 @@ from typing import Any
 import msgspec
 
 from application.access import check_scope
+from application.chat_context import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, Attachment, read_attachments, retrieve
 from application.context_window import fit
 from application.ledger import Context
 from application.llm import CompletionFailed, ResolvedLLM, resolve_llm
-from application.search import embed_query
-from application.workspaces import WorkspaceRow, member_ids, visible_workspace, workspace_documents
+from application.workspaces import WorkspaceRow, member_ids, visible_workspace
 from domain.chats import Chat, HistoryReset
 from domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from domain.principal import Principal, Role, Scope
-from projections.vectors import chunks_by_ids
 
 MODES = ("chat", "query", "automatic")
 REFUSAL = "There is no relevant information in this workspace to answer your query."
 RESET_TEXT = "Chat history was reset!"
 EMPTY_COMPLETION = "No text completion could be completed with this input."
 MAX_MESSAGE_CHARS = 2_000_000
-MAX_ATTACHMENTS = 10
-MAX_ATTACHMENT_BYTES = 10 << 20
-SOURCE_PREVIEW = 1000
 
 
 class ChatFailed(DomainError):
@@ -49,12 +44,6 @@ class UnknownModel(DomainError):
     """The OpenAI-compatible route names a workspace as its model; upstream answers 401."""
 
     status = 401
-
-
-class Attachment(msgspec.Struct, frozen=True):
-    name: str
-    mime: str
-    content: str  # base64, or a data URL
 
 
 class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -156,8 +145,8 @@ def prepare(ctx: Context, req: ChatRequest) -> Prepared | Immediate:
         raise InvalidInput(f"{mode} is not a valid mode.")
     mode = "chat" if mode == "automatic" else mode
     llm = resolve_llm(ctx, workspace.settings)
-    images, doc_context, doc_sources, attachment_meta = _attachments(ctx, req.attachments)
-    context, sources = _retrieve(ctx, workspace, message)
+    images, doc_context, doc_sources, attachment_meta = read_attachments(ctx, req.attachments)
+    context, sources = retrieve(ctx, workspace, message)
     context, sources = doc_context + context, doc_sources + sources
     if mode == "query" and not context:
         refusal = workspace.settings.get("queryRefusalResponse") or REFUSAL
@@ -180,7 +169,7 @@ def prepare(ctx: Context, req: ChatRequest) -> Prepared | Immediate:
 
 def _workspace(ctx: Context, req: ChatRequest) -> WorkspaceRow:
     try:
-        return visible_workspace(ctx, req.principal, req.slug)
+        return visible_workspace(ctx, req.principal, req.slug, Scope.CHAT)
     except NotFound:
         if req.model_named:
             raise UnknownModel(f"The model `{req.slug}` does not exist or you do not have access to it.") from None
@@ -215,93 +204,6 @@ def _system_prompt(template: str) -> str:
     now = datetime.now(timezone.utc)
     return (template.replace("{datetime}", now.strftime("%Y-%m-%d %H:%M UTC"))
             .replace("{date}", now.strftime("%Y-%m-%d")).replace("{time}", now.strftime("%H:%M UTC")))
-
-
-def _attachments(ctx: Context, raw: list[Attachment] | None
-                 ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]], list[dict[str, str]]]:
-    """Images become image parts for the model; `application/anythingllm-document` files are
-    parsed and added as context and sources. Only name and type are recorded."""
-    if raw is None:
-        return [], [], [], []
-    if len(raw) > MAX_ATTACHMENTS:
-        raise InvalidInput(f"attachments must be a list of at most {MAX_ATTACHMENTS} items")
-    images: list[dict[str, Any]] = []
-    context: list[str] = []
-    sources: list[dict[str, Any]] = []
-    meta: list[dict[str, str]] = []
-    for item in raw:
-        name, mime, content = (item.name or "attachment")[:255], item.mime[:100], item.content
-        if len(content) > MAX_ATTACHMENT_BYTES * 4 // 3 + 100:
-            raise InvalidInput(f"attachment {name} is larger than {MAX_ATTACHMENT_BYTES} bytes")
-        meta.append({"name": name, "mime": mime})
-        if mime == "application/anythingllm-document":
-            data = _decode_base64(content, name)
-            try:
-                parsed = ctx.content.parse(ctx.content.safe_filename(name), data, None)
-            except ValueError as e:
-                raise InvalidInput(f"attachment {name}: {e}") from None
-            context.append(parsed.text)
-            sources.append({"id": str(uuid.uuid4()), "title": parsed.title or name, "text": parsed.text[:SOURCE_PREVIEW]})
-            continue
-        url = content if content.startswith("data:") else f"data:{mime or 'image/png'};base64,{content}"
-        _decode_base64(url.split(",", 1)[-1], name)
-        images.append({"type": "image_url", "image_url": {"url": url}})
-    return images, context, sources, meta
-
-
-def _decode_base64(text: str, name: str) -> bytes:
-    try:
-        return base64.b64decode(text.split(",", 1)[-1] if text.startswith("data:") else text, validate=True)
-    except ValueError:
-        raise InvalidInput(f"attachment {name} is not valid base64") from None
-
-
-def _retrieve(ctx: Context, workspace: WorkspaceRow, message: str) -> tuple[list[str], list[dict[str, Any]]]:
-    """Pinned documents (whole text, as upstream) and the top-N chunks above the threshold."""
-    context: list[str] = []
-    sources: list[dict[str, Any]] = []
-    pinned_paths = set()
-    for link in workspace_documents(ctx, workspace.id):
-        if link["pinned"]:
-            pinned_paths.add(link["docpath"])
-            text = _document_text(ctx, link["document_id"])
-            if text:
-                context.append(text)
-                meta = msgspec.json.decode(link["metadata"] or "{}")
-                sources.append({"id": link["doc_id"], **meta, "text": text[:SOURCE_PREVIEW] + "...continued on in source document..."})
-    index = ctx.content.index
-    if index.count(workspace.aggregate_id) == 0:
-        return context, sources
-    top_n = int(workspace.settings.get("topN") or 4)
-    threshold = float(workspace.settings.get("similarityThreshold") or 0.0)
-    hits = index.search(workspace.aggregate_id, embed_query(ctx, message[:20_000]), top_n + len(pinned_paths) * 4)
-    rows = chunks_by_ids(ctx.vectors.view, [i for i, _ in hits])
-    meta_by_doc = _doc_meta(ctx, {r.document_id for r in rows.values()})
-    for chunk_id, score in hits:
-        row = rows.get(chunk_id)
-        if row is None or score < threshold or row.docpath in pinned_paths or len(context) >= top_n + len(pinned_paths):
-            continue
-        context.append(row.text)
-        sources.append({"id": row.vector_id, **meta_by_doc.get(row.document_id, {}), "text": row.text,
-                        "score": round(score, 6)})
-    return context, sources
-
-
-def _document_text(ctx: Context, document_id: str) -> str | None:
-    with ctx.library.view.read() as tx:
-        digest = tx.scalar("SELECT text_hash FROM documents WHERE document_id = ?", (document_id,))
-    return ctx.content.blobs.get(digest).decode() if digest else None
-
-
-def _doc_meta(ctx: Context, ids: set[str]) -> dict[str, dict[str, Any]]:
-    if not ids:
-        return {}
-    marks = ",".join("?" * len(ids))
-    with ctx.library.view.read() as tx:
-        rows = tx.all(f"SELECT document_id, metadata, word_count, token_count FROM documents WHERE document_id IN ({marks})",
-                      tuple(ids))
-    return {r["document_id"]: {**msgspec.json.decode(r["metadata"]), "wordCount": r["word_count"],
-                               "token_count_estimate": r["token_count"]} for r in rows}
 
 
 def load_history(ctx: Context, workspace: WorkspaceRow, user_id: int, thread_id: int | None, session_id: str | None,

@@ -40,25 +40,22 @@ def to_history(rows: list[HistoryRow]) -> list[dict[str, Any]]:
     return out
 
 
-def _check_read_history(principal: Principal) -> None:
-    """A key may read its own history with `read`, or with `chat` (the history it chats with)."""
-    if not principal.has_scope(Scope.CHAT):
-        check_scope(principal, Scope.READ)
+def history_scope(principal: Principal) -> Scope:
+    """A key may read its own history and threads with `read`, or with `chat` (what it chats with)."""
+    return Scope.CHAT if principal.has_scope(Scope.CHAT) else Scope.READ
 
 
 def workspace_history(ctx: Context, principal: Principal, slug: str, session_id: str | None, limit: int | None,
                       order: str | None) -> list[dict[str, Any]]:
     """The caller's own exchanges in the workspace's default thread (or one API session),
     included ones only. Upstream lists every user's, and reset sessions too."""
-    _check_read_history(principal)
-    workspace = visible_workspace(ctx, principal, slug)
+    workspace = visible_workspace(ctx, principal, slug, history_scope(principal))
     return to_history(ctx.chats.history(workspace.id, principal.user_id, session_id, _limit(limit),
                                         newest_first=order == "desc"))
 
 
 def thread_history(ctx: Context, principal: Principal, slug: str, thread_slug: str) -> list[dict[str, Any]]:
-    _check_read_history(principal)
-    workspace = visible_workspace(ctx, principal, slug)
+    workspace = visible_workspace(ctx, principal, slug, history_scope(principal))
     thread = owned_thread(ctx, principal, workspace, thread_slug)
     return to_history(ctx.chats.thread_history(thread.id))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from application.access import check_admin, check_scope
 from application.ledger import Context
@@ -13,12 +12,14 @@ from domain.system import FORBIDDEN_SETTINGS, PUBLIC_SETTINGS, SECRET_SETTINGS, 
 MASK = "**********"
 
 
-def current_settings(ctx: Context, principal: Principal) -> dict[str, Any]:
+SettingValue = str | bool | None
+
+
+def current_settings(ctx: Context, principal: Principal) -> dict[str, SettingValue]:
     """Public values in plain text, secrets as booleans (set or not), as upstream shows them."""
     check_scope(principal, Scope.READ)
-    with ctx.accounts.view.read() as tx:
-        rows = {r["label"]: r["value"] for r in tx.all("SELECT label, value FROM system_settings")}
-    settings: dict[str, Any] = {
+    rows = ctx.accounts.settings()
+    settings: dict[str, SettingValue] = {
         "VectorDB": "faiss", "EmbeddingEngine": "native", "EmbeddingModelPref": ctx.content.embedder.model_name,
         "MultiUserMode": rows.get("multi_user_mode") == "true", "LLMProvider": None,
     }
@@ -60,8 +61,7 @@ def setting_value(ctx: Context, key: str) -> str | None:
     """A provider setting: secrets from the secrets store, public ones from the read model."""
     if key in SECRET_SETTINGS:
         return ctx.content.secrets.get(key)
-    with ctx.accounts.view.read() as tx:
-        return tx.scalar("SELECT value FROM system_settings WHERE label = ?", (f"env:{key}",))
+    return ctx.accounts.setting(f"env:{key}")
 
 
 def check_env_dump(principal: Principal) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from application.access import check_scope
 from application.ids import take_id
 from application.ledger import Context
 from application.rows import ThreadRow
@@ -12,6 +11,11 @@ from application.workspaces import WorkspaceRow, visible_workspace
 from domain.errors import Conflict, NotFound, PermissionDenied
 from domain.principal import Principal, Scope
 from domain.threads import Thread, ThreadSlug, check_thread_slug, thread_uuid
+
+
+def _own_scope(principal: Principal) -> Scope:
+    """A key reads its own threads with `read`, or with `chat` (the threads it chats in)."""
+    return Scope.CHAT if principal.has_scope(Scope.CHAT) else Scope.READ
 
 
 def get_thread(ctx: Context, workspace: WorkspaceRow, slug: str) -> ThreadRow | None:
@@ -27,14 +31,13 @@ def owned_thread(ctx: Context, principal: Principal, workspace: WorkspaceRow, sl
 
 
 def list_threads(ctx: Context, principal: Principal, workspace_slug: str) -> list[ThreadRow]:
-    workspace = visible_workspace(ctx, principal, workspace_slug)
+    workspace = visible_workspace(ctx, principal, workspace_slug, _own_scope(principal))
     return ctx.chats.user_threads(workspace.id, principal.user_id)
 
 
 def create_thread(ctx: Context, principal: Principal, correlation_id: str, workspace_slug: str, *,
                   name: str | None = None, slug: str | None = None, user_id: int | None = None) -> ThreadRow:
-    check_scope(principal, Scope.CHAT)
-    workspace = visible_workspace(ctx, principal, workspace_slug)
+    workspace = visible_workspace(ctx, principal, workspace_slug, Scope.CHAT)
     owner = principal.user_id
     if user_id is not None and user_id != principal.user_id:
         if not principal.is_admin:
@@ -62,8 +65,7 @@ def create_thread(ctx: Context, principal: Principal, correlation_id: str, works
 
 def rename_thread(ctx: Context, principal: Principal, correlation_id: str, workspace_slug: str, slug: str,
                   name: str) -> ThreadRow:
-    check_scope(principal, Scope.WRITE)
-    workspace = visible_workspace(ctx, principal, workspace_slug)
+    workspace = visible_workspace(ctx, principal, workspace_slug, Scope.WRITE)
     row = owned_thread(ctx, principal, workspace, slug)
 
     def attempt() -> ThreadRow:
@@ -79,8 +81,7 @@ def rename_thread(ctx: Context, principal: Principal, correlation_id: str, works
 def delete_thread(ctx: Context, principal: Principal, correlation_id: str, workspace_slug: str, slug: str) -> None:
     """Delete the thread and its chats from the views (the events stay). A thread that is not
     the caller's is not found, like an absent one: never a success that deleted nothing."""
-    check_scope(principal, Scope.WRITE)
-    workspace = visible_workspace(ctx, principal, workspace_slug)
+    workspace = visible_workspace(ctx, principal, workspace_slug, Scope.WRITE)
     row = owned_thread(ctx, principal, workspace, slug)
 
     def attempt() -> None:

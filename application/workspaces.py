@@ -43,10 +43,11 @@ def list_workspaces(ctx: Context, principal: Principal) -> list[WorkspaceRow]:
     return ctx.library.workspaces(member=principal.user_id if restricted(ctx, principal) else None)
 
 
-def visible_workspace(ctx: Context, principal: Principal, slug: str) -> WorkspaceRow:
+def visible_workspace(ctx: Context, principal: Principal, slug: str, scope: Scope = Scope.READ) -> WorkspaceRow:
     """The workspace if it exists and the caller may see it; otherwise NotFound (not 403, so
-    a default user cannot probe other workspaces' slugs)."""
-    check_scope(principal, Scope.READ)
+    a default user cannot probe other workspaces' slugs). `scope`: what the key needs (chat
+    routes: `chat`)."""
+    check_scope(principal, scope)
     row = get_workspace(ctx, slug)
     if row is None or (restricted(ctx, principal) and principal.user_id not in member_ids(ctx, row.id)):
         raise NotFound(f"Workspace {slug} is not a valid workspace.")

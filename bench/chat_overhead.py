@@ -276,7 +276,7 @@ WAITS = {"Condition.wait", "Event.wait", "Queue.get", "Runner.run", "select", "_
 # Where the worker thread is, by its stack (path, function) from the root; the first match wins.
 STAGES = [
     ("litellm call (on a helper thread; includes starting it)",
-     lambda st: any(p.endswith("/infrastructure/completions.py") or "/litellm/" in p for p, _ in st)),
+     lambda st: any(p.endswith("/infrastructure/completions.py") or "/infrastructure/llm_" in p or "/litellm/" in p for p, _ in st)),
     ("history window fit (tiktoken counts in context_window.fit)",
      lambda st: any(p.endswith("/application/context_window.py") for p, _ in st)),
     ("history load (SQL read + JSON decode)", lambda st: any(f == "load_history" for _, f in st)),

@@ -8,12 +8,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import msgspec
+from litestar.openapi.datastructures import ResponseSpec
 
+from api.errors import ErrorBody, ErrorDocs
 from application.chat import Aborted, Answer, Delta, Immediate, StreamEvent
 from application.threads import ThreadRow
 
 
 # error bodies ----------------------------------------------------------------------------------
+# A refused key (403) answers `{"error": ...}` on every route, as upstream's key middleware
+# does; the other statuses answer in the route family's shape.
+FORBIDDEN = {403: ResponseSpec(ErrorBody, description=ErrorDocs.descriptions[403], generate_examples=False,
+                               media_type="application/json")}
+
+
 class ChatAbort(msgspec.Struct):
     """Upstream's abort ResponseObject: what the chat routes answer when a chat is refused."""
 
@@ -25,8 +33,8 @@ class ChatAbort(msgspec.Struct):
     error: str
 
     @classmethod
-    def of(cls, message: str, status: int) -> ChatAbort:
-        return cls(str(uuid.uuid4()), "abort", None, [], True, message)
+    def of(cls, message: str, status: int) -> ChatAbort | ErrorBody:
+        return ErrorBody(message) if status == 403 else cls(str(uuid.uuid4()), "abort", None, [], True, message)
 
 
 class ThreadError(msgspec.Struct):
@@ -36,8 +44,8 @@ class ThreadError(msgspec.Struct):
     message: str
 
     @classmethod
-    def of(cls, message: str, status: int) -> ThreadError:
-        return cls(None, message)
+    def of(cls, message: str, status: int) -> ThreadError | ErrorBody:
+        return ErrorBody(message) if status == 403 else cls(None, message)
 
 
 class HistoryError(msgspec.Struct):
@@ -49,8 +57,8 @@ class HistoryError(msgspec.Struct):
     error: str
 
     @classmethod
-    def of(cls, message: str, status: int) -> HistoryError:
-        return cls([], message, message)
+    def of(cls, message: str, status: int) -> HistoryError | ErrorBody:
+        return ErrorBody(message) if status == 403 else cls([], message, message)
 
 
 class MessageError(msgspec.Struct):
@@ -60,8 +68,8 @@ class MessageError(msgspec.Struct):
     error: str
 
     @classmethod
-    def of(cls, message: str, status: int) -> MessageError:
-        return cls(message, message)
+    def of(cls, message: str, status: int) -> MessageError | ErrorBody:
+        return ErrorBody(message) if status == 403 else cls(message, message)
 
 
 # responses -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Literal
 
 import msgspec
 
+from api.errors import ErrorBody
 from application.chat import Aborted, Answer, Delta, Immediate, StreamEvent
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -28,7 +29,9 @@ class OpenAiError(msgspec.Struct):
     error: OpenAiErrorDetail
 
     @classmethod
-    def of(cls, message: str, status: int) -> OpenAiError:
+    def of(cls, message: str, status: int) -> OpenAiError | ErrorBody:
+        if status == 403:  # a refused key: `{"error": ...}`, as upstream (the SDK reads either)
+            return ErrorBody(message)
         kind = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
         code = "model_not_found" if status == 401 else None
         return cls(OpenAiErrorDetail(message, kind, None, code))
@@ -135,3 +138,51 @@ def chunks(completion_id: str, created: int, model: str, events: Iterator[Stream
 
 def stream_failed() -> OpenAiError:
     return OpenAiError(OpenAiErrorDetail("stream failed", "api_error", None, None))
+
+
+class EmbeddingUsage(msgspec.Struct):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class Embedding(msgspec.Struct):
+    object: Literal["embedding"]
+    embedding: list[float]
+    index: int
+
+
+class Embeddings(msgspec.Struct):
+    object: Literal["list"]
+    model: str
+    data: list[Embedding]
+    usage: EmbeddingUsage
+
+
+def embeddings_out(model: str, vectors: list[list[float]], tokens: int) -> Embeddings:
+    return Embeddings("list", model, [Embedding("embedding", v, i) for i, v in enumerate(vectors)],
+                      EmbeddingUsage(tokens, tokens))
+
+
+class FileCounts(msgspec.Struct):
+    total: int
+
+
+class VectorStore(msgspec.Struct):
+    id: str
+    object: Literal["vector_store"]
+    name: str
+    file_counts: FileCounts
+    provider: str
+
+
+class VectorStores(msgspec.Struct):
+    first_id: str | None
+    last_id: str | None
+    data: list[VectorStore]
+    has_more: bool
+
+
+def vector_stores_out(stores: list[dict[str, object]]) -> VectorStores:
+    """From the search use case's store mappings (its shape is OpenAI's already)."""
+    data = msgspec.convert(stores, list[VectorStore])
+    return VectorStores(data[0].id if data else None, data[-1].id if data else None, data, False)

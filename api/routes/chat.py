@@ -12,12 +12,13 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.openapi.spec import OpenAPIMediaType, Operation
 from litestar.params import Parameter
+from litestar.response import Stream
 from msgspec import Meta
 
-from api.errors import raises
+from api.errors import ErrorBody, raises
 from api.presenters import request_id
 from api.presenters.chat import (
-    ChatAbort, ChatReply, History, HistoryError, MessageError, ThreadAnswer, ThreadError, ThreadList, abort,
+    FORBIDDEN, ChatAbort, ChatReply, History, HistoryError, MessageError, ThreadAnswer, ThreadError, ThreadList, abort,
     chat_reply, history_out, immediate_frames, immediate_reply, stream_frames, thread_out,
 )
 from api.schema import Flag, Limit, PageIndex, PublicId, Short, SlugPath, ThreadSlugPath, flag
@@ -66,7 +67,7 @@ async def _chat(ctx: Context, req: chat.ChatRequest) -> ChatReply:
     return chat_reply(await anyio.to_thread.run_sync(chat.answer, ctx, prepared))
 
 
-async def _stream_chat(ctx: Context, req: chat.ChatRequest) -> Any:
+async def _stream_chat(ctx: Context, req: chat.ChatRequest) -> Stream:
     """Refusals answer JSON (the route's error shape) before any stream starts, as upstream."""
     prepared = await anyio.to_thread.run_sync(chat.prepare, ctx, req)
     if isinstance(prepared, chat.Immediate):
@@ -94,39 +95,39 @@ class ChatController(Controller):
     path = "/workspace"
     tags = ["Workspaces"]
 
-    @post("/{slug:str}/chat", operation_id="v1Chat", status_code=200, opt=CHAT_ERRORS)
+    @post("/{slug:str}/chat", operation_id="v1Chat", responses=FORBIDDEN, status_code=200, opt=CHAT_ERRORS)
     async def chat(self, ctx: Context, request: Request, slug: SlugPath, data: ChatBody) -> ChatReply:
         """Chat as the key's user. `mode`: chat, query or automatic; `sessionId` partitions
         history; `reset` clears exactly this user's, thread's and session's history."""
         return await _chat(ctx, _request(request, slug, data))
 
-    @post("/{slug:str}/stream-chat", operation_id="v1StreamChat", status_code=200, media_type=EVENT_STREAM,
+    @post("/{slug:str}/stream-chat", operation_id="v1StreamChat", responses=FORBIDDEN, status_code=200, media_type=EVENT_STREAM,
           opt=CHAT_ERRORS)
-    async def stream_chat(self, ctx: Context, request: Request, slug: SlugPath, data: ChatBody) -> Any:
+    async def stream_chat(self, ctx: Context, request: Request, slug: SlugPath, data: ChatBody) -> Stream:
         """SSE framed as AnythingLLM's: `data: {json}` chunks, then `finalizeResponseStream`."""
         return await _stream_chat(ctx, _request(request, slug, data))
 
-    @get("/{slug:str}/chats", operation_id="v1WorkspaceChats", opt={"error_shape": HistoryError, **raises(404)},
+    @get("/{slug:str}/chats", operation_id="v1WorkspaceChats", responses=FORBIDDEN, opt={"error_shape": HistoryError, **raises(404)},
          **SYNC)
     def chats(self, ctx: Context, request: Request, slug: SlugPath, apiSessionId: Short | None = None,
               limit: Limit | None = None, orderBy: Literal["asc", "desc"] | None = None) -> History:
         """The caller's own history (upstream shows every user's, and reset chats too)."""
         return history_out(history.workspace_history(ctx, request.user, slug, apiSessionId, limit, orderBy))
 
-    @get("/{slug:str}/threads", operation_id="v1WorkspaceThreads", opt={"error_shape": ThreadError, **raises(404)},
+    @get("/{slug:str}/threads", operation_id="v1WorkspaceThreads", responses=FORBIDDEN, opt={"error_shape": ThreadError, **raises(404)},
          **SYNC)
     def list_threads(self, ctx: Context, request: Request, slug: SlugPath) -> ThreadList:
         """Beyond upstream: the caller's threads in the workspace, with their names."""
         return ThreadList([thread_out(t) for t in threads.list_threads(ctx, request.user, slug)])
 
-    @post("/{slug:str}/thread/new", operation_id="v1NewThread", status_code=200, opt=THREAD_ERRORS, **SYNC)
+    @post("/{slug:str}/thread/new", operation_id="v1NewThread", responses=FORBIDDEN, status_code=200, opt=THREAD_ERRORS, **SYNC)
     def new_thread(self, ctx: Context, request: Request, slug: SlugPath, data: ThreadBody | None = None) -> ThreadAnswer:
         data = data or ThreadBody()
         row = threads.create_thread(ctx, request.user, request_id(request), slug, name=data.name,
                                     slug=data.slug, user_id=data.userId)
         return ThreadAnswer(thread_out(row))
 
-    @post("/{slug:str}/thread/{thread_slug:str}/update", operation_id="v1UpdateThread", status_code=200,
+    @post("/{slug:str}/thread/{thread_slug:str}/update", operation_id="v1UpdateThread", responses=FORBIDDEN, status_code=200,
           opt=THREAD_ERRORS, **SYNC)
     def update_thread(self, ctx: Context, request: Request, slug: SlugPath, thread_slug: ThreadSlugPath,
                       data: RenameBody) -> ThreadAnswer:
@@ -134,7 +135,7 @@ class ChatController(Controller):
         return ThreadAnswer(thread_out(threads.rename_thread(ctx, request.user, request_id(request), slug,
                                                              thread_slug, data.name)))
 
-    @delete("/{slug:str}/thread/{thread_slug:str}", operation_id="v1DeleteThread", status_code=200,
+    @delete("/{slug:str}/thread/{thread_slug:str}", operation_id="v1DeleteThread", responses=FORBIDDEN, status_code=200,
             media_type="text/plain", opt=THREAD_ERRORS, **SYNC)
     def delete_thread(self, ctx: Context, request: Request, slug: SlugPath, thread_slug: ThreadSlugPath) -> bytes:
         """Needs the `write` scope. 200 with an empty body, as upstream; a thread that is not the
@@ -142,20 +143,20 @@ class ChatController(Controller):
         threads.delete_thread(ctx, request.user, request_id(request), slug, thread_slug)
         return b""
 
-    @get("/{slug:str}/thread/{thread_slug:str}/chats", operation_id="v1ThreadChats",
+    @get("/{slug:str}/thread/{thread_slug:str}/chats", operation_id="v1ThreadChats", responses=FORBIDDEN,
          opt={"error_shape": HistoryError, **raises(404)}, **SYNC)
     def thread_chats(self, ctx: Context, request: Request, slug: SlugPath, thread_slug: ThreadSlugPath) -> History:
         return history_out(history.thread_history(ctx, request.user, slug, thread_slug))
 
-    @post("/{slug:str}/thread/{thread_slug:str}/chat", operation_id="v1ThreadChat", status_code=200, opt=CHAT_ERRORS)
+    @post("/{slug:str}/thread/{thread_slug:str}/chat", operation_id="v1ThreadChat", responses=FORBIDDEN, status_code=200, opt=CHAT_ERRORS)
     async def thread_chat(self, ctx: Context, request: Request, slug: SlugPath, thread_slug: ThreadSlugPath,
                           data: ChatBody) -> ChatReply:
         return await _chat(ctx, _request(request, slug, data, thread_slug))
 
-    @post("/{slug:str}/thread/{thread_slug:str}/stream-chat", operation_id="v1ThreadStreamChat", status_code=200,
+    @post("/{slug:str}/thread/{thread_slug:str}/stream-chat", operation_id="v1ThreadStreamChat", responses=FORBIDDEN, status_code=200,
           media_type=EVENT_STREAM, opt=CHAT_ERRORS)
     async def thread_stream_chat(self, ctx: Context, request: Request, slug: SlugPath, thread_slug: ThreadSlugPath,
-                                 data: ChatBody) -> Any:
+                                 data: ChatBody) -> Stream:
         return await _stream_chat(ctx, _request(request, slug, data, thread_slug))
 
 
@@ -167,8 +168,8 @@ class ChatLogsError(msgspec.Struct):
     error: str
 
     @classmethod
-    def of(cls, message: str, status: int) -> ChatLogsError:
-        return cls([], False, message)
+    def of(cls, message: str, status: int) -> ChatLogsError | ErrorBody:
+        return ErrorBody(message) if status == 403 else cls([], False, message)
 
 
 class ChatLogsBody(msgspec.Struct):
@@ -202,14 +203,14 @@ class ChatLogsController(Controller):
     path = "/"
     tags = ["Admin"]
 
-    @post("/admin/workspace-chats", operation_id="v1AdminWorkspaceChats", status_code=200,
+    @post("/admin/workspace-chats", operation_id="v1AdminWorkspaceChats", responses=FORBIDDEN, status_code=200,
           opt={"error_shape": ChatLogsError}, **SYNC)
     def workspace_chats(self, ctx: Context, request: Request, data: ChatLogsBody | None = None) -> ChatLogs:
         """Every chat, newest first, 20 a page (`offset` is the page); admins and managers."""
         chats, more = history.admin_chats(ctx, request.user, (data or ChatLogsBody()).offset)
         return ChatLogs(chats, more)
 
-    @get("/system/export-chats", operation_id="v1ExportChats", media_type="text/plain",
+    @get("/system/export-chats", operation_id="v1ExportChats", responses=FORBIDDEN, media_type="text/plain",
          operation_class=ExportOperation, opt={"error_shape": MessageError}, **SYNC)
     def export_chats(self, ctx: Context, request: Request,
                      type: Annotated[Literal["json", "jsonl", "csv", "jsonAlpaca"],

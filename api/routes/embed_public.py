@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import anyio
 import msgspec
 from litestar import Controller, Request, delete, get, post
+from litestar.response import Stream
 from msgspec import Meta
 
 from api.errors import SuccessError, raises
@@ -67,7 +68,7 @@ class EmbedWidgetController(Controller):
 
     @post("/{embed_id:str}/stream-chat", operation_id="embedStreamChat", status_code=200, media_type=EVENT_STREAM,
           opt={"error_shape": StreamAbort, **raises(*WIDGET_ERRORS)})
-    async def stream_chat(self, ctx: Context, request: Request, embed_id: Short, data: WidgetChatBody) -> Any:
+    async def stream_chat(self, ctx: Context, request: Request, embed_id: Short, data: WidgetChatBody) -> Stream:
         """`{sessionId, message, prompt?, temperature?}`; overrides only where the embed allows.
         A refusal (unknown or disabled embed, origin not allowed, a limit reached) is a JSON abort.
         The per-session and per-day limits are reserved before the chat runs, so they hold

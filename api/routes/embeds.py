@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post, delete
 from msgspec import UNSET, Meta, UnsetType
 
-from api.errors import SuccessError, raises
+from api.errors import ErrorBody, raises
+from api.presenters.chat import FORBIDDEN
 from api.presenters import request_id
 from api.schema import Short
 from application import embeds
@@ -52,19 +53,41 @@ class EmbedWorkspace(msgspec.Struct):
     slug: str | None
 
 
-def embed_out(e: embeds.EmbedRow) -> dict[str, Any]:
-    return {"id": e.id, "uuid": e.uuid, "enabled": e.settings.get("enabled", True),
-            "chat_mode": e.settings.get("chat_mode"), "createdAt": e.created_at,
-            "workspace": {"id": e.workspace_id, "name": e.workspace_name, "slug": e.workspace_slug},
-            "chat_count": e.chat_count, **{k: v for k, v in e.settings.items() if k not in ("enabled", "chat_mode")}}
+class EmbedOut(msgspec.Struct):
+    """Upstream's embed_configs row with its workspace and chat count."""
+
+    id: int
+    uuid: str
+    enabled: bool
+    chat_mode: str
+    createdAt: str
+    workspace: EmbedWorkspace
+    chat_count: int
+    allowlist_domains: list[str] | None
+    allow_model_override: bool
+    allow_temperature_override: bool
+    allow_prompt_override: bool
+    max_chats_per_day: int | None
+    max_chats_per_session: int | None
+    message_limit: int | None
+
+
+def embed_out(e: embeds.EmbedRow) -> EmbedOut:
+    s = e.settings
+    return EmbedOut(
+        e.id, e.uuid, bool(s.get("enabled", True)), str(s.get("chat_mode") or "query"), e.created_at,
+        EmbedWorkspace(e.workspace_id, e.workspace_name, e.workspace_slug), e.chat_count,
+        s.get("allowlist_domains"), bool(s.get("allow_model_override")),  # type: ignore[arg-type]
+        bool(s.get("allow_temperature_override")), bool(s.get("allow_prompt_override")),
+        s.get("max_chats_per_day"), s.get("max_chats_per_session"), s.get("message_limit"))  # type: ignore[arg-type]
 
 
 class EmbedList(msgspec.Struct):
-    embeds: list[dict[str, Any]]
+    embeds: list[EmbedOut]
 
 
 class NewEmbed(msgspec.Struct):
-    embed: dict[str, Any]
+    embed: EmbedOut
     error: None = None
 
 
@@ -75,8 +98,19 @@ class EmbedError(msgspec.Struct):
     error: str
 
     @classmethod
-    def of(cls, message: str, status: int) -> EmbedError:
-        return cls(None, message)
+    def of(cls, message: str, status: int) -> EmbedError | ErrorBody:
+        return ErrorBody(message) if status == 403 else cls(None, message)
+
+
+class EmbedChangeError(msgspec.Struct):
+    """`{"success": false, "error": "..."}`: the update and delete routes' error body."""
+
+    success: bool
+    error: str
+
+    @classmethod
+    def of(cls, message: str, status: int) -> EmbedChangeError | ErrorBody:
+        return ErrorBody(message) if status == 403 else cls(False, message)
 
 
 class Done(msgspec.Struct):
@@ -116,21 +150,21 @@ class EmbedController(Controller):
     def list_embeds(self, ctx: Context, request: Request) -> EmbedList:
         return EmbedList([embed_out(e) for e in embeds.list_embeds(ctx, request.user)])
 
-    @post("/new", operation_id="v1CreateEmbed", status_code=200, opt={"error_shape": EmbedError, **raises(404)},
+    @post("/new", operation_id="v1CreateEmbed", responses=FORBIDDEN, status_code=200, opt={"error_shape": EmbedError, **raises(404)},
           **COMMON)
     def create(self, ctx: Context, request: Request, data: NewEmbedBody) -> NewEmbed:
         slug = data.workspace_slug if isinstance(data.workspace_slug, str) else None
         embed = embeds.create_embed(ctx, request.user, request_id(request), slug, data.settings())
         return NewEmbed(embed_out(embed))
 
-    @post("/{embed_uuid:str}", operation_id="v1UpdateEmbed", status_code=200,
-          opt={"error_shape": SuccessError, **raises(404)}, **COMMON)
+    @post("/{embed_uuid:str}", operation_id="v1UpdateEmbed", responses=FORBIDDEN, status_code=200,
+          opt={"error_shape": EmbedChangeError, **raises(404)}, **COMMON)
     def update(self, ctx: Context, request: Request, embed_uuid: Short, data: UpdateEmbedBody) -> Done:
         embeds.update_embed(ctx, request.user, request_id(request), embed_uuid, data.settings(), data.workspace_id)
         return Done(True)
 
-    @delete("/{embed_uuid:str}", operation_id="v1DeleteEmbed", status_code=200,
-            opt={"error_shape": SuccessError, **raises(404)}, **COMMON)
+    @delete("/{embed_uuid:str}", operation_id="v1DeleteEmbed", responses=FORBIDDEN, status_code=200,
+            opt={"error_shape": EmbedChangeError, **raises(404)}, **COMMON)
     def remove(self, ctx: Context, request: Request, embed_uuid: Short) -> Done:
         embeds.delete_embed(ctx, request.user, request_id(request), embed_uuid)
         return Done(True)

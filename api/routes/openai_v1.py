@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import anyio
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation
+from litestar.response import Stream
 from msgspec import Meta
 
 from api.errors import raises
 from api.presenters import request_id
-from api.presenters.openai import Completion, ModelList, Model, OpenAiError, chunks, completion, stream_failed
+from api.presenters.chat import FORBIDDEN
+from api.presenters.openai import (
+    Completion, Embeddings, Model, ModelList, OpenAiError, VectorStores, chunks, completion, embeddings_out,
+    stream_failed, vector_stores_out,
+)
 from api.schema import Temperature
 from api.sse import sse
 from application import chat, search
@@ -91,19 +99,32 @@ def _chat_request(request: Request, data: CompletionBody) -> chat.ChatRequest:
                             system_prompt=system, temperature=data.temperature, model_named=True)
 
 
+@dataclass
+class CompletionsOperation(Operation):
+    """A 200 is a `chat.completion` (JSON), or with `stream` its chunks as server-sent events."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if ok is not None and not isinstance(ok, dict) and getattr(ok, "content", None) is not None:
+            ok.content[EVENT_STREAM] = OpenAPIMediaType(schema={  # type: ignore[arg-type]
+                "type": "string", "description": "`data: <chat.completion.chunk>` frames, then `data: [DONE]`"})
+
+
 class OpenAiChatController(Controller):
     path = "/openai"
     tags = ["OpenAI Compatible Endpoints"]
 
-    @get("/models", operation_id="v1OpenAiModels", opt=OPENAI, **SYNC)
+    @get("/models", operation_id="v1OpenAiModels", responses=FORBIDDEN, opt=OPENAI, **SYNC)
     def models(self, ctx: Context, request: Request) -> ModelList:
         """Each workspace the caller can see is a model; its id is the slug."""
         return ModelList("list", [Model(w.slug, "model", unix(w.created_at), w.settings.get("chatProvider") or "ledgerllm")
                                   for w in list_workspaces(ctx, request.user)])
 
     @post("/chat/completions", operation_id="v1OpenAiChatCompletions", status_code=200, media_type=EVENT_STREAM,
-          opt={**OPENAI, **raises(404, 502, 504)})
-    async def completions(self, ctx: Context, request: Request, data: CompletionBody) -> Any:
+          responses={200: ResponseSpec(Completion, description="The completion (JSON), or its chunks (SSE)",
+                                       generate_examples=False, media_type="application/json"), **FORBIDDEN},
+          operation_class=CompletionsOperation, opt={**OPENAI, **raises(404, 502, 504)})
+    async def completions(self, ctx: Context, request: Request, data: CompletionBody) -> Stream | Response[Completion]:
         """OpenAI's chat completions (the model is a workspace slug; an unknown one is 401, as
         upstream); with `stream`, `chat.completion.chunk` frames ending in `data: [DONE]`."""
         req = _chat_request(request, data)
@@ -123,21 +144,26 @@ def _json(body: Completion) -> Response[Completion]:
     return Response(body, media_type="application/json")
 
 
+EmbeddingText = Annotated[str, Meta(max_length=search.MAX_QUERY_CHARS * 10)]
+EmbeddingInput = EmbeddingText | Annotated[list[EmbeddingText], Meta(max_length=search.MAX_INPUTS)]
+
+
+class EmbeddingsBody(msgspec.Struct):
+    input: EmbeddingInput | None = None
+    inputs: EmbeddingInput | None = None  # upstream's legacy name
+    model: Annotated[str, Meta(max_length=200)] | None = None  # ignored: one embedder
+
+
 class OpenAiController(Controller):
     path = "/openai"
     tags = ["OpenAI Compatible Endpoints"]
 
     @post("/embeddings", operation_id="v1OpenAiEmbeddings", status_code=200, **SYNC)
-    def embeddings(self, ctx: Context, request: Request, data: dict[str, Any]) -> dict[str, Any]:
+    def embeddings(self, ctx: Context, request: Request, data: EmbeddingsBody) -> Embeddings:
         """`input` (or legacy `inputs`): a string or a list of strings."""
-        vectors, tokens = search.embed_inputs(ctx, request.user, data.get("input", data.get("inputs")))
-        model = ctx.content.embedder.model_name
-        return {"object": "list", "model": model,
-                "data": [{"object": "embedding", "embedding": v, "index": i} for i, v in enumerate(vectors)],
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        vectors, tokens = search.embed_inputs(ctx, request.user, data.input if data.input is not None else data.inputs)
+        return embeddings_out(ctx.content.embedder.model_name, vectors, tokens)
 
     @get("/vector_stores", operation_id="v1OpenAiVectorStores", **SYNC)
-    def vector_stores(self, ctx: Context, request: Request) -> dict[str, Any]:
-        stores = search.vector_stores(ctx, request.user)
-        return {"first_id": stores[0]["id"] if stores else None, "last_id": stores[-1]["id"] if stores else None,
-                "data": stores, "has_more": False}
+    def vector_stores(self, ctx: Context, request: Request) -> VectorStores:
+        return vector_stores_out(search.vector_stores(ctx, request.user))

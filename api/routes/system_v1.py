@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, get, post
 from msgspec import Meta
 
+from api.errors import ErrorBody
 from api.presenters import request_id
+from api.presenters.chat import FORBIDDEN
 from application import search, system
 from application.ledger import Context
 
@@ -25,8 +27,19 @@ class UpdateEnvError(msgspec.Struct):
     error: str
 
     @classmethod
-    def of(cls, message: str, status: int) -> UpdateEnvError:
-        return cls({}, message)
+    def of(cls, message: str, status: int) -> UpdateEnvError | ErrorBody:
+        return ErrorBody(message) if status == 403 else cls({}, message)
+
+
+class SettingsOut(msgspec.Struct):
+    settings: dict[str, system.SettingValue]
+
+
+class VectorCount(msgspec.Struct):
+    vectorCount: int
+
+
+Settings = Annotated[dict[SettingName, SettingValue], Meta(max_length=200)]
 
 
 class UpdatedEnv(msgspec.Struct):
@@ -39,17 +52,16 @@ class SystemV1Controller(Controller):
     tags = ["System Settings"]
 
     @get("/", operation_id="v1SystemSettings", **COMMON)
-    def settings(self, ctx: Context, request: Request) -> dict[str, Any]:
+    def settings(self, ctx: Context, request: Request) -> SettingsOut:
         """Provider settings: public values in plain text, secrets only as `true`/`false`."""
-        return {"settings": system.current_settings(ctx, request.user)}
+        return SettingsOut(system.current_settings(ctx, request.user))
 
     @get("/vector-count", operation_id="v1VectorCount", **COMMON)
-    def vector_count(self, ctx: Context, request: Request) -> dict[str, Any]:
-        return {"vectorCount": search.vector_count(ctx, request.user)}
+    def vector_count(self, ctx: Context, request: Request) -> VectorCount:
+        return VectorCount(search.vector_count(ctx, request.user))
 
-    @post("/update-env", operation_id="v1UpdateEnv", status_code=200, opt={"error_shape": UpdateEnvError}, **COMMON)
-    def update_env(self, ctx: Context, request: Request,
-                   data: Annotated[dict[SettingName, SettingValue], Meta(max_length=200)]) -> UpdatedEnv:
+    @post("/update-env", operation_id="v1UpdateEnv", responses=FORBIDDEN, status_code=200, opt={"error_shape": UpdateEnvError}, **COMMON)
+    def update_env(self, ctx: Context, request: Request, data: Settings) -> UpdatedEnv:
         """Admins only. Secret values (API keys) go to the secrets store and never into an event
         or a response; the event records which key changed and who changed it."""
         values, error = system.update_env(ctx, request.user, request_id(request), data)

@@ -107,7 +107,10 @@ def exercise_content(client, admin, secrets) -> None:
                        json={"message": "hello"}).status_code == 200
     assert client.post("/api/v1/workspace/alpha/chat", headers=admin, json={"reset": True}).status_code == 200
     client.delete(f"/api/v1/workspace/alpha/thread/{thread['slug']}", headers=admin)
-    embed = client.post("/api/v1/embed/new", headers=admin, json={"workspace_slug": "alpha"}).json()["embed"]
+    embed = client.post("/api/v1/embed/new", headers=admin, json={"workspace_slug": "alpha",
+                                                                  "max_chats_per_session": 5}).json()["embed"]
+    assert client.post(f"/api/embed/{embed['uuid']}/stream-chat",  # reserves one of the session's chats
+                       json={"sessionId": "visitor", "message": "hello"}).status_code == 200
     assert client.post(f"/api/v1/embed/{embed['uuid']}", headers=admin, json={"enabled": False}).json()["success"]
     assert client.delete(f"/api/v1/embed/{embed['uuid']}", headers=admin).json()["success"]
     assert client.delete("/api/v1/workspace/alpha", headers=admin).status_code == 200

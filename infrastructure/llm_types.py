@@ -1,0 +1,89 @@
+"""The LLM adapter's public types (results, stream events, the call's config, its one error)
+and litellm's lazy, offline import."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import msgspec
+
+KINDS = frozenset({"provider", "timeout", "config", "cancelled"})
+
+# --- public types ------------------------------------------------------------------------
+
+
+class CompletionError(Exception):
+    """A failed completion. ``message`` is safe to show (never holds the API key); ``status``
+    is the provider's HTTP status when it answered; ``kind`` is provider, timeout, config or
+    cancelled."""
+
+    def __init__(self, message: str, kind: str = "provider", status: int | None = None) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown CompletionError kind {kind!r}")
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.status = status
+
+    def __repr__(self) -> str:
+        return f"CompletionError(kind={self.kind!r}, status={self.status!r}, message={self.message!r})"
+
+
+class Usage(msgspec.Struct, frozen=True):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class Completion(msgspec.Struct, frozen=True):
+    text: str
+    usage: Usage
+    model: str  # the model the provider says answered (config.model when it says nothing)
+    finish_reason: str
+    duration: float  # seconds, wall clock, for the whole call
+
+
+class StreamEvent(msgspec.Struct, frozen=True):
+    text: str = ""
+    done: bool = False
+    usage: Usage | None = None
+    finish_reason: str | None = None
+
+
+class LLMConfig(msgspec.Struct, frozen=True):
+    model: str  # a litellm model string: openai/<name> (with api_base), ollama/<name>, ...
+    api_base: str | None = None
+    api_key: str | None = None
+    timeout: float = 120.0
+
+    def __repr__(self) -> str:  # never print the key
+        key = "None" if self.api_key is None else "'***'"
+        return (f"LLMConfig(model={self.model!r}, api_base={self.api_base!r}, api_key={key}, "
+                f"timeout={self.timeout!r})")
+
+    __str__ = __repr__
+
+
+# --- litellm, imported lazily ------------------------------------------------------------
+
+_import_lock = threading.Lock()
+_litellm: Any = None
+
+
+def load_litellm() -> Any:
+    """Import and configure litellm once (offline cost map, bundled tiktoken files, no
+    telemetry, no debug hints)."""
+    global _litellm
+    if _litellm is None:
+        with _import_lock:
+            if _litellm is None:
+                from infrastructure.tokenizer import configure_offline
+
+                configure_offline()  # offline cost map, tiktoken files from litellm's own copy
+                import litellm
+
+                litellm.telemetry = False
+                litellm.suppress_debug_info = True
+                _litellm = litellm
+    return _litellm
