@@ -12,7 +12,7 @@ from application.access import check_admin
 from application.ids import take_id
 from application.ledger import Context
 from application.workspaces import get_workspace, get_workspace_by_id
-from domain.embeds import Embed, embed_uuid
+from domain.embeds import Embed, embed_uuid, is_public_id
 from datetime import datetime, timedelta, timezone
 
 from domain.errors import DomainError, InvalidInput, NotFound
@@ -83,7 +83,7 @@ def create_embed(ctx: Context, principal: Principal, correlation_id: str, body: 
 def update_embed(ctx: Context, principal: Principal, correlation_id: str, public_uuid: str, body: dict[str, Any]) -> None:
     check_admin(principal)
     workspace_id = body.get("workspace_id")
-    if workspace_id is not None and (not isinstance(workspace_id, int) or get_workspace_by_id(ctx, workspace_id) is None):
+    if workspace_id is not None and (not is_public_id(workspace_id) or get_workspace_by_id(ctx, workspace_id) is None):
         raise NotFound("Workspace not found")
 
     def attempt() -> None:

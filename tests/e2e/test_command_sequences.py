@@ -388,3 +388,18 @@ def test_a_user_id_beyond_64_bits_finds_no_user_instead_of_a_500(backend: Backen
             assert response.status_code == 404, response.text
             assert response.json()["error"] == "No valid user IDs provided."
         assert len(backend.raw_events()) == head
+
+
+def test_an_embed_moved_to_workspace_false_is_refused_not_a_500(backend: Backend) -> None:
+    """Found by the sequences on PostgreSQL: `workspace_id: false` passed as the integer 0 in
+    Python (`bool` is an `int`), and PostgreSQL refused to compare an integer with a boolean."""
+    with client_for(backend, embed_model=False) as client:
+        admin = bearer(owner_key(client))
+        assert client.post("/api/v1/workspace/new", headers=admin, json={"name": "w"}).status_code == 200
+        embed = client.post("/api/v1/embed/new", headers=admin, json={"workspace_slug": "w"}).json()["embed"]
+        head = len(backend.raw_events())
+        for bad in (False, True, 2**70):
+            response = client.post(f"/api/v1/embed/{embed['uuid']}", headers=admin, json={"workspace_id": bad})
+            assert response.status_code == 404, response.text
+            assert response.json() == {"success": False, "error": "Workspace not found"}
+        assert len(backend.raw_events()) == head
