@@ -16,7 +16,7 @@ from application.ids import take_id
 from application.ledger import Context
 from application.rows import EmbedChat
 from application.workspaces import get_workspace, get_workspace_by_id
-from domain.embeds import Embed, EmbedChatSlot, embed_uuid
+from domain.embeds import Embed, EmbedChatSlot, embed_uuid, is_public_id
 
 from domain.errors import DomainError, InvalidInput, NotFound
 from domain.principal import Actor, Principal, Role
@@ -89,7 +89,7 @@ def create_embed(ctx: Context, principal: Principal, correlation_id: str, slug: 
 def update_embed(ctx: Context, principal: Principal, correlation_id: str, public_uuid: str, settings: EmbedSettings,
                  workspace_id: int | None = None) -> None:
     check_admin(principal)
-    if workspace_id is not None and get_workspace_by_id(ctx, workspace_id) is None:
+    if workspace_id is not None and (not is_public_id(workspace_id) or get_workspace_by_id(ctx, workspace_id) is None):
         raise NotFound("Workspace not found")
 
     def attempt() -> None:

@@ -18,6 +18,12 @@ def embed_uuid(public_uuid: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"ledgerllm:/embeds/{public_uuid}")
 
 
+def is_public_id(value: Any) -> bool:
+    """A JSON integer that can name a row: not a boolean (in Python `True` is the integer 1),
+    from 1 to 2**63 - 1 (a larger one cannot even be bound to an SQL query)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**63
+
+
 def check_allowlist(value: Any) -> list[str] | None:
     """A list of origins, or a comma-separated string (upstream's form); None = any origin.
     Upstream stores null when the type is wrong, opening the embed to every origin; here a

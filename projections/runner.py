@@ -108,8 +108,9 @@ class ProjectionRunner:
             raise ProjectionStalled(self._stall)
 
     def position(self) -> int:
-        self._known = max(self._known, self.view.position(self.app.name))
-        return self._known
+        # Read only: this runs outside the lock (status routes, metrics), and writing `_known`
+        # here could put back an older value over the follower's newer one for good.
+        return max(self._known, self.view.position(self.app.name))
 
     def reset(self) -> None:
         """Empty the view and forget every position: the next catch-up rebuilds it."""

@@ -27,7 +27,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from tests.conftest import PROVIDER_KEY
 from tests.support import sequences as seq
 from tests.support.app import Backend, bearer, client_for, owner_key
-from tests.support.sequences import floats, ints, loose, names, picks, texts
+from tests.support.sequences import floats, ints, loose, names, passwords, picks, texts
 
 ROLES = st.sampled_from(["admin", "manager", "default", "", "root", "ADMIN"])
 SCOPES = st.lists(st.sampled_from(["read", "write", "chat", "admin", "", "sudo"]), max_size=4)
@@ -109,7 +109,7 @@ class CommandSequences(RuleBasedStateMachine):
 
     # --- accounts ---------------------------------------------------------------------------
     @precondition(lambda self: not self.multi_user)
-    @rule(username=names, password=texts, via_cli=st.booleans())
+    @rule(username=names, password=passwords, via_cli=st.booleans())
     def enable_multi_user(self, username: str, password: str, via_cli: bool) -> None:
         if via_cli:
             done = self.cli("users", "enable-multi-user", username, stdin=password + "\n") is not None
@@ -123,7 +123,7 @@ class CommandSequences(RuleBasedStateMachine):
             time.sleep(0.05)
 
     @precondition(lambda self: self.multi_user)
-    @rule(username=names, password=texts, role=ROLES, limit=st.one_of(st.none(), ints, loose), bio=texts,
+    @rule(username=names, password=passwords, role=ROLES, limit=st.one_of(st.none(), ints, loose), bio=texts,
           via_cli=st.booleans())
     def create_user(self, username: str, password: str, role: str, limit: Any, bio: str, via_cli: bool) -> None:
         if via_cli and role in ("admin", "manager", "default"):
@@ -134,7 +134,7 @@ class CommandSequences(RuleBasedStateMachine):
         self.users += 1
 
     @precondition(lambda self: self.multi_user)
-    @rule(user=picks, body=_some({"username": names, "password": texts, "role": ROLES, "bio": texts,
+    @rule(user=picks, body=_some({"username": names, "password": passwords, "role": ROLES, "bio": texts,
                                   "suspended": st.sampled_from([0, 1, True, False, 2, "1"]),
                                   "dailyMessageLimit": st.one_of(st.none(), ints), "pfpFilename": texts}))
     def update_user(self, user: int, body: dict[str, Any]) -> None:
@@ -151,7 +151,7 @@ class CommandSequences(RuleBasedStateMachine):
         self.http("DELETE", f"/api/v1/admin/users/{2 + user % (self.users + 1)}")
 
     @precondition(lambda self: self.multi_user)
-    @rule(user=picks, password=texts, sessions=st.booleans())
+    @rule(user=picks, password=passwords, sessions=st.booleans())
     def cli_user_sessions_or_password(self, user: int, password: str, sessions: bool) -> None:
         listed = self.http("GET", "/api/v1/admin/users").json().get("users", [])
         name = seq.pick([u["username"] for u in listed], user, "nobody-here")
@@ -226,12 +226,13 @@ class CommandSequences(RuleBasedStateMachine):
         if response.status_code == 200:
             self.documents += [d["location"] for d in response.json().get("documents") or []]
 
-    @rule(doc=picks, folder=names, name=names)
-    def move_document(self, doc: int, folder: str, name: str) -> None:
+    @rule(doc=picks, folder=names, name=names, keep=st.sampled_from([True, True, True, False]))
+    def move_document(self, doc: int, folder: str, name: str, keep: bool) -> None:
         source = seq.pick(self.documents, doc, "custom-documents/none.json")
-        target = f"{folder}/{name}.json"
+        # mostly the same file name in another folder (as upstream requires), sometimes a new one
+        target = f"{folder}/{source.rsplit('/', 1)[-1] if keep else name + '.json'}"
         response = self.http("POST", "/api/v1/document/move-files", {"files": [{"from": source, "to": target}]})
-        if response.status_code == 200 and source in self.documents:
+        if response.status_code == 200 and "not moved" not in response.text and source in self.documents:
             self.documents[self.documents.index(source)] = target
 
     @rule(folder=names)
@@ -386,4 +387,19 @@ def test_a_user_id_beyond_64_bits_finds_no_user_instead_of_a_500(backend: Backen
                                    json={"userIds": ids, "reset": True})
             assert response.status_code == 404, response.text
             assert response.json()["error"] == "No valid user IDs provided."
+        assert len(backend.raw_events()) == head
+
+
+def test_an_embed_moved_to_workspace_false_is_refused_not_a_500(backend: Backend) -> None:
+    """Found by the sequences on PostgreSQL: `workspace_id: false` passed as the integer 0 in
+    Python (`bool` is an `int`), and PostgreSQL refused to compare an integer with a boolean."""
+    with client_for(backend, embed_model=False) as client:
+        admin = bearer(owner_key(client))
+        assert client.post("/api/v1/workspace/new", headers=admin, json={"name": "w"}).status_code == 200
+        embed = client.post("/api/v1/embed/new", headers=admin, json={"workspace_slug": "w"}).json()["embed"]
+        head = len(backend.raw_events())
+        for bad in (False, True, 2**70):
+            response = client.post(f"/api/v1/embed/{embed['uuid']}", headers=admin, json={"workspace_id": bad})
+            assert response.status_code == 404, response.text
+            assert response.json() == {"success": False, "error": "Workspace not found"}
         assert len(backend.raw_events()) == head

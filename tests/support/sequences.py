@@ -37,6 +37,8 @@ EDGE_FLOATS = [0.0, -0.0, 0.5, 1.0, -1.0, 1.5, 2.0, 1e-320, 1e308, -1e308, 100.0
 plain = st.from_regex(r"[a-z][a-z0-9_\-]{1,12}", fullmatch=True)
 texts = st.one_of(st.sampled_from(EDGE_TEXT), st.text(max_size=24), plain)
 names = st.one_of(plain, st.sampled_from(EDGE_TEXT), plain, st.text(min_size=1, max_size=16), plain)
+passwords = st.one_of(st.from_regex(r"[A-Za-z0-9]{8,20}", fullmatch=True), st.text(min_size=8, max_size=30),
+                      st.sampled_from(EDGE_TEXT), st.from_regex(r"[A-Za-z0-9]{8,20}", fullmatch=True))
 ints = st.one_of(st.sampled_from(EDGE_INTS), st.integers(-5, 50), st.integers(1, 20))
 floats = st.one_of(st.sampled_from(EDGE_FLOATS), st.floats(-10, 10, allow_nan=False), st.floats(0, 1))
 # a value of any JSON type, for fields whose type a client may get wrong
