@@ -14,7 +14,6 @@ from application.ledger import Context
 from application.search import embed_query
 from application.workspaces import WorkspaceRow, workspace_documents
 from domain.errors import InvalidInput
-from projections.vectors import chunks_by_ids
 
 MAX_ATTACHMENTS = 10
 MAX_ATTACHMENT_BYTES = 10 << 20
@@ -85,7 +84,7 @@ def retrieve(ctx: Context, workspace: WorkspaceRow, message: str) -> tuple[list[
     top_n = int(workspace.settings.get("topN") or 4)
     threshold = float(workspace.settings.get("similarityThreshold") or 0.0)
     hits = index.search(workspace.aggregate_id, embed_query(ctx, message[:20_000]), top_n + len(pinned_paths) * 4)
-    rows = chunks_by_ids(ctx.vectors.view, [i for i, _ in hits])
+    rows = ctx.vectors.chunks([i for i, _ in hits])
     meta_by_doc = _doc_meta(ctx, {r.document_id for r in rows.values()})
     for chunk_id, score in hits:
         row = rows.get(chunk_id)
@@ -98,17 +97,12 @@ def retrieve(ctx: Context, workspace: WorkspaceRow, message: str) -> tuple[list[
 
 
 def _document_text(ctx: Context, document_id: str) -> str | None:
-    with ctx.library.view.read() as tx:
-        digest = tx.scalar("SELECT text_hash FROM documents WHERE document_id = ?", (document_id,))
-    return ctx.content.blobs.get(digest).decode() if digest else None
+    doc = ctx.library.document(document_id)
+    return ctx.content.blobs.get(doc.text_hash).decode() if doc else None
 
 
 def _doc_meta(ctx: Context, ids: set[str]) -> dict[str, dict[str, Any]]:
     if not ids:
         return {}
-    marks = ",".join("?" * len(ids))
-    with ctx.library.view.read() as tx:
-        rows = tx.all(f"SELECT document_id, metadata, word_count, token_count FROM documents WHERE document_id IN ({marks})",
-                      tuple(ids))
-    return {r["document_id"]: {**msgspec.json.decode(r["metadata"]), "wordCount": r["word_count"],
-                               "token_count_estimate": r["token_count"]} for r in rows}
+    return {d.document_id: {**d.metadata, "wordCount": d.word_count, "token_count_estimate": d.token_count}
+            for d in ctx.library.documents(ids).values()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -41,16 +40,10 @@ class EmbedRow(msgspec.Struct, frozen=True):
     chat_count: int = 0
 
 
-def _rows(ctx: Context, where: str = "", params: tuple = ()) -> list[EmbedRow]:
-    with ctx.library.view.read() as tx:
-        rows = tx.all(
-            "SELECT e.id, e.uuid, e.workspace_id, w.name AS workspace_name, w.slug AS workspace_slug, e.settings,"
-            f" e.created_by, e.created_at FROM embeds e LEFT JOIN workspaces w ON w.id = e.workspace_id {where}"
-            " ORDER BY e.id", params)
-    counts: dict[int, int] = {}
-    if rows and ctx.chats is not None:
-        counts = ctx.chats.embed_chat_counts()
-    return [EmbedRow(**{**r, "settings": json.loads(r["settings"])}, chat_count=counts.get(r["id"], 0)) for r in rows]
+def _rows(ctx: Context, public_uuid: str | None = None) -> list[EmbedRow]:
+    records = ctx.library.embeds(public_uuid)
+    counts = ctx.chats.embed_chat_counts() if records else {}
+    return [EmbedRow(**msgspec.structs.asdict(r), chat_count=counts.get(r.id, 0)) for r in records]
 
 
 def list_embeds(ctx: Context, principal: Principal) -> list[EmbedRow]:
@@ -60,7 +53,7 @@ def list_embeds(ctx: Context, principal: Principal) -> list[EmbedRow]:
 
 def get_embed(ctx: Context, principal: Principal, public_uuid: str) -> EmbedRow:
     check_admin(principal)
-    rows = _rows(ctx, "WHERE e.uuid = ?", (public_uuid,))
+    rows = _rows(ctx, public_uuid)
     if not rows:
         raise NotFound("Embed not found")
     return rows[0]
@@ -81,7 +74,7 @@ def create_embed(ctx: Context, principal: Principal, correlation_id: str, slug: 
         seq, embed_id = take_id(ctx, "embeds", actor)
         embed = Embed.create(actor, embed_id, public_uuid, workspace.id, settings)
         ctx.save(seq, embed, project=[ctx.library])
-        return _rows(ctx, "WHERE e.uuid = ?", (public_uuid,))[0]
+        return _rows(ctx, public_uuid)[0]
 
     return ctx.retrying(attempt)
 
@@ -126,7 +119,7 @@ class ChatLimitReached(DomainError):
 def _widget(ctx: Context, public_uuid: str, origin: str | None) -> tuple[EmbedRow, Principal]:
     """The enabled embed and the user its chats are recorded for (its creator: there is no
     anonymous user here); the caller's Origin must be on the allowlist when one is set."""
-    rows = _rows(ctx, "WHERE e.uuid = ?", (public_uuid,))
+    rows = _rows(ctx, public_uuid)
     if not rows or not rows[0].settings.get("enabled", True):
         raise NotFound("Embed not found or disabled")
     embed = rows[0]

@@ -280,6 +280,9 @@ class LibraryView(ReadModel, Protocol):
     def workspaces_holding(self, docpaths: Iterable[str]) -> list[int]:
         """Ids of the workspaces any of these documents is embedded in."""
 
+    def embeds(self, public_uuid: str | None = None) -> list[application.rows.EmbedRecord]:
+        """Every embed (or the one with this public uuid), by id."""
+
     def embed_uuids(self, workspace_id: int) -> list[str]: ...
 
     def document(self, document_id: str) -> application.rows.DocumentRow | None: ...

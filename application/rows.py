@@ -240,3 +240,16 @@ class AuditPage(msgspec.Struct, frozen=True):
     total: int
     has_more: bool
 
+
+
+class EmbedRecord(msgspec.Struct, frozen=True):
+    """An embed as the library read model holds it, with its workspace's name and slug."""
+
+    id: int
+    uuid: str
+    workspace_id: int
+    workspace_name: str | None
+    workspace_slug: str | None
+    settings: dict[str, str | bool | int | list[str] | None]
+    created_by: int
+    created_at: str

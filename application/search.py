@@ -13,7 +13,7 @@ from application.rows import WorkspaceRow
 from application.workspaces import list_workspaces, visible_workspace
 from domain.errors import InvalidInput
 from domain.principal import Principal, Scope
-from projections.vectors import chunk_hash
+from domain.hashing import chunk_hash
 
 MAX_QUERY_CHARS = 20_000
 MAX_TOP_N = 200

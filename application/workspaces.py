@@ -16,7 +16,7 @@ from domain.principal import Actor, Principal, Role, Scope
 from domain.workspaces import (
     WORKSPACE_DIRECTORY_ID, Workspace, WorkspaceDirectory, WorkspaceDoc, check_name, slugify, workspace_uuid,
 )
-from projections.vectors import chunk_hash
+from domain.hashing import chunk_hash
 
 __all__ = ["WorkspaceRow"]  # imported from here by the chat and thread use cases
 

@@ -192,7 +192,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 def phase_search(args: argparse.Namespace, ledgerllm: str, tmp: Path, servers: list[Server]) -> dict[str, Any]:
-    from projections.vectors import chunk_hash
+    from domain.hashing import chunk_hash
 
     t = time.perf_counter()
     docs = search_corpus(args.search_chunks, str(args.seed))

@@ -9,3 +9,8 @@ import hashlib
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def chunk_hash(text: str) -> str:
+    """The SHA-256 hex digest of a chunk's text: the embedding cache's key (not a secret)."""
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from application.rows import DocumentRow, DocumentUse, WorkspaceDocumentRow, WorkspaceRow
+from application.rows import DocumentRow, DocumentUse, EmbedRecord, WorkspaceDocumentRow, WorkspaceRow
 from domain.documents import Document, Folder
 from domain.embeds import Embed
 from domain.workspaces import Workspace
@@ -215,6 +215,16 @@ class Library(ReadModelView):
                 found |= {r["workspace_id"] for r in tx.all(
                     f"SELECT workspace_id FROM workspace_documents WHERE docpath IN ({_marks(part)})", tuple(part))}
         return sorted(found)
+
+    def embeds(self, public_uuid: str | None = None) -> list[EmbedRecord]:
+        """Every embed (or the one with this public uuid), by id, with its workspace's name and slug."""
+        where, params = ("WHERE e.uuid = ?", (public_uuid,)) if public_uuid is not None else ("", ())
+        with self._read() as tx:
+            rows = tx.all(
+                "SELECT e.id, e.uuid, e.workspace_id, w.name AS workspace_name, w.slug AS workspace_slug, e.settings,"
+                f" e.created_by, e.created_at FROM embeds e LEFT JOIN workspaces w ON w.id = e.workspace_id {where}"
+                " ORDER BY e.id", params)
+        return [msgspec.convert({**r, "settings": json.loads(str(r["settings"]))}, EmbedRecord) for r in rows]
 
     def embed_uuids(self, workspace_id: int) -> list[str]:
         with self._read() as tx:

@@ -11,7 +11,6 @@ an index never mixes two models. Changing the model is a rebuild: the copy recor
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from application.rows import ChunkRow
 from domain.errors import DomainError
+from domain.hashing import chunk_hash
 from domain.workspaces import Workspace
 from projections.base import SqlProjection, Tx, handles
 from projections.readmodel import ReadModelView
@@ -27,10 +27,6 @@ from projections.readmodel import ReadModelView
 TextSource = Callable[[str], str]  # text hash -> text
 Chunker = Callable[[str, int, int], list[str]]  # text, size, overlap -> chunks
 Embed = Callable[[list[str]], np.ndarray]  # texts -> (n, d) float32, normalized
-
-
-def chunk_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class VectorsProjection(SqlProjection):

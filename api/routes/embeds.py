@@ -21,22 +21,27 @@ Origins = Annotated[str, Meta(max_length=26_000)] | Annotated[list[Annotated[str
                                                                Meta(max_length=100)]
 
 
+# Upstream's strict check: `true` turns an option on, any other value (`"yes"`, 1, null) off.
+UpstreamBool = Annotated[bool | str | int | float | None, Meta(description="true enables; any other value is false")]
+_BOOLS = frozenset({"allow_model_override", "allow_temperature_override", "allow_prompt_override", "enabled"})
+
+
 class EmbedSettingsBody(msgspec.Struct):
     """The settings an admin may give an embed; only the members sent are changed."""
 
     chat_mode: Literal["chat", "query"] | UnsetType = UNSET
     allowlist_domains: Origins | None | UnsetType = UNSET
-    allow_model_override: bool | UnsetType = UNSET
-    allow_temperature_override: bool | UnsetType = UNSET
-    allow_prompt_override: bool | UnsetType = UNSET
-    enabled: bool | UnsetType = UNSET
+    allow_model_override: UpstreamBool | UnsetType = UNSET
+    allow_temperature_override: UpstreamBool | UnsetType = UNSET
+    allow_prompt_override: UpstreamBool | UnsetType = UNSET
+    enabled: UpstreamBool | UnsetType = UNSET
     max_chats_per_day: ChatLimit | None | UnsetType = UNSET
     max_chats_per_session: ChatLimit | None | UnsetType = UNSET
     message_limit: ChatLimit | None | UnsetType = UNSET
 
     def settings(self) -> embeds.EmbedSettings:
-        return {f: v for f in self.__struct_fields__ if f in embeds.SETTING_FIELDS
-                and (v := getattr(self, f)) is not UNSET}
+        return {f: (v is True) if f in _BOOLS else v for f in self.__struct_fields__
+                if f in embeds.SETTING_FIELDS and (v := getattr(self, f)) is not UNSET}
 
 
 class NewEmbedBody(EmbedSettingsBody):
