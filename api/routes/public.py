@@ -96,10 +96,12 @@ class PublicController(Controller):
         return InviteCheck(None, problem) if problem else InviteCheck(InviteStatus(code, "pending"), None)
 
     @post("/api/invite/{code:str}", operation_id="claimInvite", status_code=200, sync_to_thread=True,
-          opt={"error_shape": SuccessError, **raises(MultiUserModeRequired, NotFound)})
+          opt={"error_shape": SuccessError, **raises(MultiUserModeRequired, NotFound),
+               "error_status": {404: 200, 409: 200}})
     def claim_invite(self, request: Request, ctx: Context, code: InviteCode, data: ClaimBody) -> Success:
         """Become a `default` user, a member of the invite's workspaces. An invite that is unknown
-        or no longer pending is 404 `{success: false, error}` (upstream: 200)."""
+        or no longer pending, or a username that is taken, answers 200 `{success: false, error}`
+        as upstream (its clients read `success`, not the status)."""
         invites.claim_invite(ctx, invites.ClaimInvite(
             code=code, username=data.username, password=data.password, correlation_id=request_id(request)))
         return Success(True, None)
