@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -30,6 +30,7 @@ REFUSAL = "There is no relevant information in this workspace to answer your que
 RESET_TEXT = "Chat history was reset!"
 EMPTY_COMPLETION = "No text completion could be completed with this input."
 MAX_MESSAGE_CHARS = 2_000_000
+T = TypeVar("T")
 
 
 class ChatFailed(DomainError):
@@ -140,6 +141,8 @@ def prepare(ctx: Context, req: ChatRequest) -> Prepared | Immediate:
         raise InvalidInput("Message is empty")
     if len(message) > MAX_MESSAGE_CHARS:
         raise InvalidInput(f"Message is longer than {MAX_MESSAGE_CHARS} characters")
+    if "\x00" in message:  # refused now, not after the model ran (the event could not be stored)
+        raise InvalidInput("Message may not contain the NUL character (U+0000).")
     mode = req.mode if req.mode is not None else workspace.settings.get("chatMode", "chat")
     if mode not in MODES:
         raise InvalidInput(f"{mode} is not a valid mode.")
@@ -226,6 +229,10 @@ def record(ctx: Context, req: ChatRequest, workspace_id: int, user_id: int, thre
     """Record one exchange as an event (with its user and key) and wait for the history view."""
     actor = req.principal.actor(req.correlation_id)
     chat_id = ctx.chat_ids.next(ctx, actor)
+    # What came from elsewhere (the model's reply, attachment and document text) may hold NUL
+    # characters, which no event may carry (a PostgreSQL read model could not store them).
+    text, error = _without_nul(text), _without_nul(error)
+    sources, attachments = _without_nul(sources), _without_nul(attachments)
     chat = Chat.record(
         actor, chat_id, workspace_id=workspace_id, user_id=user_id, thread_id=thread_id, session_id=session_id,
         embed_id=req.embed_id, prompt=prompt, response=text, mode=mode, sources=sources, attachments=attachments,
@@ -234,6 +241,16 @@ def record(ctx: Context, req: ChatRequest, workspace_id: int, user_id: int, thre
     )
     ctx.save(chat, project=[ctx.chats])
     return chat_id
+
+
+def _without_nul(value: T) -> T:
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value  # type: ignore[return-value]
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]  # type: ignore[return-value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}  # type: ignore[return-value]
+    return value
 
 
 def record_reset(ctx: Context, req: ChatRequest, workspace_id: int, user_id: int, thread_id: int | None,

@@ -79,3 +79,14 @@ def test_plain_options_answers_2xx_on_every_guarded_path(client):
         concrete = path.replace("{", "").replace("}", "")
         response = client.options(concrete)
         assert 200 <= response.status_code < 300, (path, response.status_code, response.text)
+
+
+def test_a_chat_holding_nul_is_refused_before_the_model_runs(client, backend):
+    keys = multi_user_keys(client)
+    admin = bearer(keys["admin"])
+    client.post("/api/v1/workspace/new", headers=admin, json={"name": "nul chat"})
+    before = _store_digest(backend)
+    response = client.post("/api/v1/workspace/nul-chat/chat", headers=admin,
+                           json={"message": "hello \u0000 there", "mode": "chat"})
+    assert response.status_code == 400 and "NUL" in response.text, response.text
+    assert _store_digest(backend) == before
