@@ -25,14 +25,17 @@ _encode = msgspec.json.Encoder().encode
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> None:
+    from api.cli_checkpoint import read_checkpoints
     from application.audit import parse_anchor
     from infrastructure.chain import verify_chain
 
     expect = parse_anchor(args.expect)
     with open_store() as store:
+        checkpoints = read_checkpoints(store.settings, args.checkpoint, args.key) if args.checkpoint else []
         head = store.recorder.max_notification_id() or 0
         progress = Progress("verifying the chain", head)
-        report = verify_chain(store.recorder, expect=expect, progress=progress.add)
+        report = verify_chain(store.recorder, expect=expect, anchors=[(p, d) for _, p, d in checkpoints],
+                              progress=progress.add)
         progress.done()
     anchor = f"{report.head_position}:{report.head_digest.hex()}"
     if args.json:
@@ -40,10 +43,13 @@ def cmd_audit_verify(args: argparse.Namespace) -> None:
             "intact": report.intact, "checked": report.checked, "head_position": report.head_position,
             "head_digest": report.head_digest.hex(), "problem_count": report.problem_count,
             "problems": [{"position": p.position, "kind": p.kind, "detail": p.detail} for p in report.problems],
+            "checkpoints": [{"file": name, "position": position} for name, position, _ in checkpoints],
         }).decode())
     elif report.intact:
         print(f"chain intact: {report.checked:,} events checked up to position {report.head_position}")
         print(f"anchor {anchor}")
+        for name, position, _ in checkpoints:
+            print(f"checkpoint {name} (position {position}): extended by today's chain")
         print("Keep the anchor somewhere else; `ledgerllm audit verify --expect ANCHOR` later also catches "
               "the newest events being removed.", file=sys.stderr)
     else:

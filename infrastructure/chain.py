@@ -247,6 +247,7 @@ def _stream(read: Callable[[int, int], list[Any]], until: int | None) -> Iterato
 
 
 def verify_chain(recorder: Any, *, until: int | None = None, expect: tuple[int, bytes] | None = None,
+                 anchors: Sequence[tuple[int, bytes]] = (),
                  progress: Callable[[int], None] | None = None) -> ChainReport:
     """Walk the events and their links in position order (a batch at a time, beside a running
     server) and report every place where they don't agree."""
@@ -291,13 +292,17 @@ def verify_chain(recorder: Any, *, until: int | None = None, expect: tuple[int, 
     if progress:
         progress(seen % BATCH)
     report.head_position, report.head_digest = previous_position, previous
-    if expect is not None:
-        _check_anchor(recorder, report, *expect)
+    for position, digest in ([expect] if expect is not None else []) + list(anchors):
+        _check_anchor(recorder, report, position, digest)
     report.problems.sort(key=lambda p: p.position)
     return report
 
 
 def _check_anchor(recorder: Any, report: ChainReport, position: int, digest: bytes) -> None:
+    if position == 0:  # the empty store: every chain extends it
+        if digest != GENESIS:
+            report.add(Problem(0, "altered", "the anchor names position 0 with a digest other than the chain's start"))
+        return
     links = recorder.read_links(position - 1, 1)
     if not links or links[0][0] != position:
         report.add(Problem(position, "truncated", f"the recorded anchor names position {position}, which is "

@@ -27,6 +27,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_fallback: str = "local"
     jwt_secret: str | None = None  # else generated once into DATA_DIR/jwt-secret
     jwt_expiry_seconds: int = 30 * 24 * 3600
+    # Signed checkpoints (`ledgerllm audit checkpoint`): who signs, with which Ed25519 key (64 hex
+    # characters in CHECKPOINT_KEY, or a 0600 file, made on first use at DATA_DIR/checkpoint.key).
+    checkpoint_origin: str = "ledgerllm"
+    checkpoint_key: str | None = None
+    checkpoint_key_file: Path | None = None
     owner_username: str = "admin"
     auth_token: str | None = None  # AUTH_TOKEN: the owner's first password, as upstream
     simple_sso_enabled: bool = False
@@ -84,6 +89,9 @@ _ENV = {
     "RATE_LIMIT_FALLBACK": ("rate_limit_fallback", str),
     "JWT_SECRET": ("jwt_secret", str),
     "JWT_EXPIRY_SECONDS": ("jwt_expiry_seconds", int),
+    "CHECKPOINT_ORIGIN": ("checkpoint_origin", str),
+    "CHECKPOINT_KEY": ("checkpoint_key", str),
+    "CHECKPOINT_KEY_FILE": ("checkpoint_key_file", Path),
     "OWNER_USERNAME": ("owner_username", str),
     "AUTH_TOKEN": ("auth_token", str),
     "SIMPLE_SSO_ENABLED": ("simple_sso_enabled", lambda v: v.lower() in {"1", "true", "yes", "on"}),
