@@ -22,12 +22,8 @@ DEADLINE = 120  # seconds: generous for a loaded machine
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     """A Redis of this test's own, since the test stops and starts it."""
-    server = RedisServer()
-    server.start()
-    try:
+    with RedisServer.running() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _until(condition, what: str) -> None:

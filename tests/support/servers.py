@@ -16,6 +16,8 @@ import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -157,6 +159,17 @@ class PostgresServer:
 
 class RedisServer:
     """A redis-server child process on loopback with persistence disabled."""
+
+    @classmethod
+    @contextmanager
+    def running(cls) -> Iterator[RedisServer]:
+        """A started server, stopped on exit."""
+        server = cls()
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
     host = LOOPBACK
 
