@@ -72,7 +72,7 @@ def create_app(settings: Settings) -> Litestar:
         }),
         security=[{"BearerAuth": []}],
     )
-    middleware = [RequestIdMiddleware, metrics.metrics_config().middleware,
+    middleware = [RequestIdMiddleware, metrics.RequestMetrics,
                   DefineMiddleware(AuthMiddleware, exclude=["^/api/docs", "^/metrics"])]
     before_send = [stamp_response]
     if settings.read_only:
@@ -125,7 +125,7 @@ class ReadOnlyMiddleware:
         await self.app(scope, receive, send)
 
 
-def stamp_read_only(message: Message, scope: Scope) -> None:
+async def stamp_read_only(message: Message, scope: Scope) -> None:
     """before_send hook: every response names the position this read-only server shows."""
     if message["type"] != "http.response.start":
         return

@@ -6,11 +6,14 @@ figures cover every process writing to the store, not just this one."""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterable
 from typing import Any
 
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from prometheus_client import REGISTRY, Counter, Histogram
+from litestar.plugins.prometheus import PrometheusController
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -22,10 +25,63 @@ LLM_SECONDS = Histogram("ledgerllm_llm_seconds", "Model time per chat exchange",
 LLM_TOKENS = Counter("ledgerllm_llm_tokens_total", "Tokens sent to and received from models", ["model", "kind"])
 
 
-def metrics_config() -> PrometheusConfig:
-    # Route templates, not paths: ids and invite codes never become label values.
-    return PrometheusConfig(app_name="ledgerllm", prefix="ledgerllm", group_path=True,
-                            exclude=["^/metrics", "^/api/docs"])
+# Requests, with the names and labels Litestar's Prometheus middleware gives them. Labels hold
+# route templates, never paths, so ids and invite codes never become label values.
+_LABELS = ["method", "path", "status_code", "app_name"]
+REQUESTS = Counter("ledgerllm_requests_total", "Total requests", _LABELS)
+REQUEST_SECONDS = Histogram("ledgerllm_request_duration_seconds", "Request duration, in seconds", _LABELS)
+IN_PROGRESS = Gauge("ledgerllm_requests_in_progress", "Total requests currently in progress", _LABELS,
+                    multiprocess_mode="livesum")
+ERRORS = Counter("ledgerllm_requests_error_total", "Total errors", _LABELS)
+_NOT_COUNTED = re.compile(r"^/(metrics|api/docs)")
+
+
+class RequestMetrics:
+    """ASGI middleware counting each request and its duration. Each label set's metric children
+    are looked up once and kept: `labels()` validates and locks on every call, which made
+    Litestar's own middleware the largest cost of a trivial request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self._running: dict[tuple[str, str], Any] = {}
+
+    def _done(self, method: str, path: str, status: int) -> tuple[Any, Any, Any]:
+        key = (method, path, status)
+        children = self._children.get(key)
+        if children is None:
+            values = (method, path, str(status), "ledgerllm")
+            children = self._children[key] = (REQUESTS.labels(*values), REQUEST_SECONDS.labels(*values),
+                                              ERRORS.labels(*values) if status >= 500 else None)
+        return children
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _NOT_COUNTED.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope.get("path_template") or "<no route>"
+        running = self._running.get((method, path))
+        if running is None:
+            running = self._running[(method, path)] = IN_PROGRESS.labels(method, path, "200", "ledgerllm")
+        span = [time.perf_counter(), 0.0, 500]  # start, end, status
+
+        async def measured_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                span[2] = message["status"]
+            elif message["type"] == "http.response.body" and not span[1]:
+                span[1] = time.perf_counter()
+            await send(message)
+
+        running.inc()
+        try:
+            await self.app(scope, receive, measured_send)
+        finally:
+            running.dec()
+            count, seconds, errors = self._done(method, path, span[2])
+            count.inc()
+            seconds.observe((span[1] or time.perf_counter()) - span[0])
+            if errors is not None:
+                errors.inc()
 
 
 class Metrics(PrometheusController):

@@ -53,8 +53,9 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send)
 
 
-def stamp_response(message: Message, scope: Scope) -> None:
-    """before_send hook: add X-Request-Id and RateLimit-* headers, write the access line."""
+async def stamp_response(message: Message, scope: Scope) -> None:
+    """before_send hook: add X-Request-Id and RateLimit-* headers, write the access line. A
+    coroutine: Litestar would run a plain function in a worker thread, twice per request."""
     if message["type"] != "http.response.start" or scope["type"] != "http":
         return
     state = scope.get("state", {})
