@@ -6,12 +6,12 @@ records their hashes, names, metadata and the actor, never the text or the vecto
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 
 import msgspec
 
 from application.access import check_can_manage_content, check_scope
-from application.ledger import Context
+from application.ledger import Command, Context
 from application.rows import DocumentRow, DocumentUse
 from application.workspaces import EmbedFailure, UpdateEmbeddings, get_workspace, restricted, update_embeddings
 from domain.documents import DEFAULT_FOLDER, METADATA_KEYS, Document, Folder, check_folder, folder_uuid, split_docpath
@@ -35,19 +35,19 @@ class StoredDocument(msgspec.Struct, frozen=True):
     failures: list[EmbedFailure]
 
 
-def _published() -> str:
-    now = datetime.now(timezone.utc)
+def _published(now: datetime) -> str:
     return f"{now.month}/{now.day}/{now.year}, {now.strftime('%I:%M:%S %p').lstrip('0')}"
 
 
-def _metadata(name: str, source: str, url: str | None, parsed: dict[str, str], given: Metadata) -> dict[str, str]:
+def _metadata(ctx: Context, name: str, source: str, url: str | None, parsed: dict[str, str],
+              given: Metadata) -> dict[str, str]:
     """Upstream's metadata keys with its defaults; what the file says, then what the caller
     says. Only those keys are kept, so no caller can overwrite a document's location or id."""
     meta = {
         "url": url or f"file://{name}", "title": name, "docAuthor": "Unknown", "description": "Unknown",
         "docSource": {"upload": "a file uploaded by the user.", "link": "URL link uploaded by the user.",
                       "raw-text": "raw text uploaded by the user."}[source],
-        "chunkSource": f"link://{url}" if url else name, "published": _published(),
+        "chunkSource": f"link://{url}" if url else name, "published": _published(ctx.clock.now()),
     }
     parsed = {("docAuthor" if k == "author" else k): v for k, v in parsed.items()}
     meta.update({k: str(v) for k, v in parsed.items() if v and k in METADATA_KEYS})
@@ -60,19 +60,29 @@ def _metadata(name: str, source: str, url: str | None, parsed: dict[str, str], g
     return meta
 
 
-def store_document(
-    ctx: Context, principal: Principal, correlation_id: str, *, folder: str | None, original_name: str, source: str,
-    mime: str, data: bytes, text: str, metadata: dict[str, str], add_to_workspaces: list[str],
-) -> StoredDocument:
-    check_can_manage_content(principal)
-    folder = check_folder(folder or DEFAULT_FOLDER)
-    text = text.replace("\x00", "")  # binary junk; PostgreSQL text (the chunks) cannot hold it
+class Extracted(msgspec.Struct, frozen=True, kw_only=True):
+    """What an upload handler hands to `_store`: the original bytes, their text and metadata."""
+
+    folder: str | None
+    original_name: str
+    source: str
+    mime: str
+    data: bytes
+    text: str
+    metadata: dict[str, str]
+
+
+def _store(ctx: Context, cmd: Command, doc_in: Extracted, add_to_workspaces: list[str]) -> StoredDocument:
+    """Keep the blobs, record `Document.Uploaded` (and the folder if new), then embed the
+    document in each named workspace; unknown workspaces are reported as failures."""
+    folder = check_folder(doc_in.folder or DEFAULT_FOLDER)
+    text = doc_in.text.replace("\x00", "")  # binary junk; PostgreSQL text (the chunks) cannot hold it
     if not text.strip():
         raise Unprocessable("The document has no text content.")
     content = ctx.content
-    content_hash = content.blobs.put(data)
+    content_hash = content.blobs.put(doc_in.data)
     text_hash = content.blobs.put(text.encode())
-    actor = principal.actor(correlation_id)
+    actor = cmd.actor()
     document_id = str(uuid.uuid4())
 
     def attempt() -> Document:
@@ -83,8 +93,9 @@ def store_document(
         elif folder_agg.removed:
             folder_agg.restore(actor)
             changed.append(folder_agg)
-        doc = Document.upload(actor, document_id, folder, original_name, source, mime, content_hash, text_hash,
-                              len(data), len(text.split()), content.tokenizer.count(text), metadata)
+        doc = Document.upload(actor, document_id, folder, doc_in.original_name, doc_in.source, doc_in.mime,
+                              content_hash, text_hash, len(doc_in.data), len(text.split()),
+                              content.tokenizer.count(text), doc_in.metadata)
         ctx.save(*changed, doc, project=[ctx.library])
         return doc
 
@@ -94,7 +105,7 @@ def store_document(
         if get_workspace(ctx, slug) is None:
             failures.append(EmbedFailure(doc.docpath, f"Workspace {slug} is not a valid workspace."))
             continue
-        _, failed = update_embeddings(ctx, UpdateEmbeddings(principal=principal, correlation_id=correlation_id,
+        _, failed = update_embeddings(ctx, UpdateEmbeddings(principal=cmd.principal, correlation_id=cmd.correlation_id,
                                                             slug=slug, adds=[doc.docpath]))
         failures += failed
     row = get_document(ctx, document_id)
@@ -102,60 +113,81 @@ def store_document(
     return StoredDocument(row, text, failures)
 
 
-def upload_file(ctx: Context, principal: Principal, correlation_id: str, *, filename: str, data: bytes,
-                content_type: str | None, folder: str | None, metadata: Metadata,
-                add_to_workspaces: list[str]) -> StoredDocument:
-    check_can_manage_content(principal)
+class UploadFile(Command, frozen=True, kw_only=True):
+    filename: str
+    data: bytes
+    content_type: str | None = None
+    folder: str | None = None
+    metadata: Metadata = {}
+    add_to_workspaces: list[str] = []
+
+
+def upload_file(ctx: Context, cmd: UploadFile) -> StoredDocument:
+    check_can_manage_content(cmd.principal)
     content = ctx.content
-    if len(data) > content.max_upload_bytes:
+    if len(cmd.data) > content.max_upload_bytes:
         raise DomainError(f"File is larger than the upload limit of {content.max_upload_bytes} bytes.")
     try:
-        name = content.safe_filename(filename)
-        parsed = content.parse(name, data, content_type)
+        name = content.safe_filename(cmd.filename)
+        parsed = content.parse(name, cmd.data, cmd.content_type)
     except ValueError as e:
         raise Unprocessable(str(e)) from None
-    meta = _metadata(name, "upload", None, {"title": parsed.title, **parsed.metadata}, metadata)
-    return store_document(ctx, principal, correlation_id, folder=folder, original_name=name, source="upload",
-                          mime=parsed.mime, data=data, text=parsed.text, metadata=meta,
-                          add_to_workspaces=add_to_workspaces)
+    meta = _metadata(ctx, name, "upload", None, {"title": parsed.title, **parsed.metadata}, cmd.metadata)
+    return _store(ctx, cmd, Extracted(folder=cmd.folder, original_name=name, source="upload", mime=parsed.mime,
+                                      data=cmd.data, text=parsed.text, metadata=meta), cmd.add_to_workspaces)
 
 
-def upload_link(ctx: Context, principal: Principal, correlation_id: str, *, link: str, headers: dict[str, str],
-                metadata: Metadata, add_to_workspaces: list[str]) -> StoredDocument:
-    check_can_manage_content(principal)
+class UploadLink(Command, frozen=True, kw_only=True):
+    link: str
+    headers: dict[str, str] = {}
+    metadata: Metadata = {}
+    add_to_workspaces: list[str] = []
+
+
+def upload_link(ctx: Context, cmd: UploadLink) -> StoredDocument:
+    check_can_manage_content(cmd.principal)
     content = ctx.content
     try:
-        page = content.fetch(link, headers=headers)
+        page = content.fetch(cmd.link, headers=cmd.headers)
         parsed = content.parse(page.filename, page.data, page.content_type)
     except ValueError as e:
         raise Unprocessable(str(e)) from None
-    meta = _metadata(page.filename, "link", page.url, {"title": parsed.title, **parsed.metadata}, metadata)
-    return store_document(ctx, principal, correlation_id, folder=None, original_name=page.filename, source="link",
-                          mime=parsed.mime, data=page.data, text=parsed.text, metadata=meta,
-                          add_to_workspaces=add_to_workspaces)
+    meta = _metadata(ctx, page.filename, "link", page.url, {"title": parsed.title, **parsed.metadata}, cmd.metadata)
+    return _store(ctx, cmd, Extracted(folder=None, original_name=page.filename, source="link", mime=parsed.mime,
+                                      data=page.data, text=parsed.text, metadata=meta), cmd.add_to_workspaces)
 
 
-def upload_raw_text(ctx: Context, principal: Principal, correlation_id: str, *, text: str | None,
-                    metadata: Metadata | None, add_to_workspaces: list[str]) -> StoredDocument:
-    check_can_manage_content(principal)
-    if text is None or not text.strip():
+class UploadRawText(Command, frozen=True, kw_only=True):
+    """`text` and `metadata` may be missing (None): the handler refuses them with upstream's words."""
+
+    text: str | None
+    metadata: Metadata | None
+    add_to_workspaces: list[str] = []
+
+
+def upload_raw_text(ctx: Context, cmd: UploadRawText) -> StoredDocument:
+    check_can_manage_content(cmd.principal)
+    if cmd.text is None or not cmd.text.strip():
         raise Unprocessable("The 'textContent' key cannot have an empty value.")
-    title = (metadata or {}).get("title")
-    if metadata is None or not isinstance(title, str) or not title.strip():
+    title = (cmd.metadata or {}).get("title")
+    if cmd.metadata is None or not isinstance(title, str) or not title.strip():
         raise Unprocessable("You are missing required metadata key:value pairs in your request. "
                             "Required metadata key:values are 'title'")
     name = f"raw-{title.strip()}"[:200]
-    meta = _metadata(name, "raw-text", None, {}, metadata)
-    return store_document(ctx, principal, correlation_id, folder=None, original_name=name, source="raw-text",
-                          mime="text/plain", data=text.encode(), text=text, metadata=meta,
-                          add_to_workspaces=add_to_workspaces)
+    meta = _metadata(ctx, name, "raw-text", None, {}, cmd.metadata)
+    return _store(ctx, cmd, Extracted(folder=None, original_name=name, source="raw-text", mime="text/plain",
+                                      data=cmd.text.encode(), text=cmd.text, metadata=meta), cmd.add_to_workspaces)
 
 
 # folders and moves --------------------------------------------------------------------------
-def create_folder(ctx: Context, principal: Principal, correlation_id: str, name: str) -> None:
-    check_can_manage_content(principal)
-    name = check_folder(name)
-    actor = principal.actor(correlation_id)
+class CreateFolder(Command, frozen=True, kw_only=True):
+    name: str
+
+
+def create_folder(ctx: Context, cmd: CreateFolder) -> None:
+    check_can_manage_content(cmd.principal)
+    name = check_folder(cmd.name)
+    actor = cmd.actor()
 
     def attempt() -> None:
         folder: Folder | None = ctx.ledger.find(folder_uuid(name))
@@ -168,13 +200,17 @@ def create_folder(ctx: Context, principal: Principal, correlation_id: str, name:
     ctx.retrying(attempt)
 
 
-def remove_folder(ctx: Context, principal: Principal, correlation_id: str, name: str) -> int:
+class RemoveFolder(Command, frozen=True, kw_only=True):
+    name: str
+
+
+def remove_folder(ctx: Context, cmd: RemoveFolder) -> int:
     """Remove a folder and its documents (unembedding them everywhere); returns how many."""
-    check_can_manage_content(principal)
-    name = check_folder(name)
+    check_can_manage_content(cmd.principal)
+    name = check_folder(cmd.name)
     if name == DEFAULT_FOLDER:
         raise InvalidInput(f"The default folder {DEFAULT_FOLDER} cannot be removed.")
-    actor = principal.actor(correlation_id)
+    actor = cmd.actor()
 
     def attempt() -> int:
         folder: Folder | None = ctx.ledger.find(folder_uuid(name))
@@ -202,12 +238,16 @@ def _unembed_everywhere(ctx: Context, actor: Actor, docpaths: list[str]) -> list
     return workspaces
 
 
-def remove_documents(ctx: Context, principal: Principal, correlation_id: str, names: list[str]) -> int:
+class RemoveDocuments(Command, frozen=True, kw_only=True):
+    names: list[str]  # docpaths, `folder/file.json`
+
+
+def remove_documents(ctx: Context, cmd: RemoveDocuments) -> int:
     """Remove the documents at these docpaths; unknown ones are left out and, as upstream, an
     empty or unknown list is a success that removes nothing. Returns how many were removed."""
-    check_can_manage_content(principal)
-    actor = principal.actor(correlation_id)
-    paths = list(dict.fromkeys(split_docpath(name) for name in names))
+    check_can_manage_content(cmd.principal)
+    actor = cmd.actor()
+    paths = list(dict.fromkeys(split_docpath(name) for name in cmd.names))
 
     def attempt() -> int:
         docs: list[Document] = []
@@ -226,13 +266,17 @@ def remove_documents(ctx: Context, principal: Principal, correlation_id: str, na
     return ctx.retrying(attempt)
 
 
-def move_files(ctx: Context, principal: Principal, correlation_id: str, moves: list[tuple[str, str]]) -> tuple[int, int]:
+class MoveFiles(Command, frozen=True, kw_only=True):
+    moves: list[tuple[str, str]]  # (source docpath, target docpath), the file name kept
+
+
+def move_files(ctx: Context, cmd: MoveFiles) -> tuple[int, int]:
     """Move documents between folders; embedded ones are not moved (as upstream). Returns
     (moved, not moved). A move never overwrites: the file name stays, only the folder changes."""
-    check_can_manage_content(principal)
-    actor = principal.actor(correlation_id)
+    check_can_manage_content(cmd.principal)
+    actor = cmd.actor()
     plan = []
-    for source, target in moves:
+    for source, target in cmd.moves:
         source_folder, name = split_docpath(source)
         folder, target_name = split_docpath(target)
         if target_name != name:

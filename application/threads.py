@@ -1,11 +1,12 @@
-"""Threads: create, rename, delete, list; each belongs to one user of one workspace."""
+"""Threads: create, rename, delete, list; each belongs to one user of one workspace.
+Commands are frozen Structs with one handler each; queries read the chats view."""
 
 from __future__ import annotations
 
 import uuid
 
 from application.ids import take_id
-from application.ledger import Context
+from application.ledger import Command, Context
 from application.rows import ThreadRow
 from application.workspaces import WorkspaceRow, visible_workspace
 from domain.errors import Conflict, NotFound, PermissionDenied
@@ -35,21 +36,31 @@ def list_threads(ctx: Context, principal: Principal, workspace_slug: str) -> lis
     return ctx.chats.user_threads(workspace.id, principal.user_id)
 
 
-def create_thread(ctx: Context, principal: Principal, correlation_id: str, workspace_slug: str, *,
-                  name: str | None = None, slug: str | None = None, user_id: int | None = None) -> ThreadRow:
-    workspace = visible_workspace(ctx, principal, workspace_slug, Scope.CHAT)
+class CreateThread(Command, frozen=True, kw_only=True):
+    """A new thread in the workspace, for the caller or (admins only) for `user_id`; `slug`
+    defaults to a random one and must be free in the workspace."""
+
+    workspace_slug: str
+    name: str | None = None
+    slug: str | None = None
+    user_id: int | None = None
+
+
+def create_thread(ctx: Context, cmd: CreateThread) -> ThreadRow:
+    principal = cmd.principal
+    workspace = visible_workspace(ctx, principal, cmd.workspace_slug, Scope.CHAT)
     owner = principal.user_id
-    if user_id is not None and user_id != principal.user_id:
+    if cmd.user_id is not None and cmd.user_id != principal.user_id:
         if not principal.is_admin:
             raise PermissionDenied("Only admins may create threads for another user.")
-        user = ctx.accounts.user(user_id)
+        user = ctx.accounts.user(cmd.user_id)
         if user is None or user.deleted:
             raise NotFound("User not found")
         owner = user.id
-    name = "Thread" if name is None else name
-    slug = check_thread_slug(slug or str(uuid.uuid4()))
+    name = "Thread" if cmd.name is None else cmd.name
+    slug = check_thread_slug(cmd.slug or str(uuid.uuid4()))
     taken = f"This workspace already has a thread with the slug {slug!r}; choose another."
-    actor = principal.actor(correlation_id)
+    actor = cmd.actor()
 
     def attempt() -> ThreadRow:
         seq, thread_id = take_id(ctx, "threads", actor)
@@ -63,30 +74,42 @@ def create_thread(ctx: Context, principal: Principal, correlation_id: str, works
     return ctx.retrying(attempt)
 
 
-def rename_thread(ctx: Context, principal: Principal, correlation_id: str, workspace_slug: str, slug: str,
-                  name: str) -> ThreadRow:
-    workspace = visible_workspace(ctx, principal, workspace_slug, Scope.WRITE)
-    row = owned_thread(ctx, principal, workspace, slug)
+class UpdateThread(Command, frozen=True, kw_only=True):
+    """Rename one of the caller's threads (an admin's: anyone's)."""
+
+    workspace_slug: str
+    slug: str
+    name: str
+
+
+def update_thread(ctx: Context, cmd: UpdateThread) -> ThreadRow:
+    workspace = visible_workspace(ctx, cmd.principal, cmd.workspace_slug, Scope.WRITE)
+    row = owned_thread(ctx, cmd.principal, workspace, cmd.slug)
 
     def attempt() -> ThreadRow:
         thread: Thread = ctx.ledger.repository.get(thread_uuid(row.id))
-        thread.rename(principal.actor(correlation_id), name)
+        thread.rename(cmd.actor(), cmd.name)
         if thread.pending_events:
             ctx.save(thread, project=[ctx.chats])
-        return get_thread(ctx, workspace, slug)  # type: ignore[return-value]
+        return get_thread(ctx, workspace, cmd.slug)  # type: ignore[return-value]
 
     return ctx.retrying(attempt)
 
 
-def delete_thread(ctx: Context, principal: Principal, correlation_id: str, workspace_slug: str, slug: str) -> None:
+class DeleteThread(Command, frozen=True, kw_only=True):
+    workspace_slug: str
+    slug: str
+
+
+def delete_thread(ctx: Context, cmd: DeleteThread) -> None:
     """Delete the thread and its chats from the views (the events stay). A thread that is not
     the caller's is not found, like an absent one: never a success that deleted nothing."""
-    workspace = visible_workspace(ctx, principal, workspace_slug, Scope.WRITE)
-    row = owned_thread(ctx, principal, workspace, slug)
+    workspace = visible_workspace(ctx, cmd.principal, cmd.workspace_slug, Scope.WRITE)
+    row = owned_thread(ctx, cmd.principal, workspace, cmd.slug)
 
     def attempt() -> None:
         thread: Thread = ctx.ledger.repository.get(thread_uuid(row.id))
-        thread.delete(principal.actor(correlation_id))
+        thread.delete(cmd.actor())
         if thread.pending_events:
             ctx.save(thread, project=[ctx.chats])
 

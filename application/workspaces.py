@@ -8,10 +8,10 @@ import uuid
 import msgspec
 
 from application.access import check_admin_or_manager, check_can_manage_content, check_scope
-from application.ledger import Context
+from application.ledger import Command, Context
 from application.rows import SettingValue, UserRow, WorkspaceDocumentRow, WorkspaceRow, WorkspaceThreadRow
 from domain.embeds import Embed, embed_uuid
-from domain.errors import NotFound, PermissionDenied
+from domain.errors import NotFound
 from domain.principal import Actor, Principal, Role, Scope
 from domain.workspaces import (
     WORKSPACE_DIRECTORY_ID, Workspace, WorkspaceDirectory, WorkspaceDoc, check_name, slugify, workspace_uuid,
@@ -77,9 +77,7 @@ def threads_of(ctx: Context, principal: Principal, workspace_id: int) -> list[Wo
 
 
 # commands -----------------------------------------------------------------------------------
-class CreateWorkspace(msgspec.Struct, frozen=True, kw_only=True):
-    principal: Principal
-    correlation_id: str
+class CreateWorkspace(Command, frozen=True, kw_only=True):
     name: str | None
     settings: Settings = {}
 
@@ -91,7 +89,7 @@ def _directory(ctx: Context, actor: Actor) -> WorkspaceDirectory:
 def create_workspace(ctx: Context, cmd: CreateWorkspace) -> WorkspaceRow:
     check_can_manage_content(cmd.principal)
     name = check_name(cmd.name)
-    actor = cmd.principal.actor(cmd.correlation_id)
+    actor = cmd.actor()
 
     def attempt() -> WorkspaceRow:
         directory = _directory(ctx, actor)
@@ -122,9 +120,7 @@ def _load(ctx: Context, slug: str) -> Workspace:
     return workspace
 
 
-class UpdateWorkspace(msgspec.Struct, frozen=True, kw_only=True):
-    principal: Principal
-    correlation_id: str
+class UpdateWorkspace(Command, frozen=True, kw_only=True):
     slug: str
     changes: Settings
 
@@ -134,7 +130,7 @@ def update_workspace(ctx: Context, cmd: UpdateWorkspace) -> tuple[WorkspaceRow, 
 
     def attempt() -> tuple[WorkspaceRow, bool]:
         workspace = _load(ctx, cmd.slug)
-        changed = workspace.update(cmd.principal.actor(cmd.correlation_id), dict(cmd.changes))
+        changed = workspace.update(cmd.actor(), dict(cmd.changes))
         if changed:
             ctx.save(workspace, project=[ctx.library])
         return _reread(ctx, cmd.slug), changed
@@ -142,16 +138,14 @@ def update_workspace(ctx: Context, cmd: UpdateWorkspace) -> tuple[WorkspaceRow, 
     return ctx.retrying(attempt)
 
 
-class DeleteWorkspace(msgspec.Struct, frozen=True, kw_only=True):
-    principal: Principal
-    correlation_id: str
+class DeleteWorkspace(Command, frozen=True, kw_only=True):
     slug: str
 
 
 def delete_workspace(ctx: Context, cmd: DeleteWorkspace) -> None:
     """Deletes the workspace, its document links, its vectors and its embeds (upstream cascades)."""
     check_can_manage_content(cmd.principal)
-    actor = cmd.principal.actor(cmd.correlation_id)
+    actor = cmd.actor()
 
     def attempt() -> None:
         workspace = _load(ctx, cmd.slug)
@@ -167,9 +161,7 @@ def delete_workspace(ctx: Context, cmd: DeleteWorkspace) -> None:
     ctx.retrying(attempt)
 
 
-class SetMembers(msgspec.Struct, frozen=True, kw_only=True):
-    principal: Principal
-    correlation_id: str
+class SetMembers(Command, frozen=True, kw_only=True):
     workspace_id: int | None = None
     slug: str | None = None
     user_ids: list[int]
@@ -189,7 +181,7 @@ def set_members(ctx: Context, cmd: SetMembers) -> list[UserRow]:
 
     def attempt() -> None:
         workspace = _load(ctx, row.slug)
-        workspace.set_members(cmd.principal.actor(cmd.correlation_id), valid, cmd.replace)
+        workspace.set_members(cmd.actor(), valid, cmd.replace)
         if workspace.pending_events:
             ctx.save(workspace, project=[ctx.library])
 
@@ -230,9 +222,10 @@ class EmbedFailure(msgspec.Struct, frozen=True):
     error: str
 
 
-def prepare_embeddings(ctx: Context, docpaths: list[str]) -> tuple[list[WorkspaceDoc], list[EmbedFailure]]:
-    """Chunk each document and make sure every chunk's vector is in the cache (computing only
-    the ones it lacks, in batches). Nothing is recorded here; failures are returned."""
+def _chunk_and_embed(ctx: Context, docpaths: list[str]) -> tuple[list[WorkspaceDoc], list[EmbedFailure]]:
+    """Chunk each document and make sure every chunk's vector is in the embedding cache
+    (computing only the ones it lacks, in batches). No event is recorded here; failures are
+    returned for the caller to report."""
     size, overlap = chunk_settings(ctx)
     content = ctx.content
     ready: list[WorkspaceDoc] = []
@@ -268,9 +261,7 @@ def ensure_vectors(ctx: Context, texts: list[str]) -> None:
         ctx.vectors.put_embeddings(embedder.model_name, list(zip(batch, vectors)))
 
 
-class UpdateEmbeddings(msgspec.Struct, frozen=True, kw_only=True):
-    principal: Principal
-    correlation_id: str
+class UpdateEmbeddings(Command, frozen=True, kw_only=True):
     slug: str
     adds: list[str] = []
     deletes: list[str] = []
@@ -279,8 +270,8 @@ class UpdateEmbeddings(msgspec.Struct, frozen=True, kw_only=True):
 def update_embeddings(ctx: Context, cmd: UpdateEmbeddings) -> tuple[WorkspaceRow, list[EmbedFailure]]:
     check_can_manage_content(cmd.principal)
     _load(ctx, cmd.slug)
-    ready, failures = prepare_embeddings(ctx, cmd.adds)
-    actor = cmd.principal.actor(cmd.correlation_id)
+    ready, failures = _chunk_and_embed(ctx, cmd.adds)
+    actor = cmd.actor()
 
     def attempt() -> WorkspaceRow:
         workspace = _load(ctx, cmd.slug)
@@ -293,9 +284,7 @@ def update_embeddings(ctx: Context, cmd: UpdateEmbeddings) -> tuple[WorkspaceRow
     return ctx.retrying(attempt), failures
 
 
-class UpdatePin(msgspec.Struct, frozen=True, kw_only=True):
-    principal: Principal
-    correlation_id: str
+class UpdatePin(Command, frozen=True, kw_only=True):
     slug: str
     docpath: str
     pinned: bool
@@ -306,13 +295,9 @@ def update_pin(ctx: Context, cmd: UpdatePin) -> None:
 
     def attempt() -> None:
         workspace = _load(ctx, cmd.slug)
-        workspace.pin(cmd.principal.actor(cmd.correlation_id), cmd.docpath, cmd.pinned)
+        workspace.pin(cmd.actor(), cmd.docpath, cmd.pinned)
         if workspace.pending_events:
             ctx.save(workspace, project=[ctx.library])
 
     ctx.retrying(attempt)
 
-
-def require_member_or_manager(ctx: Context, principal: Principal, row: WorkspaceRow) -> None:
-    if restricted(ctx, principal) and principal.user_id not in member_ids(ctx, row.id):
-        raise PermissionDenied()

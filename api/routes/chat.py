@@ -123,8 +123,9 @@ class ChatController(Controller):
     @post("/{slug:str}/thread/new", operation_id="v1NewThread", responses=FORBIDDEN, status_code=200, opt=THREAD_ERRORS, **SYNC)
     def new_thread(self, ctx: Context, request: Request, slug: SlugPath, data: ThreadBody | None = None) -> ThreadAnswer:
         data = data or ThreadBody()
-        row = threads.create_thread(ctx, request.user, request_id(request), slug, name=data.name,
-                                    slug=data.slug, user_id=data.userId)
+        row = threads.create_thread(ctx, threads.CreateThread(
+            principal=request.user, correlation_id=request_id(request), workspace_slug=slug, name=data.name,
+            slug=data.slug, user_id=data.userId))
         return ThreadAnswer(thread_out(row))
 
     @post("/{slug:str}/thread/{thread_slug:str}/update", operation_id="v1UpdateThread", responses=FORBIDDEN, status_code=200,
@@ -132,15 +133,18 @@ class ChatController(Controller):
     def update_thread(self, ctx: Context, request: Request, slug: SlugPath, thread_slug: ThreadSlugPath,
                       data: RenameBody) -> ThreadAnswer:
         """Needs the `write` scope."""
-        return ThreadAnswer(thread_out(threads.rename_thread(ctx, request.user, request_id(request), slug,
-                                                             thread_slug, data.name)))
+        row = threads.update_thread(ctx, threads.UpdateThread(
+            principal=request.user, correlation_id=request_id(request), workspace_slug=slug, slug=thread_slug,
+            name=data.name))
+        return ThreadAnswer(thread_out(row))
 
     @delete("/{slug:str}/thread/{thread_slug:str}", operation_id="v1DeleteThread", responses=FORBIDDEN, status_code=200,
             media_type="text/plain", opt=THREAD_ERRORS, **SYNC)
     def delete_thread(self, ctx: Context, request: Request, slug: SlugPath, thread_slug: ThreadSlugPath) -> bytes:
         """Needs the `write` scope. 200 with an empty body, as upstream; a thread that is not the
         caller's answers 404 like an absent one (upstream answers 200 and deletes nothing)."""
-        threads.delete_thread(ctx, request.user, request_id(request), slug, thread_slug)
+        threads.delete_thread(ctx, threads.DeleteThread(principal=request.user, correlation_id=request_id(request),
+                                                      workspace_slug=slug, slug=thread_slug))
         return b""
 
     @get("/{slug:str}/thread/{thread_slug:str}/chats", operation_id="v1ThreadChats", responses=FORBIDDEN,

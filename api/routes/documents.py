@@ -132,10 +132,10 @@ class DocumentController(Controller):
         if not isinstance(upload, UploadFile):
             raise InvalidInput("No file was uploaded: send it as the multipart field 'file'.")
         body = upload.file.read(ctx.content.max_upload_bytes + 1)
-        result = docs.upload_file(
-            ctx, request.user, request_id(request), filename=upload.filename or "", data=body,
+        result = docs.upload_file(ctx, docs.UploadFile(
+            principal=request.user, correlation_id=request_id(request), filename=upload.filename or "", data=body,
             content_type=upload.content_type, folder=folder, metadata=_form_metadata(data.metadata),
-            add_to_workspaces=_workspaces(data.addToWorkspaces))
+            add_to_workspaces=_workspaces(data.addToWorkspaces)))
         return _stored(ctx, result, with_text=False)
 
     @post("/document/upload", operation_id="v1UploadDocument", status_code=200, opt=UPLOAD_ERRORS, **COMMON)
@@ -152,16 +152,18 @@ class DocumentController(Controller):
     def upload_link(self, ctx: Context, request: Request, data: LinkBody) -> StoredAnswer:
         """Fetch a page (http/https only; private, loopback and link-local addresses refused
         unless LINK_ALLOWLIST names them, checked on every redirect; size and time capped)."""
-        result = docs.upload_link(ctx, request.user, request_id(request), link=data.link,
-                                  headers=data.scraperHeaders or {}, metadata=data.metadata or {},
-                                  add_to_workspaces=_workspaces(data.addToWorkspaces))
+        result = docs.upload_link(ctx, docs.UploadLink(
+            principal=request.user, correlation_id=request_id(request), link=data.link,
+            headers=data.scraperHeaders or {}, metadata=data.metadata or {},
+            add_to_workspaces=_workspaces(data.addToWorkspaces)))
         return _stored(ctx, result, with_text=True)
 
     @post("/document/raw-text", operation_id="v1UploadRawText", status_code=200, opt=UPLOAD_ERRORS, **COMMON)
     def raw_text(self, ctx: Context, request: Request, data: RawTextBody) -> StoredAnswer:
         text = data.textContent if isinstance(data.textContent, str) else None
-        result = docs.upload_raw_text(ctx, request.user, request_id(request), text=text,
-                                      metadata=data.metadata, add_to_workspaces=_workspaces(data.addToWorkspaces))
+        result = docs.upload_raw_text(ctx, docs.UploadRawText(
+            principal=request.user, correlation_id=request_id(request), text=text, metadata=data.metadata,
+            add_to_workspaces=_workspaces(data.addToWorkspaces)))
         return _stored(ctx, result, with_text=True)
 
     @get("/documents", operation_id="v1ListDocuments", guards=[requires_scope("read")],
@@ -208,21 +210,23 @@ class DocumentController(Controller):
 
     @post("/document/create-folder", operation_id="v1CreateFolder", status_code=200, opt=SUCCESS_ERRORS, **COMMON)
     def create_folder(self, ctx: Context, request: Request, data: FolderBody) -> SuccessMessage:
-        docs.create_folder(ctx, request.user, request_id(request), data.name)
+        docs.create_folder(ctx, docs.CreateFolder(principal=request.user, correlation_id=request_id(request),
+                                                name=data.name))
         return SuccessMessage(True, None)
 
     @delete("/document/remove-folder", operation_id="v1RemoveFolder", status_code=200,
             opt={**SUCCESS_ERRORS, **raises(NotFound)}, **COMMON)
     def remove_folder(self, ctx: Context, request: Request, data: FolderBody) -> SuccessMessage:
         """Removes the folder and its documents, unembedding them (404 when there is no such folder)."""
-        docs.remove_folder(ctx, request.user, request_id(request), data.name)
+        docs.remove_folder(ctx, docs.RemoveFolder(principal=request.user, correlation_id=request_id(request),
+                                                name=data.name))
         return SuccessMessage(True, "Folder removed successfully")
 
     @post("/document/move-files", operation_id="v1MoveFiles", status_code=200, opt={**SUCCESS_ERRORS, **raises(NotFound)},
           **COMMON)
     def move_files(self, ctx: Context, request: Request, data: MoveBody) -> SuccessMessage:
-        moved, skipped = docs.move_files(ctx, request.user, request_id(request),
-                                         [(m.source, m.target) for m in data.files])
+        moved, skipped = docs.move_files(ctx, docs.MoveFiles(principal=request.user, correlation_id=request_id(request),
+                                                             moves=[(m.source, m.target) for m in data.files]))
         message = None if not skipped else f"{skipped}/{moved + skipped} files not moved. Unembed them from all workspaces."
         return SuccessMessage(True, message)
 
@@ -232,5 +236,6 @@ class DocumentController(Controller):
     def remove_documents(self, ctx: Context, request: Request, data: RemoveBody) -> SuccessMessage:
         """Remove documents by docpath, with their vectors and every workspace link. Unknown
         docpaths are left out; an empty or unknown list is a success, as upstream."""
-        docs.remove_documents(ctx, request.user, request_id(request), data.names)
+        docs.remove_documents(ctx, docs.RemoveDocuments(principal=request.user, correlation_id=request_id(request),
+                                                      names=data.names))
         return SuccessMessage(True, "Documents removed successfully")

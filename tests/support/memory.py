@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from api.wiring import Runtime, open_runtime
-from application.users import principal_for
+from application.apikeys import CreateApiKey, create_api_key, lookup_principal
+from application.users import CreateUser, EnableMultiUser, create_user, enable_multi_user, principal_for
+from domain.hashing import hash_secret
 from domain.principal import Principal
 from infrastructure.settings import load_settings
 from tests.support.clock import FakeClock
@@ -40,3 +42,36 @@ def new_events(runtime: Runtime, after: int) -> list[Any]:
 
 def head(runtime: Runtime) -> int:
     return runtime.ctx.ledger.recorder.max_notification_id() or 0
+
+
+def kinds(events: list[Any]) -> list[str]:
+    """The events' types as `Aggregate.Event` names, e.g. `Workspace.Created`."""
+    return [type(e).__qualname__ for e in events]
+
+
+def stamps(events: list[Any]) -> set[tuple[int, int | None, str]]:
+    """The (actor_user_id, actor_api_key_id, correlation_id) the events carry, as a set."""
+    return {(e.actor_user_id, e.actor_api_key_id, e.correlation_id) for e in events}
+
+
+def multi_user(runtime: Runtime) -> None:
+    """Turn on multi-user mode (where a default user sees only the workspaces it belongs to)."""
+    enable_multi_user(runtime.ctx, EnableMultiUser(principal=owner(runtime), correlation_id="setup-multi",
+                                                   username="admin", password="owner-password-1"))
+
+
+def user(runtime: Runtime, username: str = "dana", role: str = "default") -> Principal:
+    """A new user with `role`, registered by the owner, acting without a key (a session)."""
+    row = create_user(runtime.ctx, CreateUser(principal=owner(runtime), correlation_id=f"setup-{username}",
+                                              username=username, password="user-password-1", role=role))
+    return principal_for(runtime.ctx, row)
+
+
+def with_key(runtime: Runtime, principal: Principal, scopes: tuple[str, ...] | None = None) -> Principal:
+    """`principal` acting through a new API key (with `scopes`; None: all), as authentication
+    resolves it."""
+    new = create_api_key(runtime.ctx, CreateApiKey(principal=owner(runtime), correlation_id="setup-key",
+                                                   user_id=principal.user_id, scopes=scopes))
+    entry = lookup_principal(runtime.ctx, hash_secret(new.secret))
+    assert entry is not None
+    return entry.principal
