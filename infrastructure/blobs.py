@@ -5,6 +5,10 @@ file name is the remaining 62. A blob is written to a temporary file in its fina
 fsynced and renamed into place, so readers never see a partial blob and a crash leaves at most a
 stray temporary file (named ``.tmp-*``, never a valid digest). Blobs are immutable: writing the
 same bytes again is a no-op.
+
+This is the embedded store (no DATABASE_URL). With DATABASE_URL set, `pg_blobs.blob_store` gives the
+PostgreSQL store (infrastructure/pg_blobs.py), which every machine reaches, with this one
+under DATA_DIR/blobs as a fallback for blobs not yet moved in (`ledgerllm blobs migrate`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,13 @@ class BlobNotFound(KeyError):
     """No blob has this digest."""
 
 
+def check_digest(digest: object) -> str:
+    """`digest` if it is 64 lowercase hex characters (a sha256), else ValueError."""
+    if not isinstance(digest, str) or _DIGEST.fullmatch(digest) is None:
+        raise ValueError("a blob digest is 64 lowercase hexadecimal characters (sha256)")
+    return digest
+
+
 class BlobStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
@@ -33,8 +44,7 @@ class BlobStore:
         Only 64 lowercase hex characters are accepted, so no digest can name a path outside the
         root ("..", separators, NUL and the like are all rejected here).
         """
-        if not isinstance(digest, str) or _DIGEST.fullmatch(digest) is None:
-            raise ValueError("a blob digest is 64 lowercase hexadecimal characters (sha256)")
+        check_digest(digest)
         return self.root / digest[:2] / digest[2:]
 
     def put(self, data: bytes) -> str:
@@ -56,3 +66,5 @@ class BlobStore:
     def exists(self, digest: str) -> bool:
         return self.path(digest).is_file()
 
+    def close(self) -> None:
+        """Nothing to release (the PostgreSQL store closes its connections)."""
