@@ -16,9 +16,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
-from infrastructure.files import atomic_write
+from infrastructure.files import atomic_write, fsync_dir
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
@@ -56,6 +58,28 @@ class BlobStore:
         # A concurrent writer of the same digest writes the same bytes: whichever rename wins is right.
         atomic_write(target, data)
         return digest
+
+    def put_chunks(self, digest: str, chunks: Iterable[bytes]) -> bool:
+        """Write a blob arriving in pieces (never whole in memory) under `digest`, as `put`
+        does: a temporary file renamed into place. False: it was already there. The caller
+        vouches for the digest (the PostgreSQL store checks it as the chunks pass)."""
+        target = self.path(digest)
+        if target.exists():
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        fsync_dir(target.parent)
+        return True
 
     def get(self, digest: str) -> bytes:
         try:

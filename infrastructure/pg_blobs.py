@@ -117,6 +117,10 @@ class PgBlobStore:
 
         return self._put(digest, pieces)
 
+    def digests(self) -> list[str]:
+        """Every complete blob's digest, in order."""
+        return self._run(lambda conn: [d for (d,) in conn.execute(f"SELECT digest FROM {HEADS} ORDER BY digest")])
+
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []

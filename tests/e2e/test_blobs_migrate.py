@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 
 import psycopg
 
@@ -57,3 +58,24 @@ def test_migrate_without_database_url_says_what_to_set(sqlite_backend: Backend) 
 def test_migrate_with_no_blob_files_is_a_quiet_no_op(pg_backend: Backend) -> None:
     result = pg_backend.cli("blobs", "migrate")
     assert "0 copied" in result.stderr and result.stdout == ""
+
+
+def test_export_writes_every_blob_as_files_and_migrate_takes_them_into_another_database(
+        pg_backend: Backend, postgres_server, tmp_path) -> None:
+    store = PgBlobStore(pg_backend.database_url)
+    contents = [b"first", os.urandom(CHUNK + 3)]
+    digests = {store.put(data): data for data in contents}
+    store.close()
+    out = tmp_path / "exported-blobs"
+    done = pg_backend.cli("blobs", "export", str(out))
+    assert "2 written" in done.stderr
+    files = BlobStore(out)
+    assert all(files.get(d) == data for d, data in digests.items())
+    assert "0 written, 2 already" in pg_backend.cli("blobs", "export", str(out)).stderr
+
+    other = Backend("postgres", tmp_path / "other", postgres_server.create_database(f"t_{uuid.uuid4().hex[:12]}"),
+                    pg_backend.redis_url)
+    (tmp_path / "other").mkdir()
+    out.rename(tmp_path / "other" / "blobs")
+    assert json.loads(other.cli("blobs", "migrate", "--json").stdout)["copied"] == 2
+    assert stored_digests(other.database_url) == set(digests)
