@@ -316,6 +316,15 @@ def _add_ops_commands(sub: Any) -> None:
     restore.add_argument("--force", action="store_true",
                          help="replace existing data; it moves to DATA_DIR/../<name>.before-restore-<time>")
     restore.set_defaults(func=_lazy_in("cli_restore", "cmd_restore"))
+    blobs = sub.add_parser("blobs", help="document blobs").add_subparsers(dest="action", required=True)
+    migrate = blobs.add_parser("migrate", help="copy the blob files under DATA_DIR/blobs into PostgreSQL "
+                                               "(DATABASE_URL), checking each digest; safe to run again")
+    migrate.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
+    migrate.set_defaults(func=_lazy_in("cli_blobs", "cmd_blobs_migrate"))
+    export_blobs = blobs.add_parser("export", help="write every blob in PostgreSQL as files under DIR "
+                                                   "(DATA_DIR/blobs's layout)")
+    export_blobs.add_argument("dir", metavar="DIR")
+    export_blobs.set_defaults(func=_lazy_in("cli_blobs", "cmd_blobs_export"))
 
 
 def build_parser() -> argparse.ArgumentParser:

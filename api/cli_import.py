@@ -104,6 +104,7 @@ def _lines(path: str) -> tuple[IO[bytes], bool]:
 def cmd_events_import(args: argparse.Namespace) -> None:
     from api.cli_events import Store
     from infrastructure.blobs import BlobStore
+    from infrastructure.pg_blobs import blob_store
 
     stream, owned = _lines(args.file)
     store = Store()
@@ -142,12 +143,15 @@ def cmd_events_import(args: argparse.Namespace) -> None:
         if owned:
             stream.close()
         store.close()
-    missing = sum(1 for d in reader.blobs if not BlobStore(store.settings.data_dir / "blobs").exists(d))
+    files, shared = BlobStore(store.settings.data_dir / "blobs"), blob_store(store.settings)
+    missing = sum(1 for d in reader.blobs if not files.exists(d) and not shared.exists(d))
+    shared.close()
     print(f"imported {imported} events in {seconds:.1f} s ({imported / max(seconds, 1e-6):,.0f} events/s); "
           "the read models catch up on the next start (see `ledgerllm projections status`)")
     if missing:
         say(f"warning: {missing} of {len(reader.blobs)} document blobs are not under {store.settings.data_dir}/blobs;"
-            " copy the source's DATA_DIR/blobs here before starting the server (the text is not in the export)")
+            " copy the source's DATA_DIR/blobs here (from PostgreSQL: `ledgerllm blobs export DIR` on the source)"
+            " before starting the server (the text is not in the export)")
 
 
 def _check_alone(store: Any, last: int) -> None:

@@ -69,6 +69,8 @@ class Runtime:
             index.save()
         for runner in self.runners:
             runner.view.datastore.close()
+            if isinstance(runner.projection, VectorsProjection):
+                runner.projection.blobs.close()  # the PostgreSQL blob store's connection
         self.ctx.ledger.close()
 
 
@@ -146,7 +148,6 @@ def _content(settings: Settings, vectors: ProjectionRunner, parse: Any) -> Conte
     from functools import partial
 
     from infrastructure import parsers
-    from infrastructure.blobs import BlobStore
     from infrastructure.faiss_store import WorkspaceIndexes
     from infrastructure.fetch import fetch_link
     from infrastructure.secrets import SecretSettings
@@ -155,7 +156,7 @@ def _content(settings: Settings, vectors: ProjectionRunner, parse: Any) -> Conte
     indexes = partial(WorkspaceIndexes, approx_threshold=settings.vector_approx_threshold)
     index = FaissFollower(vectors.view, embedder.model_name, indexes, settings.data_dir / "faiss")
     return ContentServices(
-        blobs=BlobStore(settings.data_dir / "blobs"), embedder=embedder, tokenizer=tokenizer, index=index,
+        blobs=vectors.projection.blobs, embedder=embedder, tokenizer=tokenizer, index=index,
         parse=parse, safe_filename=parsers.safe_filename, accepted_file_types=parsers.accepted_file_types,
         fetch=partial(fetch_link, max_bytes=settings.link_max_bytes, timeout=settings.link_timeout,
                       allow_hosts=settings.link_allowlist),
@@ -180,14 +181,15 @@ def make_projection(settings: Settings, name: str, view: TrackingRecorder | None
     if view is None:
         view = open_view(settings, name, cls.views(), pool_size=_POOL_SIZES.get(name, 1))
     if cls is VectorsProjection:
-        from infrastructure.blobs import BlobStore
+        from infrastructure.pg_blobs import blob_store
 
-        blobs = BlobStore(settings.data_dir / "blobs")
+        blobs = blob_store(settings)  # PostgreSQL when DATABASE_URL is set: every machine reaches it
         backend = _vectors_backend(settings, view) if live else settings.embed_backend
         embedder, tokenizer = _shared_models(backend, settings.embed_cache_dir)
         projection = VectorsProjection(view, model=embedder.model_name, chunker=tokenizer.chunk,
                                        text_source=lambda digest: blobs.get(digest).decode(), embed=embedder.embed)
         projection.embedder = embedder  # the server's use cases embed with the same model
+        projection.blobs = blobs  # and keep blobs in the same store
         return projection
     return cls(view)
 
