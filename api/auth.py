@@ -13,7 +13,9 @@ from litestar.handlers import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from api.errors import NO_VALID_KEY
-from application.apikeys import auth_reads_store, is_expired, lookup_principal, principal_from_store, record_expiry
+from application.apikeys import (
+    RecordExpiry, auth_reads_store, is_expired, lookup_principal, principal_from_store, record_expiry,
+)
 from application.sessions import session_principal
 from domain.hashing import hash_secret
 from domain.principal import Principal, Role
@@ -61,7 +63,9 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
             await ctx.cache.put(secret_hash, entry, runtime.settings.auth_cache_ttl)
         if is_expired(ctx, entry):
             request_id = connection.scope["state"].get("request_id", "")
-            await anyio.to_thread.run_sync(record_expiry, ctx, entry.principal.api_key_id, request_id)
+            if entry.principal.api_key_id is not None:
+                cmd = RecordExpiry(correlation_id=request_id, key_id=entry.principal.api_key_id)
+                await anyio.to_thread.run_sync(record_expiry, ctx, cmd)
             return None
         return entry.principal
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -14,7 +16,9 @@ from application.apikeys import hashes_affected_by
 from application.ledger import Context, Ledger
 from application.ids import IdBlocks
 from application.llm import CompletionFailed, LLMDefaults
-from application.ports import Clock, ContentServices, RateLimiter
+from application.ports import (
+    Clock, CompletionChunk, CompletionConfig, CompletionReply, ContentServices, Message, Parse, RateLimiter,
+)
 from application.users import install
 from domain.apikeys import ApiKey
 from domain.users import User
@@ -141,7 +145,7 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
     return runtime
 
 
-def _content(settings: Settings, vectors: ProjectionRunner, parse: Any) -> ContentServices:
+def _content(settings: Settings, vectors: ProjectionRunner, parse: Parse) -> ContentServices:
     """Blobs, the parsers (`parse`: sandboxed worker processes), the link fetcher, the tokenizer,
     the embedding model (loaded on first use) and this process's faiss indexes, which follow
     the vectors read model."""
@@ -248,27 +252,29 @@ class CompletionsPort:
 
         load_litellm()
 
-    def complete(self, config: Any, messages: list[dict[str, Any]], **kwargs: Any) -> Any:
+    def complete(self, config: CompletionConfig, messages: list[Message], *,
+                 temperature: float | None = None) -> CompletionReply:
         from infrastructure.completions import CompletionError
 
         try:
-            return self._get().complete(config, messages, **kwargs)
+            return self._get().complete(config, messages, temperature=temperature)
         except CompletionError as e:
             raise CompletionFailed(e.message, e.kind, e.status) from None
 
-    def stream(self, config: Any, messages: list[dict[str, Any]], **kwargs: Any) -> Any:
+    def stream(self, config: CompletionConfig, messages: list[Message], *, temperature: float | None = None,
+               cancel: threading.Event | None = None) -> Iterator[CompletionChunk]:
         from infrastructure.completions import CompletionError
 
         try:
-            yield from self._get().stream(config, messages, **kwargs)
+            yield from self._get().stream(config, messages, temperature=temperature, cancel=cancel)
         except CompletionError as e:
             raise CompletionFailed(e.message, e.kind, e.status) from None
 
 
-def _llm_config(**fields: Any) -> Any:
+def _llm_config(*, model: str, api_base: str | None, api_key: str | None, timeout: float) -> CompletionConfig:
     from infrastructure.completions import LLMConfig
 
-    return LLMConfig(**fields)
+    return LLMConfig(model=model, api_base=api_base, api_key=api_key, timeout=timeout)
 
 
 class ImagesPort:

@@ -10,7 +10,7 @@ import msgspec
 from eventsourcing.persistence import IntegrityError
 
 from application.ids import take_id
-from application.ledger import Command, Context, log
+from application.ledger import Command, Context, PublicCommand, log
 from application.ports import AccountsView, ApiKeysView, CachedPrincipal
 from application.rows import ApiKeyRow, UserRow
 from domain.apikeys import DISPLAY_CHARS, SECRET_PREFIX, SECRET_RANDOM_BYTES, ApiKey, api_key_uuid, check_scopes
@@ -194,15 +194,22 @@ def lookup_principal(ctx: Context, secret_hash: str) -> CachedPrincipal | None:
     return CachedPrincipal(principal, expires_at)
 
 
-def record_expiry(ctx: Context, key_id: int, correlation_id: str) -> None:
+class RecordExpiry(PublicCommand, frozen=True, kw_only=True):
+    """An expired key was presented: its expiry is recorded as acted by the key itself."""
+
+    key_id: int
+
+
+def record_expiry(ctx: Context, cmd: RecordExpiry) -> None:
     """Record `ApiKey.Expired` the first time an expired key is refused (expiry is an event).
     A read-only server (a replay) records nothing: the key is refused all the same."""
     if ctx.read_only is not None or ctx.api_keys.stalled():  # refused all the same; recorded once repaired
         return
-    key: ApiKey | None = ctx.ledger.find(api_key_uuid(key_id))
+    key_id = cmd.key_id
+    key = ctx.ledger.find(api_key_uuid(key_id), ApiKey)
     if key is None:
         return
-    actor = Actor(user_id=key.user_id, api_key_id=key.key_id, correlation_id=correlation_id)
+    actor = Actor(user_id=key.user_id, api_key_id=key.key_id, correlation_id=cmd.correlation_id)
     if key.mark_expired(actor, ctx.clock.now()):
         try:
             ctx.save(key, project=[ctx.api_keys])

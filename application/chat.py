@@ -10,20 +10,22 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import TypeVar
 
 import msgspec
 
 from application.access import check_scope
 from application.chat_context import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, Attachment, read_attachments, retrieve
 from application.context_window import fit
-from application.ledger import Context
+from application.ledger import Command, Context
 from application.llm import CompletionFailed, ResolvedLLM, resolve_llm
+from application.ports import JsonObject, Message, Part
+from application.rows import SettingValue
 from application.workspaces import WorkspaceRow, member_ids, visible_workspace
 from domain.chats import Chat, HistoryReset
 from domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
-from domain.principal import Principal, Role, Scope
+from domain.principal import Role, Scope
 
 MODES = ("chat", "query", "automatic")
 REFUSAL = "There is no relevant information in this workspace to answer your query."
@@ -47,9 +49,9 @@ class UnknownModel(DomainError):
     status = 401
 
 
-class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
-    principal: Principal
-    correlation_id: str
+class SendChat(Command, frozen=True, kw_only=True):
+    """Chat in a workspace (or thread, API session or embed session) as the principal."""
+
     slug: str
     message: str | None = None
     mode: str | None = None
@@ -65,19 +67,42 @@ class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
     embed_id: int | None = None
 
 
-class Prepared(msgspec.Struct, kw_only=True):
-    request: ChatRequest
+class Partition(msgspec.Struct, frozen=True):
+    """Whose history a chat reads and extends: one workspace, user, thread and session."""
+
     workspace: WorkspaceRow
     user_id: int
     thread_id: int | None
     session_id: str | None
+
+
+class Prepared(msgspec.Struct, kw_only=True):
+    """A chat ready for the model: the messages that fit its window and what to record."""
+
+    command: SendChat
+    partition: Partition
     mode: str
     prompt: str
-    messages: list[dict[str, Any]]
-    sources: list[dict[str, Any]]
-    attachments: list[dict[str, Any]]
+    messages: list[Message]
+    sources: list[JsonObject]
+    attachments: list[JsonObject]
     llm: ResolvedLLM
     temperature: float | None
+
+
+class Refusal(msgspec.Struct, frozen=True, kw_only=True):
+    """Query mode found nothing to answer from: the workspace's refusal, recorded outside history."""
+
+    partition: Partition
+    prompt: str
+    text: str
+    attachments: list[JsonObject]
+
+
+class ResetOnly(msgspec.Struct, frozen=True):
+    """A reset with no message: nothing to ask the model."""
+
+    partition: Partition
 
 
 class Immediate(msgspec.Struct):
@@ -104,7 +129,7 @@ class Answer(msgspec.Struct, frozen=True):
 
     response_id: str
     text: str
-    sources: list[dict[str, Any]]
+    sources: list[JsonObject]
     chat_id: int | None
     metrics: Metrics
     error: str | None = None
@@ -125,52 +150,67 @@ class Aborted(msgspec.Struct, frozen=True):
 StreamEvent = Delta | Answer | Aborted
 
 
-# preparing ----------------------------------------------------------------------------------
-def prepare(ctx: Context, req: ChatRequest) -> Prepared | Immediate:
-    check_scope(req.principal, Scope.CHAT)
-    workspace = _workspace(ctx, req)
-    user_id = _acting_user(ctx, req, workspace)
-    thread_id = _thread(ctx, req, workspace, user_id)
-    session_id = req.session_id
-    if req.reset:
-        record_reset(ctx, req, workspace.id, user_id, thread_id, session_id)
-        if not req.message:
-            return Immediate(RESET_TEXT)
-    message = req.message
+# the command ----------------------------------------------------------------------------------
+def send_chat(ctx: Context, cmd: SendChat) -> Prepared | Immediate:
+    """Handle the chat up to the model: record the history reset asked for and a query-mode
+    refusal, and answer those at once (Immediate); otherwise what the model is to answer
+    (Prepared), whose exchange `answer` or `stream` records once the reply is complete."""
+    planned = plan_chat(ctx, cmd)
+    if cmd.reset:
+        record_reset(ctx, cmd, planned.partition)
+    if isinstance(planned, ResetOnly):
+        return Immediate(RESET_TEXT)
+    if isinstance(planned, Refusal):
+        chat_id = record(ctx, cmd, planned.partition, prompt=planned.prompt, text=planned.text, mode="query",
+                         sources=[], attachments=planned.attachments, model=None, usage=(0, 0), latency_ms=0.0,
+                         include=False, status="refused")
+        return Immediate(planned.text, chat_id)
+    return planned
+
+
+def plan_chat(ctx: Context, cmd: SendChat) -> Prepared | Refusal | ResetOnly:
+    """Check the chat and work out what it asks, recording nothing (bad input raises here,
+    before anything is stored)."""
+    check_scope(cmd.principal, Scope.CHAT)
+    workspace = _workspace(ctx, cmd)
+    user_id = _acting_user(ctx, cmd, workspace)
+    partition = Partition(workspace, user_id, _thread(ctx, cmd, workspace, user_id), cmd.session_id)
+    if cmd.reset and not cmd.message:
+        return ResetOnly(partition)
+    message = cmd.message
     if not isinstance(message, str) or not message.strip():
         raise InvalidInput("Message is empty")
     if len(message) > MAX_MESSAGE_CHARS:
         raise InvalidInput(f"Message is longer than {MAX_MESSAGE_CHARS} characters")
     if "\x00" in message:  # refused now, not after the model ran (the event could not be stored)
         raise InvalidInput("Message may not contain the NUL character (U+0000).")
-    mode = req.mode if req.mode is not None else workspace.settings.get("chatMode", "chat")
+    mode = cmd.mode if cmd.mode is not None else str(workspace.settings.get("chatMode", "chat"))
     if mode not in MODES:
         raise InvalidInput(f"{mode} is not a valid mode.")
     mode = "chat" if mode == "automatic" else mode
     llm = resolve_llm(ctx, workspace.settings)
-    images, doc_context, doc_sources, attachment_meta = read_attachments(ctx, req.attachments)
+    images, doc_context, doc_sources, attachment_meta = read_attachments(ctx, cmd.attachments)
+    attachments: list[JsonObject] = [dict(m) for m in attachment_meta]
     context, sources = retrieve(ctx, workspace, message)
     context, sources = doc_context + context, doc_sources + sources
     if mode == "query" and not context:
-        refusal = workspace.settings.get("queryRefusalResponse") or REFUSAL
-        chat_id = record(ctx, req, workspace.id, user_id, thread_id, session_id, prompt=message, text=refusal,
-                         mode=mode, sources=[], attachments=attachment_meta, model=None, usage=(0, 0),
-                         latency_ms=0.0, include=False, status="refused")
-        return Immediate(refusal, chat_id)
-    history = req.history if req.history is not None else load_history(
-        ctx, workspace, user_id, thread_id, session_id, req.embed_id)
-    system = _system_prompt(req.system_prompt or workspace.settings.get("openAiPrompt") or "")
-    prompt: str | list[dict[str, Any]] = message
+        refusal = str(workspace.settings.get("queryRefusalResponse") or REFUSAL)
+        return Refusal(partition=partition, prompt=message, text=refusal, attachments=attachments)
+    if cmd.history is not None:
+        history = cmd.history
+    else:  # a reset in the same request leaves this partition's history empty
+        history = [] if cmd.reset else load_history(ctx, partition, cmd.embed_id)
+    system = _system_prompt(ctx, cmd.system_prompt or str(workspace.settings.get("openAiPrompt") or ""))
+    prompt: str | list[Part] = message
     if images:
-        prompt = [{"type": "text", "text": message}] + images
+        prompt = [{"type": "text", "text": message}, *images]
     messages, _ = fit(ctx.content.tokenizer, llm.context_window, system, context, history, prompt)
-    temperature = req.temperature if req.temperature is not None else workspace.settings.get("openAiTemp")
-    return Prepared(request=req, workspace=workspace, user_id=user_id, thread_id=thread_id, session_id=session_id,
-                    mode=mode, prompt=message, messages=messages, sources=sources, attachments=attachment_meta,
-                    llm=llm, temperature=temperature)
+    temperature = cmd.temperature if cmd.temperature is not None else _temperature(workspace.settings.get("openAiTemp"))
+    return Prepared(command=cmd, partition=partition, mode=mode, prompt=message, messages=messages, sources=sources,
+                    attachments=attachments, llm=llm, temperature=temperature)
 
 
-def _workspace(ctx: Context, req: ChatRequest) -> WorkspaceRow:
+def _workspace(ctx: Context, req: SendChat) -> WorkspaceRow:
     try:
         return visible_workspace(ctx, req.principal, req.slug, Scope.CHAT)
     except NotFound:
@@ -179,7 +219,7 @@ def _workspace(ctx: Context, req: ChatRequest) -> WorkspaceRow:
         raise
 
 
-def _acting_user(ctx: Context, req: ChatRequest, workspace: WorkspaceRow) -> int:
+def _acting_user(ctx: Context, req: SendChat, workspace: WorkspaceRow) -> int:
     """The key's (or session's) user. `userId` is honoured for admins only, and only for an
     active user who may use the workspace (upstream trusts it blindly)."""
     if req.user_id is None or req.user_id == req.principal.user_id:
@@ -194,7 +234,7 @@ def _acting_user(ctx: Context, req: ChatRequest, workspace: WorkspaceRow) -> int
     return user.id
 
 
-def _thread(ctx: Context, req: ChatRequest, workspace: WorkspaceRow, user_id: int) -> int | None:
+def _thread(ctx: Context, req: SendChat, workspace: WorkspaceRow, user_id: int) -> int | None:
     if req.thread_slug is None:
         return None
     row = ctx.chats.thread(workspace.id, req.thread_slug)
@@ -203,41 +243,49 @@ def _thread(ctx: Context, req: ChatRequest, workspace: WorkspaceRow, user_id: in
     return row.id
 
 
-def _system_prompt(template: str) -> str:
-    now = datetime.now(timezone.utc)
+def _system_prompt(ctx: Context, template: str) -> str:
+    now = ctx.clock.now()
     return (template.replace("{datetime}", now.strftime("%Y-%m-%d %H:%M UTC"))
             .replace("{date}", now.strftime("%Y-%m-%d")).replace("{time}", now.strftime("%H:%M UTC")))
 
 
-def load_history(ctx: Context, workspace: WorkspaceRow, user_id: int, thread_id: int | None, session_id: str | None,
-                 embed_id: int | None = None) -> list[tuple[str, str]]:
+def _temperature(setting: SettingValue) -> float | None:
+    if isinstance(setting, str):
+        try:
+            return float(setting)
+        except ValueError:
+            return None
+    return None if setting is None else float(setting)
+
+
+def load_history(ctx: Context, partition: Partition, embed_id: int | None = None) -> list[tuple[str, str]]:
     """The newest N included exchanges of exactly this partition, oldest first. N is the
     workspace's openAiHistory (0 means none; upstream turns 0 into 20)."""
-    limit = int(workspace.settings.get("openAiHistory", 20) or 0)
+    limit = int(partition.workspace.settings.get("openAiHistory", 20) or 0)
     if limit <= 0:
         return []
     if embed_id is not None:
-        return ctx.chats.embed_prompt_history(embed_id, session_id, limit)
-    return ctx.chats.prompt_history(workspace.id, user_id, thread_id, session_id, limit)
+        return ctx.chats.embed_prompt_history(embed_id, partition.session_id, limit)
+    return ctx.chats.prompt_history(partition.workspace.id, partition.user_id, partition.thread_id,
+                                    partition.session_id, limit)
 
 
 # recording ----------------------------------------------------------------------------------
-def record(ctx: Context, req: ChatRequest, workspace_id: int, user_id: int, thread_id: int | None,
-           session_id: str | None, *, prompt: str, text: str, mode: str, sources: list[dict[str, Any]],
-           attachments: list[dict[str, Any]], model: str | None, usage: tuple[int, int], latency_ms: float,
-           include: bool, status: str, error: str | None = None) -> int:
+def record(ctx: Context, cmd: SendChat, partition: Partition, *, prompt: str, text: str, mode: str,
+           sources: list[JsonObject], attachments: list[JsonObject], model: str | None, usage: tuple[int, int],
+           latency_ms: float, include: bool, status: str, error: str | None = None) -> int:
     """Record one exchange as an event (with its user and key) and wait for the history view."""
-    actor = req.principal.actor(req.correlation_id)
+    actor = cmd.actor()
     chat_id = ctx.chat_ids.next(ctx, actor)
     # What came from elsewhere (the model's reply, attachment and document text) may hold NUL
     # characters, which no event may carry (a PostgreSQL read model could not store them).
     text, error = _without_nul(text), _without_nul(error)
     sources, attachments = _without_nul(sources), _without_nul(attachments)
     chat = Chat.record(
-        actor, chat_id, workspace_id=workspace_id, user_id=user_id, thread_id=thread_id, session_id=session_id,
-        embed_id=req.embed_id, prompt=prompt, response=text, mode=mode, sources=sources, attachments=attachments,
-        model=model, prompt_tokens=usage[0], completion_tokens=usage[1], latency_ms=round(latency_ms, 3),
-        include=include, status=status, error=error,
+        actor, chat_id, workspace_id=partition.workspace.id, user_id=partition.user_id,
+        thread_id=partition.thread_id, session_id=partition.session_id, embed_id=cmd.embed_id, prompt=prompt,
+        response=text, mode=mode, sources=sources, attachments=attachments, model=model, prompt_tokens=usage[0],
+        completion_tokens=usage[1], latency_ms=round(latency_ms, 3), include=include, status=status, error=error,
     )
     ctx.save(chat, project=[ctx.chats])
     return chat_id
@@ -253,18 +301,17 @@ def _without_nul(value: T) -> T:
     return value
 
 
-def record_reset(ctx: Context, req: ChatRequest, workspace_id: int, user_id: int, thread_id: int | None,
-                 session_id: str | None) -> None:
-    reset = HistoryReset.record(req.principal.actor(req.correlation_id), workspace_id, user_id, thread_id,
-                                session_id, req.embed_id)
+def record_reset(ctx: Context, cmd: SendChat, partition: Partition) -> None:
+    reset = HistoryReset.record(cmd.actor(), partition.workspace.id, partition.user_id, partition.thread_id,
+                                partition.session_id, cmd.embed_id)
     ctx.save(reset, project=[ctx.chats])
 
 
 def _record_prepared(ctx: Context, p: Prepared, text: str, usage: tuple[int, int], latency_ms: float,
                      status: str, error: str | None = None) -> int:
-    return record(ctx, p.request, p.workspace.id, p.user_id, p.thread_id, p.session_id, prompt=p.prompt, text=text,
-                  mode=p.mode, sources=p.sources, attachments=p.attachments, model=p.llm.config.model,
-                  usage=usage, latency_ms=latency_ms, include=status == "ok", status=status, error=error)
+    return record(ctx, p.command, p.partition, prompt=p.prompt, text=text, mode=p.mode, sources=p.sources,
+                  attachments=p.attachments, model=p.llm.config.model, usage=usage, latency_ms=latency_ms,
+                  include=status == "ok", status=status, error=error)
 
 
 def metrics(p: Prepared, usage: tuple[int, int], seconds: float) -> Metrics:

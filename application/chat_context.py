@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import base64
 import uuid
-from typing import Any
-
 import msgspec
 
 from application.ledger import Context
+from application.ports import JsonObject, Part
 from application.search import embed_query
 from application.workspaces import WorkspaceRow, workspace_documents
 from domain.errors import InvalidInput
@@ -27,16 +26,16 @@ class Attachment(msgspec.Struct, frozen=True):
 
 
 def read_attachments(ctx: Context, raw: list[Attachment] | None
-                 ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]], list[dict[str, str]]]:
+                 ) -> tuple[list[Part], list[str], list[JsonObject], list[dict[str, str]]]:
     """Images become image parts for the model; `application/anythingllm-document` files are
     parsed and added as context and sources. Only name and type are recorded."""
     if raw is None:
         return [], [], [], []
     if len(raw) > MAX_ATTACHMENTS:
         raise InvalidInput(f"attachments must be a list of at most {MAX_ATTACHMENTS} items")
-    images: list[dict[str, Any]] = []
+    images: list[Part] = []
     context: list[str] = []
-    sources: list[dict[str, Any]] = []
+    sources: list[JsonObject] = []
     meta: list[dict[str, str]] = []
     for item in raw:
         name, mime, content = (item.name or "attachment")[:255], item.mime[:100], item.content
@@ -65,10 +64,10 @@ def _decode_base64(text: str, name: str) -> bytes:
         raise InvalidInput(f"attachment {name} is not valid base64") from None
 
 
-def retrieve(ctx: Context, workspace: WorkspaceRow, message: str) -> tuple[list[str], list[dict[str, Any]]]:
+def retrieve(ctx: Context, workspace: WorkspaceRow, message: str) -> tuple[list[str], list[JsonObject]]:
     """Pinned documents (whole text, as upstream) and the top-N chunks above the threshold."""
     context: list[str] = []
-    sources: list[dict[str, Any]] = []
+    sources: list[JsonObject] = []
     pinned_paths = set()
     for link in workspace_documents(ctx, workspace.id):
         if link["pinned"]:
@@ -101,7 +100,7 @@ def _document_text(ctx: Context, document_id: str) -> str | None:
     return ctx.content.blobs.get(doc.text_hash).decode() if doc else None
 
 
-def _doc_meta(ctx: Context, ids: set[str]) -> dict[str, dict[str, Any]]:
+def _doc_meta(ctx: Context, ids: set[str]) -> dict[str, JsonObject]:
     if not ids:
         return {}
     return {d.document_id: {**d.metadata, "wordCount": d.word_count, "token_count_estimate": d.token_count}

@@ -13,7 +13,9 @@ oldest history, then shrinks context and prompt, until the messages provably fit
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
+
+from application.ports import Message, Part
 
 MARKER = "\n\n--prompt truncated for brevity--\n\n"
 MESSAGE_OVERHEAD = 4  # tokens per message in OpenAI's chat format, plus 3 to prime the reply
@@ -32,7 +34,7 @@ def reply_buffer(window: int) -> int:
     return min(600, max(64, window // 4))
 
 
-def message_tokens(tokens: Tokens, message: dict[str, Any]) -> int:
+def message_tokens(tokens: Tokens, message: Message) -> int:
     content = message["content"]
     if isinstance(content, str):
         return tokens.count(content) + MESSAGE_OVERHEAD
@@ -42,7 +44,7 @@ def message_tokens(tokens: Tokens, message: dict[str, Any]) -> int:
     return total
 
 
-def total_tokens(tokens: Tokens, messages: Sequence[dict[str, Any]]) -> int:
+def total_tokens(tokens: Tokens, messages: Sequence[Message]) -> int:
     return sum(message_tokens(tokens, m) for m in messages) + 3
 
 
@@ -53,13 +55,13 @@ def system_message(prompt: str, context: Sequence[str]) -> str:
     return f"{prompt}\nContext:\n{blocks}"
 
 
-def _with_text(content: str | list[dict[str, Any]], text: str) -> str | list[dict[str, Any]]:
+def _with_text(content: str | list[Part], text: str) -> str | list[Part]:
     if isinstance(content, str):
         return text
     return [{"type": "text", "text": text}] + [p for p in content if p.get("type") != "text"]
 
 
-def _text_of(content: str | list[dict[str, Any]]) -> str:
+def _text_of(content: str | list[Part]) -> str:
     if isinstance(content, str):
         return content
     return "\n".join(p.get("text", "") for p in content if p.get("type") == "text")
@@ -71,8 +73,8 @@ def fit(
     system: str,
     context: Sequence[str],
     history: Sequence[tuple[str, str]],
-    prompt: str | list[dict[str, Any]],
-) -> tuple[list[dict[str, Any]], bool]:
+    prompt: str | list[Part],
+) -> tuple[list[Message], bool]:
     """Messages `[system, ...history pairs, user]` that fit `window - reply_buffer(window)`.
 
     `history` is oldest first, as (user text, assistant text). Returns the messages and
@@ -102,8 +104,8 @@ def fit(
     return _squeeze(tokens, budget, [system_msg], kept, user), True
 
 
-def _fits_whole(tokens: Tokens, budget: int, system: dict[str, Any], history: Sequence[tuple[str, str]],
-                user: dict[str, Any]) -> bool:
+def _fits_whole(tokens: Tokens, budget: int, system: Message, history: Sequence[tuple[str, str]],
+                user: Message) -> bool:
     """Whether everything fits, counting the newest exchanges first and stopping as soon as
     the budget is passed (a long history is not counted to the end on every chat)."""
     running = 3 + message_tokens(tokens, system) + message_tokens(tokens, user)
@@ -122,10 +124,10 @@ def _cut_system(tokens: Tokens, instructions: str, context: Sequence[str], limit
     return f"{head}\nContext: {tokens.truncate_middle(body, max(1, limit * 3 // 4), MARKER)}"
 
 
-def _history(tokens: Tokens, history: Sequence[tuple[str, str]], limit: int) -> list[dict[str, Any]]:
+def _history(tokens: Tokens, history: Sequence[tuple[str, str]], limit: int) -> list[Message]:
     """Newest exchanges first while they fit; the three newest are cut rather than dropped."""
     side_cap = max(1, int(limit / 2.2))
-    kept: list[dict[str, Any]] = []
+    kept: list[Message] = []
     running = 0
     for index, (asked, answered) in enumerate(reversed(history)):
         pair = [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
@@ -144,8 +146,8 @@ def _history(tokens: Tokens, history: Sequence[tuple[str, str]], limit: int) -> 
     return kept
 
 
-def _squeeze(tokens: Tokens, budget: int, system: list[dict[str, Any]], history: list[dict[str, Any]],
-             user: dict[str, Any]) -> list[dict[str, Any]]:
+def _squeeze(tokens: Tokens, budget: int, system: list[Message], history: list[Message],
+             user: Message) -> list[Message]:
     """The final guarantee: drop oldest history, then halve the system message, then the
     prompt's text, until the whole fits the budget. Every step shrinks, so it ends."""
     history = list(history)

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
-from typing import Any
 
 import msgspec
 from eventsourcing.persistence import IntegrityError
 
 from application.access import check_admin
-from application.chat import ChatRequest
+from application.chat import SendChat
+from application.history import to_history
 from application.ids import take_id
-from application.ledger import Context
+from application.ledger import Command, Context, PublicCommand
+from application.ports import JsonObject
 from application.rows import EmbedChat
 from application.workspaces import get_workspace, get_workspace_by_id
+from domain.chats import HistoryReset
 from domain.embeds import Embed, EmbedChatSlot, embed_uuid, is_public_id
-
 from domain.errors import DomainError, InvalidInput, NotFound
 from domain.principal import Actor, Principal, Role
 
@@ -34,7 +34,7 @@ class EmbedRow(msgspec.Struct, frozen=True):
     workspace_id: int
     workspace_name: str | None
     workspace_slug: str | None
-    settings: dict[str, Any]
+    settings: EmbedSettings
     created_by: int
     created_at: str
     chat_count: int = 0
@@ -59,48 +59,62 @@ def get_embed(ctx: Context, principal: Principal, public_uuid: str) -> EmbedRow:
     return rows[0]
 
 
-def create_embed(ctx: Context, principal: Principal, correlation_id: str, slug: str | None,
-                 settings: EmbedSettings) -> EmbedRow:
-    check_admin(principal)
-    if not slug:
+class CreateEmbed(Command, frozen=True, kw_only=True):
+    slug: str | None
+    settings: EmbedSettings
+
+
+def create_embed(ctx: Context, cmd: CreateEmbed) -> EmbedRow:
+    check_admin(cmd.principal)
+    if not cmd.slug:
         raise InvalidInput("Workspace slug is required")
-    workspace = get_workspace(ctx, slug)
+    workspace = get_workspace(ctx, cmd.slug)
     if workspace is None:
         raise NotFound("Workspace not found")
-    actor = principal.actor(correlation_id)
+    actor = cmd.actor()
     public_uuid = str(uuid.uuid4())
 
     def attempt() -> EmbedRow:
         seq, embed_id = take_id(ctx, "embeds", actor)
-        embed = Embed.create(actor, embed_id, public_uuid, workspace.id, settings)
+        embed = Embed.create(actor, embed_id, public_uuid, workspace.id, cmd.settings)
         ctx.save(seq, embed, project=[ctx.library])
         return _rows(ctx, public_uuid)[0]
 
     return ctx.retrying(attempt)
 
 
-def update_embed(ctx: Context, principal: Principal, correlation_id: str, public_uuid: str, settings: EmbedSettings,
-                 workspace_id: int | None = None) -> None:
-    check_admin(principal)
+class UpdateEmbed(Command, frozen=True, kw_only=True):
+    public_uuid: str
+    settings: EmbedSettings
+    workspace_id: int | None = None  # move the embed to this workspace
+
+
+def update_embed(ctx: Context, cmd: UpdateEmbed) -> None:
+    check_admin(cmd.principal)
+    workspace_id = cmd.workspace_id
     if workspace_id is not None and (not is_public_id(workspace_id) or get_workspace_by_id(ctx, workspace_id) is None):
         raise NotFound("Workspace not found")
 
     def attempt() -> None:
-        embed: Embed | None = ctx.ledger.find(embed_uuid(public_uuid))
+        embed = ctx.ledger.find(embed_uuid(cmd.public_uuid), Embed)
         if embed is None or embed.deleted:
             raise NotFound("Embed not found")
-        if embed.update(principal.actor(correlation_id), settings, workspace_id):
+        if embed.update(cmd.actor(), cmd.settings, workspace_id):
             ctx.save(embed, project=[ctx.library])
 
     ctx.retrying(attempt)
 
 
-def delete_embed(ctx: Context, principal: Principal, correlation_id: str, public_uuid: str) -> None:
-    check_admin(principal)
+class DeleteEmbed(Command, frozen=True, kw_only=True):
+    public_uuid: str
+
+
+def delete_embed(ctx: Context, cmd: DeleteEmbed) -> None:
+    check_admin(cmd.principal)
 
     def attempt() -> None:
-        embed: Embed | None = ctx.ledger.find(embed_uuid(public_uuid))
-        if embed is None or not embed.delete(principal.actor(correlation_id)):
+        embed = ctx.ledger.find(embed_uuid(cmd.public_uuid), Embed)
+        if embed is None or not embed.delete(cmd.actor()):
             raise NotFound("Embed not found")
         ctx.save(embed, project=[ctx.library])
 
@@ -132,48 +146,55 @@ def _widget(ctx: Context, public_uuid: str, origin: str | None) -> tuple[EmbedRo
     return embed, Principal(user_id=owner.id, username=owner.username, role=Role(owner.role))
 
 
-class WidgetChat(msgspec.Struct, frozen=True):
-    """The widget's chat body, validated by the route."""
-
-    session_id: str
-    message: str | None
-    prompt: str | None = None
-    temperature: float | None = None
-
-
 def _check_session_id(session_id: str) -> str:
     if not 1 <= len(session_id) <= 255:
         raise InvalidInput("sessionId is required")
     return session_id
 
 
-def widget_chat_request(ctx: Context, public_uuid: str, origin: str | None, correlation_id: str,
-                        body: WidgetChat) -> ChatRequest:
-    """The chat to run for a widget, once one of the embed's limited chats is reserved."""
-    embed, principal = _widget(ctx, public_uuid, origin)
-    session_id = _check_session_id(body.session_id)
-    if not body.message or not body.message.strip():
+class ReserveWidgetChat(PublicCommand, frozen=True, kw_only=True):
+    """A widget visitor's chat (the route has validated the body's types)."""
+
+    public_uuid: str
+    origin: str | None
+    session_id: str
+    message: str | None
+    prompt: str | None = None
+    temperature: float | None = None
+
+
+def reserve_widget_chat(ctx: Context, cmd: ReserveWidgetChat) -> SendChat:
+    """Reserve one of the embed's limited chats (recorded, so the limits hold across processes)
+    and return the chat to run, as the embed's creator with only the overrides it allows."""
+    embed, principal = _widget(ctx, cmd.public_uuid, cmd.origin)
+    session_id = _check_session_id(cmd.session_id)
+    if not cmd.message or not cmd.message.strip():
         raise InvalidInput("Message is empty")
     limits = embed.settings
-    actor = principal.actor(correlation_id)
-    day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    actor = principal.actor(cmd.correlation_id)
+    day = ctx.clock.now().strftime("%Y-%m-%d")
     windows = []  # (window, chats the read model has seen in it, limit, refusal)
     if limits.get("max_chats_per_session"):
         windows.append((f"session:{session_id}", ctx.chats.embed_session_count(embed.id, session_id),
-                        limits["max_chats_per_session"], "This session has reached its chat limit."))
+                        _limit(limits["max_chats_per_session"]), "This session has reached its chat limit."))
     if limits.get("max_chats_per_day"):
         windows.append((f"day:{day}", ctx.chats.embed_count_since(embed.id, day + "T00:00:00"),
-                        limits["max_chats_per_day"], "This embed has reached its daily chat limit."))
+                        _limit(limits["max_chats_per_day"]), "This embed has reached its daily chat limit."))
     for _, used, limit, refusal in windows:  # refused before anything is stored, unless racing
         if used >= limit:
             raise ChatLimitReached(refusal)
     for window, used, limit, refusal in windows:
         _reserve(ctx, actor, embed.id, window, used, limit, refusal)
-    temperature = body.temperature if limits.get("allow_temperature_override") else None
-    prompt = body.prompt if limits.get("allow_prompt_override") else None
-    return ChatRequest(principal=principal, correlation_id=correlation_id, slug=embed.workspace_slug or "",
-                       message=body.message, mode=limits.get("chat_mode", "query"), session_id=session_id,
-                       temperature=temperature, system_prompt=prompt, embed_id=embed.id)
+    temperature = cmd.temperature if limits.get("allow_temperature_override") else None
+    prompt = cmd.prompt if limits.get("allow_prompt_override") else None
+    mode = limits.get("chat_mode", "query")
+    return SendChat(principal=principal, correlation_id=cmd.correlation_id, slug=embed.workspace_slug or "",
+                    message=cmd.message, mode=mode if isinstance(mode, str) else None, session_id=session_id,
+                    temperature=temperature, system_prompt=prompt, embed_id=embed.id)
+
+
+def _limit(value: EmbedValue) -> int:
+    return value if isinstance(value, int) else int(str(value))
 
 
 def _reserve(ctx: Context, actor: Actor, embed_id: int, window: str, used: int, limit: int, refusal: str) -> None:
@@ -189,19 +210,22 @@ def _reserve(ctx: Context, actor: Actor, embed_id: int, window: str, used: int, 
     raise ChatLimitReached(refusal)
 
 
-def widget_history(ctx: Context, public_uuid: str, origin: str | None, session_id: str) -> list[dict[str, Any]]:
-    from application.history import to_history
-
+def widget_history(ctx: Context, public_uuid: str, origin: str | None, session_id: str) -> list[JsonObject]:
     embed, _ = _widget(ctx, public_uuid, origin)
     return to_history(ctx.chats.embed_history(embed.id, _check_session_id(session_id)))
 
 
-def widget_reset(ctx: Context, public_uuid: str, origin: str | None, session_id: str, correlation_id: str) -> None:
-    from domain.chats import HistoryReset
+class ResetWidgetSession(PublicCommand, frozen=True, kw_only=True):
+    public_uuid: str
+    origin: str | None
+    session_id: str
 
-    embed, principal = _widget(ctx, public_uuid, origin)
-    reset = HistoryReset.record(principal.actor(correlation_id), embed.workspace_id, principal.user_id, None,
-                                _check_session_id(session_id), embed.id)
+
+def reset_widget_session(ctx: Context, cmd: ResetWidgetSession) -> None:
+    """Clear a widget session's history (recorded as the embed's creator, like its chats)."""
+    embed, principal = _widget(ctx, cmd.public_uuid, cmd.origin)
+    reset = HistoryReset.record(principal.actor(cmd.correlation_id), embed.workspace_id, principal.user_id, None,
+                                _check_session_id(cmd.session_id), embed.id)
     ctx.save(reset, project=[ctx.chats])
 
 

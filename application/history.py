@@ -5,12 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any
-
 import msgspec
 
 from application.access import check_scope
 from application.ledger import Context
+from application.ports import JsonObject
 from application.rows import ChatLogRow, HistoryRow
 from application.threads import owned_thread
 from application.workspaces import get_workspace_by_id, visible_workspace
@@ -23,9 +22,9 @@ PAGE = 20
 EXPORT_TYPES = ("json", "jsonl", "csv", "jsonAlpaca")
 
 
-def to_history(rows: list[HistoryRow]) -> list[dict[str, Any]]:
+def to_history(rows: list[HistoryRow]) -> list[JsonObject]:
     """Upstream's convertToChatHistory: each exchange becomes a user and an assistant entry."""
-    out: list[dict[str, Any]] = []
+    out: list[JsonObject] = []
     for r in rows:
         response = msgspec.json.decode(r.response)
         if not isinstance(r.prompt, str) or not isinstance(response.get("text"), str):
@@ -46,7 +45,7 @@ def history_scope(principal: Principal) -> Scope:
 
 
 def workspace_history(ctx: Context, principal: Principal, slug: str, session_id: str | None, limit: int | None,
-                      order: str | None) -> list[dict[str, Any]]:
+                      order: str | None) -> list[JsonObject]:
     """The caller's own exchanges in the workspace's default thread (or one API session),
     included ones only. Upstream lists every user's, and reset sessions too."""
     workspace = visible_workspace(ctx, principal, slug, history_scope(principal))
@@ -54,7 +53,7 @@ def workspace_history(ctx: Context, principal: Principal, slug: str, session_id:
                                         newest_first=order == "desc"))
 
 
-def thread_history(ctx: Context, principal: Principal, slug: str, thread_slug: str) -> list[dict[str, Any]]:
+def thread_history(ctx: Context, principal: Principal, slug: str, thread_slug: str) -> list[JsonObject]:
     workspace = visible_workspace(ctx, principal, slug, history_scope(principal))
     thread = owned_thread(ctx, principal, workspace, thread_slug)
     return to_history(ctx.chats.thread_history(thread.id))
@@ -95,7 +94,7 @@ def _log_rows(ctx: Context, offset: int, limit: int) -> list[LogEntry]:
     return out
 
 
-def admin_chats(ctx: Context, principal: Principal, offset: int | None) -> tuple[list[dict[str, Any]], bool]:
+def admin_chats(ctx: Context, principal: Principal, offset: int | None) -> tuple[list[JsonObject], bool]:
     """Newest first, 20 a page; every row names its workspace and its user (never "unknown")."""
     _check_chat_logs(principal)
     entries = _log_rows(ctx, (offset or 0) * PAGE, PAGE + 1)

@@ -10,10 +10,10 @@ import uuid
 import msgspec
 
 from application.access import check_scope
-from application.ledger import Context
+from application.ledger import Command, Context
 from application.ports import ImageGenerator
 from domain.errors import DomainError, InvalidInput
-from domain.principal import Principal, Scope
+from domain.principal import Scope
 
 MAX_PROMPT = 32_000
 
@@ -41,9 +41,7 @@ class ImageGenerationFailed(DomainError):
         self.status = 400 if provider_status is not None and 400 <= provider_status < 500 else 502
 
 
-class GenerateImage(msgspec.Struct, frozen=True, kw_only=True):
-    principal: Principal
-    correlation_id: str
+class GenerateImage(Command, frozen=True, kw_only=True):
     prompt: str
     size: str | None = None
     references: tuple[bytes, ...] = ()

@@ -8,7 +8,7 @@ import secrets
 import msgspec
 
 from application.ids import take_id
-from application.ledger import Context
+from application.ledger import Command, Context, PublicCommand
 from application.rows import InviteRow, UserRow
 from application.users import require_multi_user
 from domain.errors import InviteNotFound, NotFound, PermissionDenied
@@ -28,9 +28,7 @@ class NewInvite(msgspec.Struct, frozen=True):
     code: str  # shown once
 
 
-class CreateInvite(msgspec.Struct, frozen=True, kw_only=True):
-    principal: Principal
-    correlation_id: str
+class CreateInvite(Command, frozen=True, kw_only=True):
     workspace_ids: list[int] = []
 
 
@@ -43,7 +41,7 @@ def create_invite(ctx: Context, cmd: CreateInvite) -> NewInvite:
     require_multi_user(ctx)
     _check_role(cmd.principal)
     code = secrets.token_urlsafe(18)
-    actor = cmd.principal.actor(cmd.correlation_id)
+    actor = cmd.actor()
 
     def attempt() -> NewInvite:
         seq, invite_id = take_id(ctx, "invites", actor)
@@ -56,9 +54,7 @@ def create_invite(ctx: Context, cmd: CreateInvite) -> NewInvite:
     return ctx.retrying(attempt)
 
 
-class DisableInvite(msgspec.Struct, frozen=True, kw_only=True):
-    principal: Principal
-    correlation_id: str
+class DisableInvite(Command, frozen=True, kw_only=True):
     invite_id: int
 
 
@@ -67,24 +63,23 @@ def disable_invite(ctx: Context, cmd: DisableInvite) -> None:
     _check_role(cmd.principal)
 
     def attempt() -> None:
-        invite: Invite | None = ctx.ledger.find(invite_uuid(cmd.invite_id))
-        if invite is None or not invite.disable(cmd.principal.actor(cmd.correlation_id)):
+        invite = ctx.ledger.find(invite_uuid(cmd.invite_id), Invite)
+        if invite is None or not invite.disable(cmd.actor()):
             raise InviteNotFound()
         ctx.save(invite, project=[ctx.accounts])
 
     ctx.retrying(attempt)
 
 
-class ClaimInvite(msgspec.Struct, frozen=True, kw_only=True):
+class ClaimInvite(PublicCommand, frozen=True, kw_only=True):
     code: str
     username: str
     password: str
-    correlation_id: str
 
 
 def _workspaces_to_join(ctx: Context, invite: Invite) -> list[Workspace]:
     """The invite's workspaces that still exist (upstream skips the others silently)."""
-    found = [ctx.ledger.find(workspace_uuid(w)) for w in invite.workspace_ids]
+    found = [ctx.ledger.find(workspace_uuid(w), Workspace) for w in invite.workspace_ids]
     return [w for w in found if w is not None and not w.deleted]
 
 
@@ -98,8 +93,8 @@ def claim_invite(ctx: Context, cmd: ClaimInvite) -> UserRow:
     password_hash = ctx.hasher.hash(check_password(cmd.password))
 
     def attempt() -> UserRow:
-        invite: Invite = ctx.ledger.repository.get(invite_uuid(row.id))
-        directory: UserDirectory = ctx.ledger.repository.get(DIRECTORY_ID)
+        invite = ctx.ledger.load(invite_uuid(row.id), Invite)
+        directory = ctx.ledger.load(DIRECTORY_ID, UserDirectory)
         user_id = directory.next_user_id()
         actor = Actor(user_id=user_id, api_key_id=None, correlation_id=cmd.correlation_id)
         user = User.register(actor, user_id, cmd.username, Role.DEFAULT, password_hash)

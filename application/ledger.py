@@ -5,22 +5,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar, overload
 from uuid import UUID
 
 import msgspec
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, Recording
+from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import IntegrityError
 
 from application.ports import (
-    AccountsView, ApiKeysView, AuditView, ChatsView, Clock, ContentServices, ImageGenerator, LibraryView,
-    LLMDefaults, PasswordHasher, PrincipalCache, ReadModel, SessionTokens, VectorsView,
+    AccountsView, ApiKeysView, AuditView, ChatsView, Clock, CompletionConfigs, Completions, ContentServices,
+    ImageGenerator, LibraryView, LLMDefaults, PasswordHasher, PrincipalCache, ReadModel, SessionTokens, VectorsView,
 )
 from domain.errors import Conflict, Forbidden
 from domain.principal import Actor, Principal
 
 log = logging.getLogger("ledgerllm")
 A = TypeVar("A")
+Agg = TypeVar("Agg", bound=BaseAggregate[UUID])
 
 
 class IdSource(Protocol):
@@ -43,16 +45,33 @@ class Ledger(Application[UUID]):
     # Set (to the store's head) by a read-only runtime: every save is refused before it writes.
     read_only: int | None = None
 
-    def save(self, *objs: Any, **kwargs: Any) -> Any:
+    def save(self, *objs: BaseAggregate[UUID] | None) -> list[Recording[UUID]]:  # type: ignore[override]
         if self.read_only is not None:
             raise ReadOnly(self.read_only)
-        return super().save(*objs, **kwargs)
+        return super().save(*objs)
 
-    def find(self, aggregate_id: UUID) -> Any | None:
+    @overload
+    def find(self, aggregate_id: UUID) -> BaseAggregate[UUID] | None: ...
+
+    @overload
+    def find(self, aggregate_id: UUID, kind: type[Agg]) -> Agg | None: ...
+
+    def find(self, aggregate_id: UUID, kind: type[BaseAggregate[UUID]] | None = None) -> BaseAggregate[UUID] | None:
+        """The aggregate with this id, or None; with `kind`, one of that class (else TypeError)."""
         try:
-            return self.repository.get(aggregate_id)
+            found: BaseAggregate[UUID] = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
+        if kind is not None and not isinstance(found, kind):
+            raise TypeError(f"{aggregate_id} is a {type(found).__name__}, not a {kind.__name__}")
+        return found
+
+    def load(self, aggregate_id: UUID, kind: type[Agg]) -> Agg:
+        """The aggregate with this id, which must exist (AggregateNotFoundError otherwise)."""
+        found = self.repository.get(aggregate_id)
+        if not isinstance(found, kind):
+            raise TypeError(f"{aggregate_id} is a {type(found).__name__}, not a {kind.__name__}")
+        return found
 
 
 class Command(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,6 +83,14 @@ class Command(msgspec.Struct, frozen=True, kw_only=True):
 
     def actor(self) -> Actor:
         return self.principal.actor(self.correlation_id)
+
+
+class PublicCommand(msgspec.Struct, frozen=True, kw_only=True):
+    """A command from someone who is not signed in (claiming an invite, redeeming a sign-in
+    token, an embed widget's visitor): only the request's correlation id. Its handler says
+    whom the events it records are acted by."""
+
+    correlation_id: str
 
 
 @dataclass
@@ -82,8 +109,8 @@ class Context:
     cache: PrincipalCache
     tokens: SessionTokens
     content: ContentServices
-    completions: Any  # the completions port (see application.llm)
-    completions_config: Any  # (model, api_base, api_key, timeout) -> the adapter's config
+    completions: Completions
+    completions_config: CompletionConfigs
     llm_defaults: LLMDefaults
     chat_ids: IdSource
     images: ImageGenerator
@@ -95,7 +122,7 @@ class Context:
         """The position a read-only server shows, or None when changes are allowed."""
         return self.ledger.read_only
 
-    def save(self, *aggregates: Any, project: Sequence[ReadModel] = ()) -> int | None:
+    def save(self, *aggregates: BaseAggregate[UUID], project: Sequence[ReadModel] = ()) -> int | None:
         """Append the aggregates' pending events atomically; wait for the named projections.
         Nothing is appended while one of them is stalled: the command could not be read back."""
         for view in project:

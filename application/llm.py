@@ -4,12 +4,11 @@ for the model; the environment wins for base URL, key and window (operators set 
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from application.ledger import Context
-from application.ports import LLMDefaults
+from application.ports import CompletionConfig, LLMDefaults
+from application.rows import SettingValue
 from domain.errors import DomainError
 
 
@@ -34,17 +33,17 @@ class CompletionFailed(Exception):
 
 
 class ResolvedLLM(msgspec.Struct, frozen=True):
-    config: Any  # the completions adapter's LLMConfig
+    config: CompletionConfig
     context_window: int
     provider: str
 
 
-def resolve_llm(ctx: Context, workspace_settings: dict[str, Any]) -> ResolvedLLM:
+def resolve_llm(ctx: Context, workspace_settings: dict[str, SettingValue]) -> ResolvedLLM:
     from application.system import setting_value
 
     defaults: LLMDefaults = ctx.llm_defaults
-    model = workspace_settings.get("chatModel") or None
-    provider = workspace_settings.get("chatProvider") or None
+    model = str(workspace_settings.get("chatModel") or "") or None
+    provider = str(workspace_settings.get("chatProvider") or "") or None
     if model and "/" not in model:
         model = f"{provider or 'openai'}/{model}"
     model = model or setting_value(ctx, "LLMModel") or defaults.model

@@ -6,9 +6,10 @@ return the Structs in `application.rows`; no SQL lives in `application/`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 import msgspec
 
@@ -86,11 +87,11 @@ class Embedder(Protocol):
     @property
     def max_tokens(self) -> int: ...
 
-    def embed(self, texts: list[str], batch_size: int = 64) -> Any:
+    def embed(self, texts: list[str], batch_size: int = 64) -> numpy.ndarray:
         """(n, dimensions) float32 numpy array, L2-normalised (inner product = cosine)."""
 
-    def warm(self) -> Any:
-        """Load the model now (seconds), so the first request does not wait for it."""
+    def warm(self) -> Embedder:
+        """Load the model now (seconds), so the first request does not wait for it; returns itself."""
 
 
 class TokenCounter(Protocol):
@@ -113,7 +114,7 @@ class Blobs(Protocol):
 class VectorIndex(Protocol):
     """This process's nearest-neighbour indexes, one per workspace, following the vectors view."""
 
-    def search(self, workspace: str, query: Any, k: int) -> list[tuple[int, float]]:
+    def search(self, workspace: str, query: numpy.ndarray, k: int) -> list[tuple[int, float]]:
         """(chunk id, cosine score) of the `k` nearest chunks, best first."""
 
     def count(self, workspace: str | None = None) -> int: ...
@@ -145,6 +146,18 @@ class SecretStore(Protocol):
     def update(self, values: dict[str, str]) -> None: ...
 
 
+class Parse(Protocol):
+    """Extract a file's text; ValueError for a file it cannot read."""
+
+    def __call__(self, filename: str, data: bytes, content_type: str | None = None, /) -> ParsedText: ...
+
+
+class Fetch(Protocol):
+    """Get a link; ValueError for one it refuses or cannot get."""
+
+    def __call__(self, url: str, /, *, headers: dict[str, str] | None = None) -> FetchedLink: ...
+
+
 class ContentServices(msgspec.Struct):
     """The adapters the workspace, document and chat use cases need, built by the wiring.
     `parse` raises ValueError for a file it cannot read; `fetch` ValueError for a link it
@@ -154,10 +167,10 @@ class ContentServices(msgspec.Struct):
     embedder: Embedder
     tokenizer: TokenCounter
     index: VectorIndex
-    parse: Any  # (filename, data, content_type) -> ParsedText
-    safe_filename: Any  # (name) -> name
-    fetch: Any  # (url, headers) -> FetchedLink
-    accepted_file_types: Any  # () -> dict[mime, list[ext]]
+    parse: Parse
+    safe_filename: Callable[[str], str]
+    fetch: Fetch
+    accepted_file_types: Callable[[], dict[str, list[str]]]  # mime -> extensions
     secrets: SecretStore
     max_upload_bytes: int = 50 << 20
 
@@ -168,6 +181,75 @@ class ImageGenerator(Protocol):
     configured: bool
 
     def generate(self, prompt: str, size: str | None, references: list[bytes]) -> bytes: ...
+
+
+# chat completions ---------------------------------------------------------------------------
+JsonObject = dict[str, object]
+"""A JSON object as upstream's shapes carry it (a source, an attachment's metadata)."""
+Part = JsonObject
+"""A part of a message's content: `{"type": "text", "text": ...}` or `{"type": "image_url", ...}`."""
+
+
+class Message(TypedDict):
+    """One chat message as OpenAI-compatible providers take it."""
+
+    role: str  # system, user or assistant
+    content: str | list[Part]
+
+
+class CompletionConfig(Protocol):
+    """Which model to call and how (the adapter's own config, made by `CompletionConfigs`)."""
+
+    @property
+    def model(self) -> str: ...
+
+
+class CompletionConfigs(Protocol):
+    def __call__(self, *, model: str, api_base: str | None, api_key: str | None,
+                 timeout: float) -> CompletionConfig: ...
+
+
+class TokenUsage(Protocol):
+    @property
+    def prompt_tokens(self) -> int: ...
+
+    @property
+    def completion_tokens(self) -> int: ...
+
+
+class CompletionReply(Protocol):
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def usage(self) -> TokenUsage: ...
+
+
+class CompletionChunk(Protocol):
+    """A piece of a streamed reply; the last has `done` and the usage."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def usage(self) -> TokenUsage | None: ...
+
+
+class Completions(Protocol):
+    """The chat model. Both calls raise `application.llm.CompletionFailed` (its message never
+    holds a key); `cancel` set (the client went away) stops the upstream call."""
+
+    def complete(self, config: CompletionConfig, messages: list[Message], *,
+                 temperature: float | None = None) -> CompletionReply: ...
+
+    def stream(self, config: CompletionConfig, messages: list[Message], *, temperature: float | None = None,
+               cancel: threading.Event | None = None) -> Iterator[CompletionChunk]: ...
+
+    def warm(self) -> None:
+        """Load the client library now, so the first chat does not wait for it."""
 
 
 class LLMDefaults(msgspec.Struct, frozen=True):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 import numpy as np
 
@@ -95,10 +93,10 @@ def has_vectors(ctx: Context, workspace: WorkspaceRow) -> bool:
     return ctx.content.index.count(workspace.aggregate_id) > 0
 
 
-def embed_inputs(ctx: Context, principal: Principal, inputs: Any) -> tuple[list[list[float]], int]:
+def embed_inputs(ctx: Context, principal: Principal, inputs: str | list[str] | None) -> tuple[list[list[float]], int]:
     """For POST /v1/openai/embeddings: vectors of a string or a list of strings, plus a token count."""
     check_scope(principal, Scope.READ)
-    texts = [inputs] if isinstance(inputs, str) else inputs
+    texts: object = [inputs] if isinstance(inputs, str) else inputs
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t for t in texts):
         raise InvalidInput("input must be a non-empty string or a list of non-empty strings")
     if len(texts) > MAX_INPUTS or any(len(t) > MAX_QUERY_CHARS * 10 for t in texts):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import msgspec
 
-from application.ledger import Context
+from application.ledger import Command, Context, PublicCommand
 from application.rows import UserRow
 from application.users import principal_for
 from domain.hashing import hash_secret
@@ -40,7 +40,7 @@ def login(ctx: Context, username: str | None, password: str) -> LoginResult:
     else:
         row = ctx.accounts.user(ctx.accounts.owner_id())
         message = INVALID_PASSWORD
-    user: User | None = ctx.ledger.find(user_uuid(row.id)) if row else None
+    user = ctx.ledger.find(user_uuid(row.id), User) if row else None
     if not ctx.hasher.verify(user.password_hash if user else None, password) or row is None:
         return LoginResult(valid=False, message=message)
     if row.suspended:
@@ -56,7 +56,7 @@ def session_principal(ctx: Context, token: str) -> Principal | None:
         return None
     user_id, version = claims
     if ctx.accounts.stalled():  # its rows may miss a suspension stored since: ask the aggregate
-        user: User | None = ctx.ledger.find(user_uuid(user_id))
+        user = ctx.ledger.find(user_uuid(user_id), User)
         if user is None or user.deleted or user.suspended or user.token_version != version:
             return None
         return Principal(user_id=user.user_id, username=user.username, role=user.role)
@@ -71,9 +71,7 @@ def _require_simple_sso(ctx: Context) -> None:
         raise PermissionDenied("Simple SSO is not enabled. Set SIMPLE_SSO_ENABLED and enable multi-user mode.")
 
 
-class IssueAuthToken(msgspec.Struct, frozen=True, kw_only=True):
-    principal: Principal
-    correlation_id: str
+class IssueAuthToken(Command, frozen=True, kw_only=True):
     user_id: int
 
 
@@ -82,31 +80,34 @@ def issue_auth_token(ctx: Context, cmd: IssueAuthToken) -> str:
     _require_simple_sso(ctx)
     if not cmd.principal.is_admin:
         raise PermissionDenied()
-    user: User | None = ctx.ledger.find(user_uuid(cmd.user_id))
+    user = ctx.ledger.find(user_uuid(cmd.user_id), User)
     if user is None or user.deleted:
         raise UserNotFound(cmd.user_id)
     token = AUTH_TOKEN_PREFIX + secrets.token_urlsafe(24)
-    user.issue_auth_token(
-        cmd.principal.actor(cmd.correlation_id), hash_secret(token), datetime.now(timezone.utc) + AUTH_TOKEN_TTL
-    )
+    user.issue_auth_token(cmd.actor(), hash_secret(token), ctx.clock.now() + AUTH_TOKEN_TTL)
     ctx.save(user, project=[ctx.accounts])
     return token
 
 
-def redeem_auth_token(ctx: Context, token: str, correlation_id: str) -> LoginResult:
-    """Swap a sign-in token for a session, once (simple SSO on and multi-user mode only, as upstream)."""
+class RedeemAuthToken(PublicCommand, frozen=True, kw_only=True):
+    token: str
+
+
+def redeem_auth_token(ctx: Context, cmd: RedeemAuthToken) -> LoginResult:
+    """Swap a sign-in token for a session, once (simple SSO on and multi-user mode only, as
+    upstream). The redemption is acted by the token's user."""
     _require_simple_sso(ctx)
-    token_hash = hash_secret(token)
+    token_hash = hash_secret(cmd.token)
     found = ctx.accounts.auth_token(token_hash)
-    if found is None or found.used or found.expires_at <= iso(datetime.now(timezone.utc)):
+    if found is None or found.used or found.expires_at <= iso(ctx.clock.now()):
         raise InvalidSignInToken()
 
     def attempt() -> LoginResult:
-        user: User = ctx.ledger.repository.get(user_uuid(found.user_id))
+        user = ctx.ledger.load(user_uuid(found.user_id), User)
         again = ctx.accounts.auth_token(token_hash)
         if again is None or again.used:
             raise InvalidSignInToken()
-        user.redeem_auth_token(Actor(user.user_id, None, correlation_id), token_hash)
+        user.redeem_auth_token(Actor(user.user_id, None, cmd.correlation_id), token_hash)
         ctx.save(user, project=[ctx.accounts])
         users_row = ctx.accounts.user(user.user_id)
         assert users_row is not None

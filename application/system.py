@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 from application.access import check_admin, check_scope
-from application.ledger import Context
+from application.ledger import Command, Context
 from domain.errors import InvalidInput
 from domain.principal import Principal, Scope
 from domain.system import FORBIDDEN_SETTINGS, PUBLIC_SETTINGS, SECRET_SETTINGS, SYSTEM_ID, System
@@ -29,14 +29,21 @@ def current_settings(ctx: Context, principal: Principal) -> dict[str, SettingVal
     return settings
 
 
-def update_env(ctx: Context, principal: Principal, correlation_id: str, body: dict[str, str]) -> tuple[dict[str, str], str | None]:
+class UpdateEnv(Command, frozen=True, kw_only=True):
+    """Change provider settings: public ones are recorded, secrets go to the secrets store."""
+
+    values: dict[str, object]  # as sent: values that are not strings are refused
+
+
+def update_env(ctx: Context, cmd: UpdateEnv) -> tuple[dict[str, str], str | None]:
     """Returns (newValues with secrets masked, error). Values containing `******` are ignored
     (clients echo masked values back), as upstream. Non-string values are refused (upstream
     crashes on them)."""
-    check_admin(principal)
-    bad = [k for k, v in body.items() if not isinstance(v, str)]
+    check_admin(cmd.principal)
+    bad = [k for k, v in cmd.values.items() if not isinstance(v, str)]
     if bad:
         raise InvalidInput(f"Setting values must be strings: {', '.join(sorted(bad))}")
+    body = {k: v for k, v in cmd.values.items() if isinstance(v, str)}
     refused = sorted(k for k in body if k in FORBIDDEN_SETTINGS or (k not in PUBLIC_SETTINGS and k not in SECRET_SETTINGS))
     public = {k: v for k, v in body.items() if k in PUBLIC_SETTINGS and "******" not in v}
     secret = {k: v for k, v in body.items() if k in SECRET_SETTINGS and "******" not in v}
@@ -46,8 +53,8 @@ def update_env(ctx: Context, principal: Principal, correlation_id: str, body: di
         ctx.content.secrets.update(secret)
 
     def attempt() -> None:
-        system: System = ctx.ledger.repository.get(SYSTEM_ID)
-        system.change_settings(principal.actor(correlation_id), {k: v or None for k, v in public.items()}, list(secret))
+        system = ctx.ledger.load(SYSTEM_ID, System)
+        system.change_settings(cmd.actor(), {k: v or None for k, v in public.items()}, list(secret))
         if system.pending_events:
             ctx.save(system, project=[ctx.accounts])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from application.ledger import Context
+from application.ledger import Command, Context
 from application.rows import UserRow
 from domain.errors import (
     InvalidInput, MultiUserModeRequired, PermissionDenied, UserNotFound,
@@ -31,8 +31,8 @@ def owner_principal(ctx: Context) -> Principal:
         owner = ctx.accounts.user(ctx.accounts.owner_id())
         assert owner is not None, "no owner: the store was never installed"
         return principal_for(ctx, owner)
-    system: System = ctx.ledger.repository.get(SYSTEM_ID)
-    user: User = ctx.ledger.repository.get(user_uuid(system.owner_user_id))
+    system = ctx.ledger.load(SYSTEM_ID, System)
+    user = ctx.ledger.load(user_uuid(system.owner_user_id), User)
     return Principal(user_id=user.user_id, username=user.username, role=user.role)
 
 
@@ -60,9 +60,7 @@ def install(ctx: Context, owner_password: str | None = None) -> bool:
 
 
 # commands -----------------------------------------------------------------------------------
-class CreateUser(msgspec.Struct, frozen=True, kw_only=True):
-    principal: Principal
-    correlation_id: str
+class CreateUser(Command, frozen=True, kw_only=True):
     username: str
     password: str
     role: str = "default"
@@ -83,10 +81,10 @@ def create_user(ctx: Context, cmd: CreateUser) -> UserRow:
     role = check_role(cmd.role)
     check_can_grant(cmd.principal, role)
     password_hash = ctx.hasher.hash(check_password(cmd.password))
-    actor = cmd.principal.actor(cmd.correlation_id)
+    actor = cmd.actor()
 
     def attempt() -> UserRow:
-        directory: UserDirectory = ctx.ledger.repository.get(DIRECTORY_ID)
+        directory = ctx.ledger.load(DIRECTORY_ID, UserDirectory)
         user = User.register(
             actor, directory.next_user_id(), cmd.username, role, password_hash,
             cmd.daily_message_limit, cmd.bio,
@@ -98,11 +96,9 @@ def create_user(ctx: Context, cmd: CreateUser) -> UserRow:
     return ctx.retrying(attempt)
 
 
-class UpdateUser(msgspec.Struct, frozen=True, kw_only=True):
+class UpdateUser(Command, frozen=True, kw_only=True):
     """Only the fields that are set change (AnythingLLM's partial update)."""
 
-    principal: Principal
-    correlation_id: str
     user_id: int
     username: str | None = None
     password: str | None = None
@@ -114,21 +110,21 @@ class UpdateUser(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _load_user(ctx: Context, user_id: int) -> User:
-    user = ctx.ledger.find(user_uuid(user_id))
+    user = ctx.ledger.find(user_uuid(user_id), User)
     if user is None or user.deleted:
         raise UserNotFound(user_id)
     return user
 
 
 def update_user(ctx: Context, cmd: UpdateUser) -> UserRow:
-    actor = cmd.principal.actor(cmd.correlation_id)
+    actor = cmd.actor()
     new_role = check_role(cmd.role) if cmd.role is not None else None
     password_hash = ctx.hasher.hash(check_password(cmd.password)) if cmd.password is not None else None
 
     def attempt() -> UserRow:
         user = _load_user(ctx, cmd.user_id)
         check_can_grant(cmd.principal, user.role)
-        directory: UserDirectory = ctx.ledger.repository.get(DIRECTORY_ID)
+        directory = ctx.ledger.load(DIRECTORY_ID, UserDirectory)
         if cmd.username is not None:
             old = user.username
             user.rename(actor, cmd.username)
@@ -162,9 +158,7 @@ def update_user(ctx: Context, cmd: UpdateUser) -> UserRow:
     return row
 
 
-class DeleteUser(msgspec.Struct, frozen=True, kw_only=True):
-    principal: Principal
-    correlation_id: str
+class DeleteUser(Command, frozen=True, kw_only=True):
     user_id: int
 
 
@@ -174,12 +168,12 @@ def delete_user(ctx: Context, cmd: DeleteUser) -> None:
 
     if cmd.user_id == cmd.principal.user_id:
         raise InvalidInput("You cannot delete yourself.")
-    actor = cmd.principal.actor(cmd.correlation_id)
+    actor = cmd.actor()
 
     def attempt() -> None:
         user = _load_user(ctx, cmd.user_id)
         check_can_grant(cmd.principal, user.role)
-        directory: UserDirectory = ctx.ledger.repository.get(DIRECTORY_ID)
+        directory = ctx.ledger.load(DIRECTORY_ID, UserDirectory)
         directory.leave(actor, user)
         user.delete(actor)
         keys = [k for k in keys_of(ctx, user.user_id) if k.revoke(actor, "user deleted")]
@@ -189,15 +183,13 @@ def delete_user(ctx: Context, cmd: DeleteUser) -> None:
     forget_keys_of(ctx, cmd.user_id)
 
 
-class RevokeSessions(msgspec.Struct, frozen=True, kw_only=True):
-    principal: Principal
-    correlation_id: str
+class RevokeSessions(Command, frozen=True, kw_only=True):
     user_id: int
 
 
 def revoke_sessions(ctx: Context, cmd: RevokeSessions) -> None:
     """Every session token (JWT) issued to the user so far stops working."""
-    actor = cmd.principal.actor(cmd.correlation_id)
+    actor = cmd.actor()
 
     def attempt() -> None:
         user = _load_user(ctx, cmd.user_id)
@@ -209,9 +201,7 @@ def revoke_sessions(ctx: Context, cmd: RevokeSessions) -> None:
     ctx.retrying(attempt)
 
 
-class EnableMultiUser(msgspec.Struct, frozen=True, kw_only=True):
-    principal: Principal
-    correlation_id: str
+class EnableMultiUser(Command, frozen=True, kw_only=True):
     username: str
     password: str
 
@@ -222,13 +212,13 @@ def enable_multi_user(ctx: Context, cmd: EnableMultiUser) -> UserRow:
     if not cmd.principal.is_admin:
         raise PermissionDenied()
     password_hash = ctx.hasher.hash(check_password(cmd.password))
-    actor = cmd.principal.actor(cmd.correlation_id)
+    actor = cmd.actor()
 
     def attempt() -> UserRow:
-        system: System = ctx.ledger.repository.get(SYSTEM_ID)
+        system = ctx.ledger.load(SYSTEM_ID, System)
         system.enable_multi_user_mode(actor)
         owner = _load_user(ctx, system.owner_user_id)
-        directory: UserDirectory = ctx.ledger.repository.get(DIRECTORY_ID)
+        directory = ctx.ledger.load(DIRECTORY_ID, UserDirectory)
         old = owner.username
         owner.rename(actor, cmd.username)
         directory.rename(actor, owner.user_id, old, owner.username)
@@ -239,9 +229,7 @@ def enable_multi_user(ctx: Context, cmd: EnableMultiUser) -> UserRow:
     return ctx.retrying(attempt)
 
 
-class UpdatePreferences(msgspec.Struct, frozen=True, kw_only=True):
-    principal: Principal
-    correlation_id: str
+class UpdatePreferences(Command, frozen=True, kw_only=True):
     values: dict[str, str | None]
 
 
@@ -253,10 +241,10 @@ def update_preferences(ctx: Context, cmd: UpdatePreferences) -> dict[str, str | 
     values = cmd.values
     if cmd.principal.role is Role.MANAGER:
         values = {k: v for k, v in values.items() if k in MANAGER_PREFERENCE_LABELS}
-    actor = cmd.principal.actor(cmd.correlation_id)
+    actor = cmd.actor()
 
     def attempt() -> dict[str, str | None]:
-        system: System = ctx.ledger.repository.get(SYSTEM_ID)
+        system = ctx.ledger.load(SYSTEM_ID, System)
         known = system.update_preferences(actor, values)
         if known:
             ctx.save(system, project=[ctx.accounts])

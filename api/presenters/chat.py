@@ -34,7 +34,20 @@ class ChatAbort(msgspec.Struct):
 
     @classmethod
     def of(cls, message: str, status: int) -> ChatAbort | ErrorBody:
-        return ErrorBody(message) if status == 403 else cls(str(uuid.uuid4()), "abort", None, [], True, message)
+        return ErrorBody(message) if status == 403 else cls.refusal(message)
+
+    @classmethod
+    def refusal(cls, message: str) -> ChatAbort:
+        return cls(str(uuid.uuid4()), "abort", None, [], True, message)
+
+
+class WidgetAbort(ChatAbort):
+    """The embed widget's chat route answers every refusal in the abort shape, a 403 too (an
+    origin not on the allowlist: the widget has no key to refuse)."""
+
+    @classmethod
+    def of(cls, message: str, status: int) -> ChatAbort:
+        return cls.refusal(message)
 
 
 class ThreadError(msgspec.Struct):

@@ -50,26 +50,26 @@ class ChatBody(msgspec.Struct):
     userId: PublicId | None = None
 
 
-def _request(request: Request, slug: str, data: ChatBody, thread_slug: str | None = None) -> chat.ChatRequest:
+def _request(request: Request, slug: str, data: ChatBody, thread_slug: str | None = None) -> chat.SendChat:
     attachments = None if data.attachments is None else [
         chat.Attachment(a.name or "attachment", a.mime or "", a.contentString) for a in data.attachments]
-    return chat.ChatRequest(
+    return chat.SendChat(
         principal=request.user, correlation_id=request_id(request), slug=slug, message=data.message, mode=data.mode,
         session_id=None if thread_slug or data.sessionId is None else str(data.sessionId), attachments=attachments,
         reset=bool(flag(data.reset)), thread_slug=thread_slug, user_id=data.userId if thread_slug else None)
 
 
-async def _chat(ctx: Context, req: chat.ChatRequest) -> ChatReply:
+async def _chat(ctx: Context, req: chat.SendChat) -> ChatReply:
     """A refusal or a provider failure is raised and answered as upstream's abort object."""
-    prepared = await anyio.to_thread.run_sync(chat.prepare, ctx, req)
+    prepared = await anyio.to_thread.run_sync(chat.send_chat, ctx, req)
     if isinstance(prepared, chat.Immediate):
         return immediate_reply(prepared)
     return chat_reply(await anyio.to_thread.run_sync(chat.answer, ctx, prepared))
 
 
-async def _stream_chat(ctx: Context, req: chat.ChatRequest) -> Stream:
+async def stream_chat_reply(ctx: Context, req: chat.SendChat) -> Stream:
     """Refusals answer JSON (the route's error shape) before any stream starts, as upstream."""
-    prepared = await anyio.to_thread.run_sync(chat.prepare, ctx, req)
+    prepared = await anyio.to_thread.run_sync(chat.send_chat, ctx, req)
     if isinstance(prepared, chat.Immediate):
         frames = immediate_frames(prepared)
         return sse(lambda cancel: iter(frames))
@@ -105,7 +105,7 @@ class ChatController(Controller):
           opt=CHAT_ERRORS)
     async def stream_chat(self, ctx: Context, request: Request, slug: SlugPath, data: ChatBody) -> Stream:
         """SSE framed as AnythingLLM's: `data: {json}` chunks, then `finalizeResponseStream`."""
-        return await _stream_chat(ctx, _request(request, slug, data))
+        return await stream_chat_reply(ctx, _request(request, slug, data))
 
     @get("/{slug:str}/chats", operation_id="v1WorkspaceChats", responses=FORBIDDEN, opt={"error_shape": HistoryError, **raises(404)},
          **SYNC)
@@ -159,9 +159,9 @@ class ChatController(Controller):
 
     @post("/{slug:str}/thread/{thread_slug:str}/stream-chat", operation_id="v1ThreadStreamChat", responses=FORBIDDEN, status_code=200,
           media_type=EVENT_STREAM, opt=CHAT_ERRORS)
-    async def thread_stream_chat(self, ctx: Context, request: Request, slug: SlugPath, thread_slug: ThreadSlugPath,
+    async def threadstream_chat_reply(self, ctx: Context, request: Request, slug: SlugPath, thread_slug: ThreadSlugPath,
                                  data: ChatBody) -> Stream:
-        return await _stream_chat(ctx, _request(request, slug, data, thread_slug))
+        return await stream_chat_reply(ctx, _request(request, slug, data, thread_slug))
 
 
 class ChatLogsError(msgspec.Struct):

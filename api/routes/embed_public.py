@@ -12,8 +12,8 @@ from msgspec import Meta
 
 from api.errors import SuccessError, raises
 from api.presenters import request_id
-from api.presenters.chat import History, history_out
-from api.routes.chat import EVENT_STREAM, _stream_chat
+from api.presenters.chat import History, WidgetAbort, history_out
+from api.routes.chat import EVENT_STREAM, stream_chat_reply
 from api.schema import Short, Temperature
 from application import chat, embeds
 from application.ledger import Context
@@ -43,21 +43,6 @@ class HistoryError(msgspec.Struct):
         return cls([], message)
 
 
-class StreamAbort(msgspec.Struct):
-    """The widget's abort chunk, sent as JSON when a chat is refused before its stream starts."""
-
-    id: None
-    type: str
-    textResponse: None
-    sources: list[Any]
-    close: bool
-    error: str
-
-    @classmethod
-    def of(cls, message: str, status: int) -> StreamAbort:
-        return cls(None, "abort", None, [], True, message)
-
-
 WIDGET_ERRORS = (403, 404, 429)
 
 
@@ -67,16 +52,17 @@ class EmbedWidgetController(Controller):
     opt = {"exclude_from_auth": True}
 
     @post("/{embed_id:str}/stream-chat", operation_id="embedStreamChat", status_code=200, media_type=EVENT_STREAM,
-          opt={"error_shape": StreamAbort, **raises(*WIDGET_ERRORS)})
+          opt={"error_shape": WidgetAbort, **raises(*WIDGET_ERRORS)})
     async def stream_chat(self, ctx: Context, request: Request, embed_id: Short, data: WidgetChatBody) -> Stream:
         """`{sessionId, message, prompt?, temperature?}`; overrides only where the embed allows.
         A refusal (unknown or disabled embed, origin not allowed, a limit reached) is a JSON abort.
         The per-session and per-day limits are reserved before the chat runs, so they hold
         under parallel requests."""
-        body = embeds.WidgetChat(data.sessionId, data.message, data.prompt, data.temperature)
-        req = await anyio.to_thread.run_sync(lambda: embeds.widget_chat_request(
-            ctx, embed_id, request.headers.get("origin"), request_id(request), body))
-        return await _stream_chat(ctx, req)
+        cmd = embeds.ReserveWidgetChat(correlation_id=request_id(request), public_uuid=embed_id,
+                                       origin=request.headers.get("origin"), session_id=data.sessionId,
+                                       message=data.message, prompt=data.prompt, temperature=data.temperature)
+        chat_cmd = await anyio.to_thread.run_sync(embeds.reserve_widget_chat, ctx, cmd)
+        return await stream_chat_reply(ctx, chat_cmd)
 
     @get("/{embed_id:str}/{session_id:str}", operation_id="embedHistory", sync_to_thread=True,
          opt={"error_shape": HistoryError, **raises(*WIDGET_ERRORS)})
@@ -86,5 +72,7 @@ class EmbedWidgetController(Controller):
     @delete("/{embed_id:str}/{session_id:str}", operation_id="embedReset", status_code=200, sync_to_thread=True,
             opt={"error_shape": SuccessError, **raises(*WIDGET_ERRORS)})
     def reset(self, ctx: Context, request: Request, embed_id: Short, session_id: Short) -> Done:
-        embeds.widget_reset(ctx, embed_id, request.headers.get("origin"), session_id, request_id(request))
+        embeds.reset_widget_session(ctx, embeds.ResetWidgetSession(
+            correlation_id=request_id(request), public_uuid=embed_id, origin=request.headers.get("origin"),
+            session_id=session_id))
         return Done(True)

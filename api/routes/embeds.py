@@ -159,19 +159,23 @@ class EmbedController(Controller):
           **COMMON)
     def create(self, ctx: Context, request: Request, data: NewEmbedBody) -> NewEmbed:
         slug = data.workspace_slug if isinstance(data.workspace_slug, str) else None
-        embed = embeds.create_embed(ctx, request.user, request_id(request), slug, data.settings())
+        embed = embeds.create_embed(ctx, embeds.CreateEmbed(principal=request.user, correlation_id=request_id(request),
+                                                            slug=slug, settings=data.settings()))
         return NewEmbed(embed_out(embed))
 
     @post("/{embed_uuid:str}", operation_id="v1UpdateEmbed", responses=FORBIDDEN, status_code=200,
           opt={"error_shape": EmbedChangeError, **raises(404)}, **COMMON)
     def update(self, ctx: Context, request: Request, embed_uuid: Short, data: UpdateEmbedBody) -> Done:
-        embeds.update_embed(ctx, request.user, request_id(request), embed_uuid, data.settings(), data.workspace_id)
+        embeds.update_embed(ctx, embeds.UpdateEmbed(principal=request.user, correlation_id=request_id(request),
+                                                    public_uuid=embed_uuid, settings=data.settings(),
+                                                    workspace_id=data.workspace_id))
         return Done(True)
 
     @delete("/{embed_uuid:str}", operation_id="v1DeleteEmbed", responses=FORBIDDEN, status_code=200,
             opt={"error_shape": EmbedChangeError, **raises(404)}, **COMMON)
     def remove(self, ctx: Context, request: Request, embed_uuid: Short) -> Done:
-        embeds.delete_embed(ctx, request.user, request_id(request), embed_uuid)
+        embeds.delete_embed(ctx, embeds.DeleteEmbed(principal=request.user, correlation_id=request_id(request),
+                                                    public_uuid=embed_uuid))
         return Done(True)
 
     @get("/{embed_uuid:str}/chats", operation_id="v1EmbedChats", opt=raises(404), **COMMON)

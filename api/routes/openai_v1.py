@@ -78,7 +78,7 @@ def _images(content: str | list[ContentPart] | None) -> list[chat.Attachment]:
     return [chat.Attachment("image", "image/png", p.image_url.url) for p in content if isinstance(p, ImagePart)]
 
 
-def _chat_request(request: Request, data: CompletionBody) -> chat.ChatRequest:
+def _chat_request(request: Request, data: CompletionBody) -> chat.SendChat:
     """The last message is the prompt; the first system message replaces the workspace
     prompt; the other messages are the history the client keeps itself."""
     msgs = data.messages
@@ -94,7 +94,7 @@ def _chat_request(request: Request, data: CompletionBody) -> chat.ChatRequest:
             pairs.append((pending or "", _text(m.content)))
             pending = None
     images = _images(msgs[-1].content)
-    return chat.ChatRequest(principal=request.user, correlation_id=request_id(request), slug=data.model,
+    return chat.SendChat(principal=request.user, correlation_id=request_id(request), slug=data.model,
                             message=_text(msgs[-1].content), mode="chat", attachments=images or None, history=pairs,
                             system_prompt=system, temperature=data.temperature, model_named=True)
 
@@ -128,7 +128,7 @@ class OpenAiChatController(Controller):
         """OpenAI's chat completions (the model is a workspace slug; an unknown one is 401, as
         upstream); with `stream`, `chat.completion.chunk` frames ending in `data: [DONE]`."""
         req = _chat_request(request, data)
-        prepared = await anyio.to_thread.run_sync(chat.prepare, ctx, req)
+        prepared = await anyio.to_thread.run_sync(chat.send_chat, ctx, req)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if data.stream:
             return sse(lambda cancel: chunks(completion_id, created, data.model, prepared if isinstance(

@@ -86,7 +86,7 @@ class PublicController(Controller):
     def simple_sso(self, request: Request, ctx: Context, token: Annotated[str, Meta(max_length=200)]) -> LoginOut:
         """Swap a single-use token from `/v1/users/{id}/issue-auth-token` for a session. An unknown,
         used or expired token is 401 and simple SSO off (or single-user mode) 403, as upstream."""
-        result = sessions.redeem_auth_token(ctx, token, request_id(request))
+        result = sessions.redeem_auth_token(ctx, sessions.RedeemAuthToken(correlation_id=request_id(request), token=token))
         return LoginOut(result.valid, result.token, result.message, user_out(result.user) if result.user else None)
 
     @get("/api/invite/{code:str}", operation_id="checkInvite", sync_to_thread=True)

@@ -64,7 +64,8 @@ class SystemV1Controller(Controller):
     def update_env(self, ctx: Context, request: Request, data: Settings) -> UpdatedEnv:
         """Admins only. Secret values (API keys) go to the secrets store and never into an event
         or a response; the event records which key changed and who changed it."""
-        values, error = system.update_env(ctx, request.user, request_id(request), data)
+        values, error = system.update_env(ctx, system.UpdateEnv(principal=request.user, correlation_id=request_id(request),
+                                                              values=data))
         return UpdatedEnv(values, error or False)
 
     @get("/env-dump", operation_id="v1EnvDump", media_type="text/plain", **COMMON)

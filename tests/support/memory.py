@@ -75,3 +75,44 @@ def with_key(runtime: Runtime, principal: Principal, scopes: tuple[str, ...] | N
     entry = lookup_principal(runtime.ctx, hash_secret(new.secret))
     assert entry is not None
     return entry.principal
+
+
+# --- helpers for the user, session, invite, embed and chat handler tests ---------------------
+PASSWORD = "correct horse battery"
+
+
+def add_user(runtime: Runtime, username: str, role: str = "default", by: Principal | None = None) -> Principal:
+    """A user made by `by` (the owner by default), as the principal it signs in as."""
+    from application.users import CreateUser, create_user
+
+    row = create_user(runtime.ctx, CreateUser(principal=by or owner(runtime), correlation_id=f"given-{username}",
+                                              username=username, password=PASSWORD, role=role))
+    return principal_for(runtime.ctx, row)
+
+
+def own_key(runtime: Runtime, principal: Principal) -> Principal:
+    """The same user acting through a new API key of theirs (so events carry a key id)."""
+    from application.apikeys import CreateApiKey, create_api_key, lookup_principal
+    from domain.hashing import hash_secret
+
+    new = create_api_key(runtime.ctx, CreateApiKey(principal=principal, correlation_id="given-key"))
+    entry = lookup_principal(runtime.ctx, hash_secret(new.secret))
+    assert entry is not None
+    return entry.principal
+
+
+def multi_user_as_root(runtime: Runtime) -> Principal:
+    """Turn on multi-user mode; the owner (now named `root`) as principal."""
+    from application.users import EnableMultiUser, enable_multi_user
+
+    row = enable_multi_user(runtime.ctx, EnableMultiUser(principal=owner(runtime), correlation_id="given-multi",
+                                                         username="root", password=PASSWORD))
+    return principal_for(runtime.ctx, row)
+
+
+def add_workspace(runtime: Runtime, name: str, **settings: Any) -> Any:
+    """A workspace made by the owner (its read-model row)."""
+    from application.workspaces import CreateWorkspace, create_workspace
+
+    return create_workspace(runtime.ctx, CreateWorkspace(principal=owner(runtime), correlation_id=f"given-{name}",
+                                                         name=name, settings=settings))

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from application.apikeys import (
-    CreateApiKey, RevokeApiKey, create_api_key, is_expired, list_api_keys, lookup_principal, record_expiry,
+    CreateApiKey, RecordExpiry, RevokeApiKey, create_api_key, is_expired, list_api_keys, lookup_principal, record_expiry,
     revoke_api_key,
 )
 from domain.apikeys import ApiKey
@@ -42,8 +42,8 @@ def test_an_expired_key_is_refused_and_its_expiry_recorded_once(tmp_path):
         clock.advance(hours=1)
         assert is_expired(rt.ctx, entry)
         before = head(rt)
-        record_expiry(rt.ctx, new.key.id, "c2")
-        record_expiry(rt.ctx, new.key.id, "c3")
+        record_expiry(rt.ctx, RecordExpiry(correlation_id="c2", key_id=new.key.id))
+        record_expiry(rt.ctx, RecordExpiry(correlation_id="c3", key_id=new.key.id))
         assert [type(e) for e in new_events(rt, before)] == [ApiKey.Expired]
         assert list_api_keys(rt.ctx) == []
         assert not list_api_keys(rt.ctx, include_inactive=True)[0].active
