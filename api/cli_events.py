@@ -23,9 +23,10 @@ from eventsourcing.utils import get_topic
 
 from api.progress import Progress
 from application.audit import Bound, audit_query, is_username, parse_bound, parse_type, read_audit, resolve_user
+from application.event_feed import EventRecord, record_of
 from application.ledger import Ledger
 from projections.accounts import Accounts
-from projections.audit_log import AuditLog, details, event_type, payload, topic_type, type_matches
+from projections.audit_log import AuditLog, details, event_type, topic_type, type_matches
 from projections.runner import ProjectionRunner
 
 BATCH = 1000
@@ -106,15 +107,10 @@ class EventFilter(msgspec.Struct, frozen=True):
         return self.until is None or self.until.at_or_before(position, event.timestamp)
 
 
-def record(event: Any, position: int | None, topic: str | None = None) -> dict[str, Any]:
-    """One event as the export writes it (msgspec encodes datetimes ISO, UUIDs and tuples)."""
-    return {
-        "position": position, "timestamp": event.timestamp, "type": event_type(event),
-        "topic": topic or get_topic(type(event)), "aggregate_id": event.originator_id,
-        "version": event.originator_version, "actor_user_id": getattr(event, "actor_user_id", None),
-        "actor_api_key_id": getattr(event, "actor_api_key_id", None),
-        "correlation_id": getattr(event, "correlation_id", None), "payload": payload(event),
-    }
+def record(event: Any, position: int | None, topic: str | None = None) -> EventRecord:
+    """One event as the export writes it: the rendering `GET /api/v1/admin/events` shares (which
+    leaves out the credential hashes the export keeps for `events import`)."""
+    return record_of(event, position, topic or get_topic(type(event)))
 
 
 def line(event: Any, position: int | None) -> str:

@@ -17,11 +17,12 @@ from application.ledger import Context, Ledger
 from application.ids import IdBlocks
 from application.llm import CompletionFailed, LLMDefaults
 from application.ports import (
-    Clock, CompletionChunk, CompletionConfig, CompletionReply, ContentServices, Message, Parse, RateLimiter,
+    Clock, CompletionChunk, CompletionConfig, CompletionReply, ContentServices, EventFeed, Message, Parse, RateLimiter,
 )
 from application.users import install
 from domain.apikeys import ApiKey
 from domain.users import User
+from infrastructure.event_feed import StoreEventFeed
 from infrastructure.eventstore import ledger_env, open_view
 from infrastructure.memory_cache import MemoryPrincipalCache, MemoryRateLimiter
 from infrastructure.passwords import Argon2Hasher
@@ -62,6 +63,11 @@ class Runtime:
 
     def runner(self, name: str) -> ProjectionRunner:
         return next(r for r in self.runners if r.name == name)
+
+    @property
+    def events(self) -> EventFeed:
+        """The event feed: the store read in position order (stateless, cheap to make)."""
+        return StoreEventFeed(self.ctx.ledger)
 
     def close(self) -> None:
         if self.follower:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # row Structs, for annotations only
     import numpy
 
     import application.audit  # noqa: F401
+    import application.event_feed  # noqa: F401
     import application.rows  # noqa: F401
 
 
@@ -452,3 +453,15 @@ class AuditView(ReadModel, Protocol):
 
     def page(self, query: application.audit.AuditQuery) -> application.rows.AuditPage:
         """The events matching `query`, newest first, one page of them, and how many match."""
+
+
+# the event store, read in position order (the event feed) ------------------------------------
+class EventFeed(Protocol):
+    def head(self) -> int:
+        """The newest stored position (0 for an empty store)."""
+
+    def read(self, after: int, limit: int, wants_topic: Callable[[str], bool]
+             ) -> tuple[list[application.event_feed.EventRecord], int]:
+        """The events at positions after `after`, scanning at most `limit` positions, oldest first,
+        decoding only those whose stored topic `wants_topic` accepts; and the last position scanned
+        (`after` when there was nothing)."""

@@ -70,6 +70,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     image_api_key: str | None = None  # default: llm_api_key
     image_size: str = "1024x1024"  # when a request names none, as upstream's IMAGE_GEN_SIZE_PREF
     read_only: bool = False  # serve the store as it is at start-up; every change is refused (403)
+    feed_heartbeat_seconds: float = 15.0  # the event stream sends a comment line this often when quiet
+    feed_stream_seconds: float = 3600.0  # an event stream ends after this long; the client resumes (Last-Event-ID)
     # Tests of use cases: events in memory (the library's POPO store), each view an in-memory
     # SQLite database; nothing is written under data_dir but blobs. Not settable from the environment.
     in_memory: bool = False
@@ -126,6 +128,8 @@ _ENV = {
     "PARSE_MAX_UNPACKED_BYTES": ("parse_max_unpacked_bytes", int),
     "PARSE_MAX_TEXT_CHARS": ("parse_max_text_chars", int),
     "PARSE_MAX_PAGES": ("parse_max_pages", int),
+    "FEED_HEARTBEAT_SECONDS": ("feed_heartbeat_seconds", float),
+    "FEED_STREAM_SECONDS": ("feed_stream_seconds", float),
     "LINK_ALLOWLIST": ("link_allowlist", lambda v: frozenset(h.strip() for h in v.split(",") if h.strip())),
 }
 
@@ -150,6 +154,8 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
         raise SettingsError(f"RATE_LIMIT_FALLBACK={settings.rate_limit_fallback!r} is not valid; use local (default) or closed.")
     if not 0 < settings.redis_timeout <= 30:
         raise SettingsError("REDIS_TIMEOUT must be between 0 and 30 seconds (default 0.5).")
+    if not 0 < settings.feed_heartbeat_seconds <= 3600 or not 0 < settings.feed_stream_seconds:
+        raise SettingsError("FEED_HEARTBEAT_SECONDS must be between 0 and 3600 and FEED_STREAM_SECONDS above 0.")
     if settings.vector_approx_threshold < 0:
         raise SettingsError("VECTOR_APPROX_THRESHOLD must be >= 0 (0: always exact search).")
     if settings.database_url and not settings.database_url.startswith(("postgresql://", "postgres://")):

@@ -183,6 +183,7 @@ class UsersController(Controller):
 
 
 def v1_router(upload_max_bytes: int) -> Router:
+    from api.routes.admin_events import AdminEventsController
     from api.routes.audit import AuditController, ProjectionsController
     from api.routes.chat import ChatController, ChatLogsController
     from api.routes.documents import DocumentController
@@ -199,4 +200,5 @@ def v1_router(upload_max_bytes: int) -> Router:
         AuthController, AdminController, UsersController, WorkspaceController, WorkspaceMembersController,
         documents, SystemV1Controller, OpenAiController, EmbedController, ChatController, ChatLogsController,
         OpenAiChatController, AuditController, ProjectionsController, ImagesController, GeneratedFilesController,
+        AdminEventsController,
     ])
