@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,7 +26,6 @@ from api.deps import provide_ctx
 from api.errors import EXCEPTION_HANDLERS, JsonRequest, document_errors
 from api.requestlog import RequestIdMiddleware, stamp_response
 from api.routes import embed_public, health, keys, public, system, v1
-from api.warmup import Warmup
 from api.wiring import open_runtime
 from application.ledger import Context, ReadOnly
 from domain.chats import Chat
@@ -46,11 +46,10 @@ def create_app(settings: Settings) -> Litestar:
                  "Redis" if settings.redis_url and read_only is None else "in-process",
                  "" if read_only is None else f", read-only at position {read_only}")
         ctx = app.state.runtime.ctx
-        app.state.warmup = Warmup()  # readiness waits for what it loads
         if settings.embed_model:  # load the models now, without holding up start-up
-            app.state.warmup.start("embedding model", ctx.content.embedder)
+            threading.Thread(target=ctx.content.embedder.warm, daemon=True).start()
             if settings.llm_model:
-                app.state.warmup.start("completions client", ctx.completions)
+                threading.Thread(target=ctx.completions.warm, daemon=True).start()
         try:
             yield
         finally:
