@@ -24,7 +24,7 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         redis.flushall()
         backend = Backend("postgres", root / "data", pg.create_database(f"contract_{uuid.uuid4().hex[:10]}"),
                           redis.url)
-    llm_env = {"LLM_MODEL": "openai/test-model", "LLM_API_BASE": llm_server.base_url, "LLM_API_KEY": PROVIDER_KEY,
+    llm_env = {"LLM_MODEL": "openai/test-model", "LLM_API_BASE": llm_server.base_url, "LLM_API_KEY": PROVIDER_KEY, "FEED_STREAM_SECONDS": "1",
                "LLM_CONTEXT_WINDOW": "4096", "LLM_TIMEOUT": "10", "LOG_LEVEL": "WARNING"}
     with running_target(backend, root / "server.log", llm_env) as t:
         yield t
