@@ -76,22 +76,16 @@ def cmd_blobs_migrate(args: argparse.Namespace) -> None:
 
 def cmd_blobs_export(args: argparse.Namespace) -> None:
     from infrastructure.blobs import BlobStore
-    from infrastructure.pg_blobs import PgBlobStore
+    from infrastructure.pg_blobs import PgBlobStore, export_blobs
 
     _, url = _database_url()
     out = Path(args.dir).absolute()
-    store, files = PgBlobStore(url), BlobStore(out)
-    written = kept = 0
+    store = PgBlobStore(url)
     try:
-        digests = store.digests()
-        progress = Progress("exported", len(digests), "blobs", shown=len(digests) >= 20)
-        for digest in digests:
-            if files.put_chunks(digest, store.chunks(digest)):
-                written += 1
-            else:
-                kept += 1
-            progress.add()
+        total = len(store.digests())
+        progress = Progress("exported", total, "blobs", shown=total >= 20)
+        written, kept = export_blobs(store, BlobStore(out), progress.add)
         progress.done()
     finally:
         store.close()
-    say(f"blobs export: {written} written, {kept} already under {out}, of {len(digests)} blobs in PostgreSQL")
+    say(f"blobs export: {written} written, {kept} already under {out}, of {total} blobs in PostgreSQL")

@@ -173,7 +173,20 @@ def head_link(recorder: Any, position: int) -> bytes | None:
 
 def link_blobs(settings: Settings, target: Path) -> Path | None:
     """DIR/blobs → the source's blobs (absolute). No blob directory yet means no event names a
-    blob: DIR gets an empty one of its own."""
+    blob: DIR gets an empty one of its own. With PostgreSQL the blobs live there: they are
+    copied into DIR/blobs, since the replay is an embedded store of its own."""
+    if settings.database_url:
+        from infrastructure.blobs import BlobStore
+        from infrastructure.pg_blobs import PgBlobStore, export_blobs
+
+        store = PgBlobStore(settings.database_url)
+        try:
+            written, _ = export_blobs(store, BlobStore(target / "blobs"))
+        finally:
+            store.close()
+        (target / "blobs").mkdir(exist_ok=True)
+        say(f"{written} document blobs copied from PostgreSQL into {target / 'blobs'}")
+        return None
     blobs = (settings.data_dir / "blobs").resolve()
     if not blobs.is_dir():
         (target / "blobs").mkdir()

@@ -68,12 +68,12 @@ def create_api_key(ctx: Context, cmd: CreateApiKey) -> NewApiKey:
     actor = cmd.actor()
 
     def attempt() -> NewApiKey:
-        seq, key_id = take_id(ctx, "api_keys", actor)
+        key_id = take_id(ctx, "api_keys", actor)
         key = ApiKey.issue(
             actor, key_id, owner_id, hash_secret(secret), prefix,
             name=cmd.name, scopes=scopes, expires_at=expires_at, rate_limit=cmd.rate_limit,
         )
-        position = ctx.save(seq, key, project=[ctx.api_keys])
+        position = ctx.save(key, project=[ctx.api_keys])
         row = ctx.api_keys.key(key_id)
         assert row is not None
         return NewApiKey(row, owner, secret, position)

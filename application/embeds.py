@@ -75,9 +75,9 @@ def create_embed(ctx: Context, cmd: CreateEmbed) -> EmbedRow:
     public_uuid = str(uuid.uuid4())
 
     def attempt() -> EmbedRow:
-        seq, embed_id = take_id(ctx, "embeds", actor)
+        embed_id = take_id(ctx, "embeds", actor)
         embed = Embed.create(actor, embed_id, public_uuid, workspace.id, cmd.settings)
-        ctx.save(seq, embed, project=[ctx.library])
+        ctx.save(embed, project=[ctx.library])
         return _rows(ctx, public_uuid)[0]
 
     return ctx.retrying(attempt)

@@ -64,9 +64,6 @@ def blocks_for(ledger: Ledger, name: str) -> IdBlocks:
         return kinds[name]
 
 
-def take_id(ctx: Context, name: str, actor: Actor) -> tuple[None, int]:
-    """The next id of `name`, from this process's reserved block (the block is saved already).
-
-    Returns `(None, id)` so callers written for the old per-record counter can keep passing the
-    first item to `ctx.save` (which ignores None)."""
-    return None, blocks_for(ctx.ledger, name).next(ctx, actor)
+def take_id(ctx: Context, name: str, actor: Actor) -> int:
+    """The next id of `name`, from this process's reserved block (the block is saved already)."""
+    return blocks_for(ctx.ledger, name).next(ctx, actor)

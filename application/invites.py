@@ -44,9 +44,9 @@ def create_invite(ctx: Context, cmd: CreateInvite) -> NewInvite:
     actor = cmd.actor()
 
     def attempt() -> NewInvite:
-        seq, invite_id = take_id(ctx, "invites", actor)
+        invite_id = take_id(ctx, "invites", actor)
         invite = Invite.create(actor, invite_id, hash_secret(code), code[:CODE_DISPLAY], cmd.workspace_ids)
-        ctx.save(seq, invite, project=[ctx.accounts])
+        ctx.save(invite, project=[ctx.accounts])
         row = ctx.accounts.invite(invite_id)
         assert row is not None
         return NewInvite(row, code)

@@ -45,7 +45,7 @@ class Ledger(Application[UUID]):
     # Set (to the store's head) by a read-only runtime: every save is refused before it writes.
     read_only: int | None = None
 
-    def save(self, *objs: BaseAggregate[UUID] | None) -> list[Recording[UUID]]:  # type: ignore[override]
+    def save(self, *objs: BaseAggregate[UUID]) -> list[Recording[UUID]]:  # type: ignore[override]
         if self.read_only is not None:
             raise ReadOnly(self.read_only)
         return super().save(*objs)

@@ -11,7 +11,7 @@ from application.rows import ThreadRow
 from application.workspaces import WorkspaceRow, visible_workspace
 from domain.errors import Conflict, NotFound, PermissionDenied
 from domain.principal import Principal, Scope
-from domain.threads import Thread, ThreadSlug, check_thread_slug, thread_uuid
+from domain.threads import Thread, ThreadSlug, check_thread_slug, thread_slug_uuid, thread_uuid
 
 
 def _own_scope(principal: Principal) -> Scope:
@@ -63,12 +63,13 @@ def create_thread(ctx: Context, cmd: CreateThread) -> ThreadRow:
     actor = cmd.actor()
 
     def attempt() -> ThreadRow:
-        seq, thread_id = take_id(ctx, "threads", actor)
+        # A taken slug is refused before an id is taken: a refused command stores nothing.
+        if ctx.ledger.find(thread_slug_uuid(slug, workspace.id)) is not None or get_thread(ctx, workspace, slug):
+            raise Conflict(taken)
+        thread_id = take_id(ctx, "threads", actor)
         thread = Thread.create(actor, thread_id, workspace.id, owner, name, slug)
         claim = ThreadSlug.claim(actor, slug, thread_id, workspace.id)
-        if ctx.ledger.find(claim.id) is not None or get_thread(ctx, workspace, slug) is not None:
-            raise Conflict(taken)
-        ctx.save(seq, thread, claim, project=[ctx.chats])
+        ctx.save(thread, claim, project=[ctx.chats])
         return get_thread(ctx, workspace, slug)  # type: ignore[return-value]
 
     return ctx.retrying(attempt)

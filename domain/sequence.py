@@ -1,7 +1,9 @@
-"""Sequence: hands out the integer ids AnythingLLM clients see (keys, invites, ...).
+"""Sequence: reserves the blocks of integer ids AnythingLLM clients see (keys, invites, ...).
 
-The id is stored in the creating event, so a rebuild gives the same ids. The sequence is
-saved atomically with the aggregate it numbered, so two racing creates cannot share an id."""
+Each process reserves a block (`Reserved`) and hands its ids out without touching the store
+again; the id is stored in the creating event, so a rebuild gives the same ids. `Advanced`
+(one id at a time) is what stores written before id blocks hold: it is still applied, never
+recorded."""
 
 from __future__ import annotations
 
@@ -24,11 +26,12 @@ class Sequence(Audited):
             seq.last = 0
 
     class Advanced(Audited.Event):
+        """One id taken (stores from before id blocks); applied on replay, no longer recorded."""
+
         value: int
 
         def apply(self, seq: Sequence) -> None:
             seq.last = self.value
-
 
     @classmethod
     def start(cls, actor: Actor, name: str) -> Sequence:
@@ -43,11 +46,11 @@ class Sequence(Audited):
         def apply(self, seq: Sequence) -> None:
             seq.last = self.first + self.count - 1
 
-    def take(self, actor: Actor) -> int:
-        self._record(self.Advanced, actor, value=self.last + 1)
-        return self.last
-
     def reserve(self, actor: Actor, count: int) -> range:
         first = self.last + 1
         self._record(self.Reserved, actor, first=first, count=count)
         return range(first, first + count)
+
+
+# Event types only older stores hold: every projection still applies them; nothing records them.
+RETIRED_EVENTS: tuple[type[Audited.Event], ...] = (Sequence.Advanced,)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -249,3 +249,17 @@ def is_digest(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def export_blobs(store: PgBlobStore, files: BlobStore, progress: Callable[[], None] | None = None) -> tuple[int, int]:
+    """Write every blob in PostgreSQL as a file under `files` (streamed, chunk by chunk);
+    (written, already there)."""
+    written = kept = 0
+    for digest in store.digests():
+        if files.put_chunks(digest, store.chunks(digest)):
+            written += 1
+        else:
+            kept += 1
+        if progress:
+            progress()
+    return written, kept

@@ -24,7 +24,7 @@ from domain.audited import Audited, event_classes
 from domain.errors import Conflict, InvalidInput, LastAdmin, UsernameTaken
 from domain.invites import Invite
 from domain.principal import ALL_SCOPES, Actor, Role
-from domain.sequence import Sequence
+from domain.sequence import RETIRED_EVENTS, Sequence
 from domain.system import System
 from domain.users import (
     PASSWORD_MAX, PASSWORD_MIN, USERNAME_MAX, USERNAME_MIN, User, UserDirectory, check_password,
@@ -470,10 +470,10 @@ def test_preferences_with_only_unknown_labels_record_nothing() -> None:
 
 
 # Sequence -----------------------------------------------------------------------------------
-def test_a_sequence_hands_out_consecutive_ids() -> None:
+def test_a_sequence_reserves_consecutive_blocks() -> None:
     seq = Sequence.start(ACTOR, "api_keys")
-    assert [seq.take(ACTOR), seq.take(ACTOR), seq.take(ACTOR)] == [1, 2, 3]
-    assert event_names(seq) == ["Started", "Advanced", "Advanced", "Advanced"]
+    assert [list(seq.reserve(ACTOR, 2)), list(seq.reserve(ACTOR, 3))] == [[1, 2], [3, 4, 5]]
+    assert event_names(seq) == ["Started", "Reserved", "Reserved"]
 
 
 # every event: actor stamp, no secrets -------------------------------------------------------
@@ -518,7 +518,7 @@ def every_kind_of_event(actor: Actor) -> list[Any]:
     directory.leave(actor, deputy)
     deputy.delete(actor)
     seq = Sequence.start(actor, "api_keys")
-    key = ApiKey.issue(actor, seq.take(actor), 1, "secret-hash", "sk-abcdefgh", name="k", expires_at=T0)
+    key = ApiKey.issue(actor, seq.reserve(actor, 1)[0], 1, "secret-hash", "sk-abcdefgh", name="k", expires_at=T0)
     key.mark_expired(actor, T0)
     key.revoke(actor)
     invite = Invite.create(actor, 1, "code-hash", "abcd", [1])
@@ -579,7 +579,8 @@ def _content_tour(actor: Actor) -> list[Any]:
 
 def test_the_command_tour_produces_every_kind_of_event() -> None:
     produced = {type(e) for e in every_kind_of_event(ACTOR)}
-    missing = {c.__qualname__ for c in all_event_classes()} - {c.__qualname__ for c in produced}
+    retired = {c.__qualname__ for c in RETIRED_EVENTS}  # applied on replay, never recorded now
+    missing = {c.__qualname__ for c in all_event_classes()} - {c.__qualname__ for c in produced} - retired
     assert not missing, f"events no command in every_kind_of_event produced: {sorted(missing)}"
 
 

@@ -33,7 +33,7 @@ def test_create_records_the_thread_and_its_slug_claim_with_the_actor(tmp_path):
         row = create_thread(rt.ctx, CreateThread(principal=keyed, correlation_id="c1", workspace_slug=ws,
                                                  name="Otters", slug="otters"))
         events = new_events(rt, before)
-        assert kinds(events) == ["Sequence.Started", "Sequence.Advanced", "Thread.Created", "ThreadSlug.Claimed"]
+        assert kinds(events) == ["Sequence.Started", "Sequence.Reserved", "Thread.Created", "ThreadSlug.Claimed"]
         assert stamps(events) == {(1, keyed.api_key_id, "c1")}
         assert (row.name, row.slug, row.user_id) == ("Otters", "otters", 1)
         assert [t.slug for t in list_threads(rt.ctx, owner(rt), ws)] == ["otters"]
