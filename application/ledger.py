@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, overload
@@ -133,11 +135,15 @@ class Context:
             view.ensure(position)
         return position
 
-    def retrying(self, attempt: Callable[[], A], tries: int = 5) -> A:
-        """Run a load-decide-save command again when a concurrent save won the race."""
+    def retrying(self, attempt: Callable[[], A], tries: int = 8) -> A:
+        """Run a load-decide-save command again when a concurrent save won the race, after a
+        random pause that doubles each time (so racing requests spread out instead of colliding
+        again in step)."""
         for n in range(tries):
             try:
                 return attempt()
             except IntegrityError:
                 log.info("concurrent change; retrying command (attempt %d)", n + 2)
+                if n + 1 < tries:
+                    time.sleep(random.uniform(0, min(0.2, 0.002 * 2 ** n)))
         raise Conflict("The record was changed by another request at the same time; try again.")
