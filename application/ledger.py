@@ -135,15 +135,20 @@ class Context:
             view.ensure(position)
         return position
 
-    def retrying(self, attempt: Callable[[], A], tries: int = 8) -> A:
-        """Run a load-decide-save command again when a concurrent save won the race, after a
-        random pause that doubles each time (so racing requests spread out instead of colliding
-        again in step)."""
-        for n in range(tries):
+    def retrying(self, attempt: Callable[[], A], seconds: float = 10.0) -> A:
+        """Run a load-decide-save command again when a concurrent save won the race, for up to
+        `seconds`, after a random pause that doubles each time (so racing requests spread out
+        instead of colliding again in step, also while an embedded store's lock is held)."""
+        deadline = time.monotonic() + seconds
+        n = 0
+        while True:
             try:
                 return attempt()
             except IntegrityError:
-                log.info("concurrent change; retrying command (attempt %d)", n + 2)
-                if n + 1 < tries:
-                    time.sleep(random.uniform(0, min(0.2, 0.002 * 2 ** n)))
+                n += 1
+                pause = random.uniform(0, min(0.25, 0.002 * 2 ** n))
+                if time.monotonic() + pause > deadline:
+                    break
+                log.info("concurrent change; retrying command (attempt %d)", n + 1)
+                time.sleep(pause)
         raise Conflict("The record was changed by another request at the same time; try again.")
