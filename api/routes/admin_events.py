@@ -54,24 +54,22 @@ class FeedParams(msgspec.Struct, frozen=True):
     key: Annotated[int, msgspec.Meta(ge=1, le=JS_SAFE_MAX)] | None = None
 
 
+EventType = Annotated[str | None, Parameter(query="type", max_length=100,
+                                           description="ApiKey.Issued, or a prefix like ApiKey")]
+ActingUser = Annotated[str | None, Parameter(max_length=200, description="acting user: id or username")]
+KeyUsed = Annotated[int | None, Parameter(ge=1, le=JS_SAFE_MAX, description="API key id used")]
+
+
 def feed_params(
     after: Position = 0,
     limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description=f"events a page, 1 to {MAX_LIMIT}")] = DEFAULT_LIMIT,
-    event_type: Annotated[str | None, Parameter(query="type", max_length=100,
-                                                 description="ApiKey.Issued, or a prefix like ApiKey")] = None,
-    user: Annotated[str | None, Parameter(max_length=200, description="acting user: id or username")] = None,
-    key: Annotated[int | None, Parameter(ge=1, le=JS_SAFE_MAX, description="API key id used")] = None,
+    event_type: EventType = None, user: ActingUser = None, key: KeyUsed = None,
 ) -> FeedParams:
     return FeedParams(after=after, limit=limit, type=event_type, user=user, key=key)
 
 
-def stream_params(
-    after: Position = 0,
-    event_type: Annotated[str | None, Parameter(query="type", max_length=100,
-                                                 description="ApiKey.Issued, or a prefix like ApiKey")] = None,
-    user: Annotated[str | None, Parameter(max_length=200, description="acting user: id or username")] = None,
-    key: Annotated[int | None, Parameter(ge=1, le=JS_SAFE_MAX, description="API key id used")] = None,
-) -> FeedParams:
+def stream_params(after: Position = 0, event_type: EventType = None, user: ActingUser = None,
+                  key: KeyUsed = None) -> FeedParams:
     """The stream's query: the page route's without `limit` (the stream pages by itself)."""
     return FeedParams(after=after, limit=STREAM_PAGE, type=event_type, user=user, key=key)
 
