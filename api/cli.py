@@ -280,18 +280,15 @@ def _add_events_commands(sub: Any) -> None:
     chain = audit_sub.add_parser("verify", help="walk the digest chain; name the first position where a stored "
                                                 "event was altered, inserted or removed (exit 1)")
     chain.add_argument("--expect", metavar="POSITION:DIGEST", help="an anchor printed by an earlier verify")
-    chain.add_argument("--checkpoint", metavar="FILE", nargs="+", default=[],
-                       help="signed checkpoints (from `audit checkpoint`) today's chain must extend")
-    chain.add_argument("--key", metavar="VERIFIER_KEY", help="the verifier key (text or a file) the checkpoints "
-                                                             "were signed with; default: this store's own key")
+    chain.add_argument("--checkpoint", metavar="FILE", nargs="+", default=[], help="signed checkpoints it must extend")
+    chain.add_argument("--key", metavar="VERIFIER_KEY", help="their verifier key (text or file); default: this store's")
     chain.add_argument("--json", action="store_true")
     chain.set_defaults(func=_lazy_rebuild("cmd_audit_verify"))
-    checkpoint = audit_sub.add_parser("checkpoint", help="verify the chain, then print (or --out) a checkpoint of its "
-                                                         "head signed with this store's Ed25519 key")
+    checkpoint = audit_sub.add_parser("checkpoint", help="verify the chain, then sign its head (Ed25519)")
     checkpoint.add_argument("--out", metavar="FILE", help="write the checkpoint here instead of stdout")
     checkpoint.set_defaults(func=_lazy_in("cli_checkpoint", "cmd_audit_checkpoint"))
-    public_key = audit_sub.add_parser("public-key", help="print the verifier key for this store's checkpoints")
-    public_key.set_defaults(func=_lazy_in("cli_checkpoint", "cmd_audit_public_key"))
+    audit_sub.add_parser("public-key", help="print the verifier key for this store's checkpoints").set_defaults(
+        func=_lazy_in("cli_checkpoint", "cmd_audit_public_key"))
     audit.add_argument("--key", help="API key id")
     audit.add_argument("--limit", type=int, default=100, help="1 to 1000")
     audit.add_argument("--offset", type=int, default=0)

@@ -17,8 +17,9 @@ from application.ledger import Context, Ledger
 from application.ids import IdBlocks
 from application.llm import CompletionFailed, LLMDefaults
 from application.ports import (
-    Clock, CompletionChunk, CompletionConfig, CompletionReply, ContentServices, EventFeed, Message, Parse, RateLimiter,
+    Clock, CompletionChunk, CompletionConfig, CompletionReply, ContentServices, Message, Parse, RateLimiter,
 )
+from application.views import EventFeed
 from application.users import install
 from domain.apikeys import ApiKey
 from domain.users import User

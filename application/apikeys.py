@@ -11,7 +11,8 @@ from eventsourcing.persistence import IntegrityError
 
 from application.ids import take_id
 from application.ledger import Command, Context, PublicCommand, log
-from application.ports import AccountsView, ApiKeysView, CachedPrincipal
+from application.ports import CachedPrincipal
+from application.views import AccountsView, ApiKeysView
 from application.rows import ApiKeyRow, UserRow
 from domain.apikeys import DISPLAY_CHARS, SECRET_PREFIX, SECRET_RANDOM_BYTES, ApiKey, api_key_uuid, check_scopes
 from domain.errors import ApiKeyNotFound, InvalidInput, PermissionDenied, UserNotFound

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from application.access import check_admin
-from application.ports import AccountsView, AuditView
+from application.views import AccountsView, AuditView
 from application.rows import AuditPage, AuditRow  # noqa: F401  (AuditRow: what a page holds)
 from domain.errors import InvalidInput
 from domain.principal import Principal

@@ -26,7 +26,7 @@ from domain.errors import InvalidInput
 from domain.principal import Principal
 
 if TYPE_CHECKING:
-    from application.ports import AccountsView, EventFeed
+    from application.views import AccountsView, EventFeed
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100

@@ -16,9 +16,10 @@ from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import IntegrityError
 
 from application.ports import (
-    AccountsView, ApiKeysView, AuditView, ChatsView, Clock, CompletionConfigs, Completions, ContentServices,
-    ImageGenerator, LibraryView, LLMDefaults, PasswordHasher, PrincipalCache, ReadModel, SessionTokens, VectorsView,
+    Clock, CompletionConfigs, Completions, ContentServices, ImageGenerator, LLMDefaults, PasswordHasher, PrincipalCache,
+    SessionTokens,
 )
+from application.views import AccountsView, ApiKeysView, AuditView, ChatsView, LibraryView, ReadModel, VectorsView
 from domain.errors import Conflict, Forbidden
 from domain.principal import Actor, Principal
 

@@ -133,7 +133,7 @@ def full_response(row: dict[str, object]) -> str:
 class ChatHistory(ReadModelView):
     """Queries on chat exchanges, threads and history resets."""
 
-    # library slice: the threads the workspace routes list (application.ports.ChatsView) ------
+    # library slice: the threads the workspace routes list (application.views.ChatsView) ------
     def threads_of(self, workspace_id: int, user_id: int) -> list[WorkspaceThreadRow]:
         """The user's threads in the workspace, by id. A listing only (nothing is authorised by
         it), so a stalled chats view still answers, as it stood."""

@@ -1,5 +1,5 @@
 """The query side of a read model: a view object that use cases reach through a Protocol in
-`application.ports`. Each read model subclasses `ReadModelView` beside its tables and adds typed
+`application.views`. Each read model subclasses `ReadModelView` beside its tables and adds typed
 query methods that return `application.rows` Structs; its SQL stays in that module."""
 
 from __future__ import annotations

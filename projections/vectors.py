@@ -228,7 +228,7 @@ def count_chunks(view: Any, workspace: str | None = None) -> int:
 class Vectors(ReadModelView):
     """Queries on document chunks and the embedding cache."""
 
-    # the query side the use cases call (application.ports.VectorsView) ----------------------
+    # the query side the use cases call (application.views.VectorsView) ----------------------
     def missing_embeddings(self, model: str, hashes: list[str]) -> list[str]:
         """The chunk-text hashes whose vector for `model` is not in the embedding cache."""
         return missing_embeddings(self.runner.view, model, hashes)

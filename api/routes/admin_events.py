@@ -33,7 +33,7 @@ from api.sse import SSE_HEADERS
 from application import event_feed
 from application.event_feed import DEFAULT_LIMIT, MAX_LIMIT, EventRecord, FeedQuery
 from application.ledger import Context
-from application.ports import EventFeed
+from application.views import EventFeed
 from domain.principal import Principal, Role
 
 EVENT_STREAM = "text/event-stream"
