@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import anyio
 import msgspec
@@ -49,10 +49,12 @@ class ImagesOut(msgspec.Struct, omit_defaults=True):
     notice: str | None = None
 
 
-def _body_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
+JsonSchema = dict[str, object]
+
+
+def _body_schemas() -> tuple[JsonSchema, JsonSchema]:
     """The JSON schema of ImageBody, and the same with `image_references` files for multipart."""
-    schema = msgspec.json.schema(ImageBody)
-    body = schema["$defs"]["ImageBody"]
+    body = msgspec.json.schema(ImageBody)["$defs"]["ImageBody"]
     body.pop("title", None)
     files = {"type": "array", "maxItems": MAX_REFERENCES, "items": {"type": "string", "format": "binary"},
              "description": "reference images (image/*) to edit"}
@@ -82,8 +84,8 @@ RESPONSES = {
 }
 
 
-async def _read_body(request: Request) -> tuple[dict[str, Any], list[bytes]]:
-    """The fields and reference images, from form data (multipart or urlencoded) or JSON."""
+async def _read_body(request: Request) -> tuple[ImageBody, list[bytes]]:
+    """The request and its reference images, from form data (multipart or urlencoded) or JSON."""
     if request.content_type[0] in FORMS:
         form = await request.form()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
@@ -95,19 +97,21 @@ async def _read_body(request: Request) -> tuple[dict[str, Any], list[bytes]]:
             if not (f.content_type or "").startswith("image/"):
                 raise ClientException("Invalid image upload. Only image uploads are allowed.")
             references.append(await f.read())
-        return fields, references
+        return _parse(fields), references
     try:
         raw = msgspec.json.decode(await request.body())
     except msgspec.DecodeError:
         raise ClientException("The request body is not valid JSON.") from None
     if not isinstance(raw, dict):
         raise ClientException("The request body must be a JSON object.")
-    return raw, []
+    return _parse(raw), []
 
 
-def _parse(fields: dict[str, Any]) -> ImageBody:
-    if isinstance(fields.get("n"), str) and fields["n"].isdigit():
-        fields = {**fields, "n": int(fields["n"])}
+def _parse(fields: object) -> ImageBody:
+    """The request's fields (a JSON object, or form fields, all text) as an ImageBody."""
+    n = fields.get("n") if isinstance(fields, dict) else None
+    if isinstance(fields, dict) and isinstance(n, str) and n.isdigit():
+        fields = {**fields, "n": int(n)}
     try:
         return msgspec.convert(fields, ImageBody)
     except msgspec.ValidationError as e:
@@ -122,8 +126,7 @@ class ImagesController(Controller):
           operation_class=ImagesOperation, request_max_body_size=MAX_REFERENCES * MAX_REFERENCE_BYTES)
     async def generate(self, ctx: Context, request: Request) -> ImagesOut:
         """Generate (or, with `image_references`, edit) one image with the configured provider."""
-        fields, references = await _read_body(request)
-        body = _parse(fields)
+        body, references = await _read_body(request)
         made = await anyio.to_thread.run_sync(lambda: images.generate_image(ctx, images.GenerateImage(
             principal=request.user, correlation_id=request_id(request), prompt=body.prompt, size=body.size,
             references=tuple(references))))
