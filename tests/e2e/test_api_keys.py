@@ -124,8 +124,8 @@ def test_keys_issued_in_the_older_longer_format_keep_working(client):
     assert owner is not None
     actor = principal_for(ctx, owner).actor("legacy-key")
     old = "sk-" + "Lg" * 16
-    seq, key_id = take_id(ctx, "api_keys", actor)
-    ctx.save(seq, ApiKey.issue(actor, key_id, 1, hash_secret(old), old[:11], name="legacy"), project=[ctx.api_keys])
+    key_id = take_id(ctx, "api_keys", actor)
+    ctx.save(ApiKey.issue(actor, key_id, 1, hash_secret(old), old[:11], name="legacy"), project=[ctx.api_keys])
     assert client.get("/api/v1/auth", headers=bearer(old)).json() == {"authenticated": True}
     listed = client.get("/api/system/api-keys", headers=bearer(old)).json()["apiKeys"]
     assert [k["prefix"] for k in listed] == [old[:11]] and old not in str(listed)

@@ -75,10 +75,10 @@ def append_key(ctx: Context, correlation_id: str, user_id: int = 1) -> tuple[int
     """Issue a key by saving the domain objects only, as a process that runs no projections
     would: the read models learn of it only when a runner catches up. Returns (key id, position)."""
     actor = Actor(user_id=1, api_key_id=None, correlation_id=correlation_id)
-    seq, key_id = take_id(ctx, "api_keys", actor)
+    key_id = take_id(ctx, "api_keys", actor)
     secret, prefix = new_secret()
     key = ApiKey.issue(actor, key_id, user_id, hash_secret(secret), prefix, name=correlation_id)
-    recordings = ctx.ledger.save(seq, key)
+    recordings = ctx.ledger.save(key)
     return key_id, recordings[-1].notification.id
 
 
