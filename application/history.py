@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import datetime, timezone
+
 import msgspec
 
 from application.access import check_scope
@@ -14,12 +16,13 @@ from application.rows import ChatLogRow, HistoryRow
 from application.threads import owned_thread
 from application.workspaces import get_workspace_by_id, visible_workspace
 from domain.errors import InvalidInput, PermissionDenied
-from domain.timefmt import unix
+from domain.timefmt import iso, unix
 from domain.principal import Principal, Role, Scope
 
 MAX_LIMIT = 1000
 PAGE = 20
 EXPORT_TYPES = ("json", "jsonl", "csv", "jsonAlpaca")
+EXPORT_BATCH = 5000
 
 
 def to_history(rows: list[HistoryRow]) -> list[JsonObject]:
@@ -82,7 +85,11 @@ class LogEntry(msgspec.Struct, frozen=True):
 
 
 def _log_rows(ctx: Context, offset: int, limit: int) -> list[LogEntry]:
-    rows = ctx.chats.chat_log(offset, limit)
+    return _log_entries(ctx, ctx.chats.chat_log(offset, limit))
+
+
+def _log_entries(ctx: Context, rows: list[ChatLogRow]) -> list[LogEntry]:
+    """`rows` with their workspace's and user's names (one lookup per workspace and one for the users)."""
     if not rows:
         return []
     spaces = {i: get_workspace_by_id(ctx, i) for i in {r.workspace_id for r in rows}}
@@ -110,20 +117,27 @@ def admin_chats(ctx: Context, principal: Principal, offset: int | None) -> tuple
     return chats, len(entries) > PAGE
 
 
-def export_chats(ctx: Context, principal: Principal, kind: str) -> str:
-    """The export in `kind`'s format. CSV cells that a spreadsheet would run as a formula are
-    defused with a leading apostrophe (upstream lets `=`, `+`, `-`, `@` through)."""
+def export_chats(ctx: Context, principal: Principal, kind: str, after: int | None = None,
+                 since: datetime | None = None) -> str:
+    """The export in `kind`'s format, oldest first. With `after` (a chat id, e.g. the last line
+    of the previous export), only chats recorded after that one; with `since`, only chats sent
+    at or after that moment: an archive follows the log without full dumps. CSV cells that a
+    spreadsheet would run as a formula are defused with a leading apostrophe (upstream lets
+    `=`, `+`, `-`, `@` through)."""
     _check_chat_logs(principal)
     if kind not in EXPORT_TYPES:
         raise InvalidInput(f"Invalid export type: {kind}")
-    entries, offset, batch = [], 0, 5000
-    while True:
-        page = _log_rows(ctx, offset, batch)
+    position = 0
+    if after is not None:
+        found = ctx.chats.chat_position(after)
+        if found is None:
+            raise InvalidInput(f"Chat {after} is not in the chat log (deleted?): resume with since=<its sent_at>.")
+        position = found
+    cutoff = None if since is None else iso(since if since.tzinfo else since.replace(tzinfo=timezone.utc))
+    entries: list[LogEntry] = []
+    while page := _log_entries(ctx, ctx.chats.chat_log_after(position, cutoff, EXPORT_BATCH)):
         entries += page
-        if len(page) < batch:
-            break
-        offset += batch
-    entries.reverse()
+        position = page[-1].row.position
     records = [{"id": e.row.id, "workspace": e.workspace_name, "prompt": e.row.prompt, "response": e.row.reply,
                 "sent_at": e.row.created_at, "username": e.username, "rating": RATINGS[e.row.feedback]}
                for e in entries]

@@ -218,7 +218,7 @@ class ChatLogRow(msgspec.Struct, frozen=True):
     include: bool
     feedback: int | None
     created_at: str
-
+    position: int  # in the event log: the chat log's order and an export's cursor
 
 
 # audit_log -----------------------------------------------------------------------------------

@@ -196,7 +196,13 @@ class ChatsView(ReadModel, Protocol):
         """A user's threads in a workspace, oldest first."""
 
     def chat_log(self, offset: int, limit: int) -> list[application.rows.ChatLogRow]:
-        """Every exchange, newest first (admin chat logs and exports)."""
+        """Every exchange, newest first (admin chat logs)."""
+
+    def chat_log_after(self, position: int, since: str | None, limit: int) -> list[application.rows.ChatLogRow]:
+        """Exchanges after log `position` sent at or after `since` (upstream's time text), oldest first."""
+
+    def chat_position(self, chat_id: int) -> int | None:
+        """Chat `chat_id`'s log position, None when it is not (or no longer) in the log."""
 
 
 # audit_log: one row per event ----------------------------------------------------------------

@@ -223,16 +223,35 @@ class ChatHistory(ReadModelView):
         return [ThreadRow(**r) for r in rows]
 
     # chat logs (admins)
+    _LOG = ("SELECT id, position, workspace_id, user_id, thread_key, session_key, embed_id, api_key_id, prompt,"
+            " reply, response, include, feedback, created_at FROM chats")
+
     def chat_log(self, offset: int, limit: int) -> list[ChatLogRow]:
         """Every exchange, newest first."""
         with self._read() as tx:
-            rows = tx.all("SELECT id, workspace_id, user_id, thread_key, session_key, embed_id, api_key_id, prompt,"
-                          " reply, response, include, feedback, created_at FROM chats"
-                          " ORDER BY position DESC LIMIT ? OFFSET ?", (limit, offset))
-        return [ChatLogRow(
-            r["id"], r["workspace_id"], r["user_id"], None if r["thread_key"] == NO_THREAD else r["thread_key"],
-            r["session_key"] or None, r["embed_id"], r["api_key_id"], r["prompt"], r["reply"], full_response(r),
-            bool(r["include"]), r["feedback"], r["created_at"]) for r in rows]
+            rows = tx.all(self._LOG + " ORDER BY position DESC LIMIT ? OFFSET ?", (limit, offset))
+        return [_log_row(r) for r in rows]
+
+    def chat_log_after(self, position: int, since: str | None, limit: int) -> list[ChatLogRow]:
+        """Exchanges recorded after log `position` (and sent at or after `since`, when given),
+        oldest first: the pages of an export an archive follows by cursor."""
+        with self._read() as tx:
+            rows = tx.all(self._LOG + " WHERE position > ? AND created_at >= ? ORDER BY position LIMIT ?",
+                          (position, since or "", limit))
+        return [_log_row(r) for r in rows]
+
+    def chat_position(self, chat_id: int) -> int | None:
+        """Where chat `chat_id` stands in the log (None once it is gone)."""
+        with self._read() as tx:
+            row = tx.one("SELECT position FROM chats WHERE id = ?", (chat_id,))
+        return None if row is None else int(row["position"])
+
+
+def _log_row(r: dict[str, object]) -> ChatLogRow:
+    return ChatLogRow(
+        r["id"], r["workspace_id"], r["user_id"], None if r["thread_key"] == NO_THREAD else r["thread_key"],
+        r["session_key"] or None, r["embed_id"], r["api_key_id"], r["prompt"], r["reply"], full_response(r),
+        bool(r["include"]), r["feedback"], r["created_at"], r["position"])  # type: ignore[arg-type]
 
 
 def _history_row(r: dict[str, object]) -> HistoryRow:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -218,6 +219,13 @@ class ChatLogsController(Controller):
          operation_class=ExportOperation, opt={"error_shape": MessageError}, **SYNC)
     def export_chats(self, ctx: Context, request: Request,
                      type: Annotated[Literal["json", "jsonl", "csv", "jsonAlpaca"],
-                                     Parameter(description="the export format")] = "jsonl") -> Response[str]:
-        """Admins and managers. CSV cells a spreadsheet would run as a formula are defused."""
-        return Response(history.export_chats(ctx, request.user, type), media_type=EXPORT_TYPES[type])
+                                     Parameter(description="the export format")] = "jsonl",
+                     after: Annotated[PublicId | None, Parameter(
+                         description="only chats recorded after this chat (the last id of the previous"
+                                     " export); 400 when it is no longer in the log")] = None,
+                     since: Annotated[datetime | None, Parameter(
+                         description="only chats sent at or after this ISO 8601 time (UTC when no offset)")] = None,
+                     ) -> Response[str]:
+        """Admins and managers; oldest first. `after` and `since` (ledgerllm's, both optional) let an
+        archive follow by cursor. CSV cells a spreadsheet would run as a formula are defused."""
+        return Response(history.export_chats(ctx, request.user, type, after, since), media_type=EXPORT_TYPES[type])

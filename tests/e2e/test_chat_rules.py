@@ -151,3 +151,38 @@ def test_malformed_openai_content_parts_are_a_bad_request(backend, llm, llm_sett
             {"role": "user", "content": [{"type": "text", "text": "describe"}]}]})
         assert good.status_code == 200 and good.json()["choices"][0]["message"]["content"] == "fine"
     assert not [e for e in backend.raw_events() if e["topic"].endswith("Chat.Recorded")][1:]
+
+
+def test_an_archive_follows_the_export_by_cursor_and_by_time(backend, llm, llm_settings):
+    with client_for(backend, **llm_settings) as client:
+        key = owner_key(client)
+        h = bearer(key)
+        client.post("/api/v1/workspace/new", headers=h, json={"name": "w"})
+
+        def send(prompt: str) -> None:
+            assert client.post("/api/v1/workspace/w/chat", headers=h, json={"message": prompt}).status_code == 200
+
+        def export(**params: str | int) -> list[dict]:
+            got = client.get("/api/v1/system/export-chats", headers=h, params={"type": "jsonl", **params})
+            assert got.status_code == 200, got.text
+            return [json.loads(line) for line in got.text.splitlines()]
+
+        for prompt in ("one", "two"):
+            send(prompt)
+        first = export()
+        assert [r["prompt"] for r in first] == ["one", "two"]
+        for prompt in ("three", "four", "five"):
+            send(prompt)
+        newer = export(after=first[-1]["id"])
+        assert [r["prompt"] for r in newer] == ["three", "four", "five"]
+        assert export(after=newer[-1]["id"]) == []
+        since = export(since=newer[1]["sent_at"])
+        assert [r["prompt"] for r in since][-2:] == ["four", "five"] and "two" not in [r["prompt"] for r in since]
+        both = export(after=newer[0]["id"], since=first[0]["sent_at"])
+        assert [r["prompt"] for r in both] == ["four", "five"]
+        as_csv = client.get("/api/v1/system/export-chats", headers=h, params={"type": "csv", "after": newer[1]["id"]})
+        assert [r["prompt"] for r in csv.DictReader(io.StringIO(as_csv.text))] == ["five"]
+        for bad in ({"after": 999999}, {"after": "x"}, {"after": 0}, {"since": "yesterday"}):
+            refused = client.get("/api/v1/system/export-chats", headers=h, params={"type": "jsonl", **bad})
+            assert refused.status_code == 400 and refused.headers["content-type"].startswith("application/json"), \
+                (bad, refused.status_code, refused.text)
