@@ -56,7 +56,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx
 
-from tests.support.llm_server import LLMServer, _Handler, _Script
+from tests.support.llm_server import LLMServer, ModelHandler, Script
 from common import free_port, machine_facts, stop, wait_ready
 
 REPLY = "The quick answer is that the plan holds up well and needs only two small changes before it ships Friday."
@@ -72,7 +72,7 @@ WARM_SYNC, WARM_STREAM = 5, 3
 # --- the model: LLMServer with a fixed reply and per-request timestamps ----------------------
 
 
-class _TimedHandler(_Handler):
+class _TimedHandler(ModelHandler):
     """Stamps, with this process's perf_counter: the request line received, the first frame with
     text written (streams), the last byte written."""
 
@@ -116,20 +116,16 @@ class TimedLLMServer(LLMServer):
     """A real OpenAI-compatible server on loopback that always answers REPLY at once and keeps,
     per chat completion, when it arrived and when the answer was out, keyed by the last user text."""
 
+    handler_class = _TimedHandler
+
     def __init__(self) -> None:
         super().__init__()
         self._cond = threading.Condition()
         self._timings: dict[str, dict[str, Any]] = {}
         self.connections = 0  # connections the model server accepted (does litellm reuse them?)
 
-    def start(self) -> TimedLLMServer:
-        super().start()
-        # Nobody knows the port before start() returns, so no request can have used the old class.
-        self._httpd.RequestHandlerClass = _TimedHandler
-        return self
-
-    def _next_script(self, body: dict) -> _Script:
-        return _Script("text", text=REPLY)
+    def next_script(self, body: dict) -> Script:
+        return Script("text", text=REPLY)
 
     def _opened(self) -> None:
         with self._cond:

@@ -20,7 +20,7 @@ this module adds what the application needs on top of it:
   is set the adapter stops reading and closes the HTTP response, which closes its TCP
   connection, so the upstream server sees the client go away and can stop generating.
   While the consumer is blocked waiting for the next chunk, a watchdog thread shuts the
-  socket down within ~20 ms of the event (see ``_StreamGuard``). Only before the response
+  socket down within ~20 ms of the event (see ``StreamGuard``). Only before the response
   headers arrive (inside ``litellm.completion``) is there no socket to reach yet: the
   cancel then takes effect as soon as they do. Closing the generator early
   (``break``, ``.close()``) also closes the response.
@@ -53,15 +53,15 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from infrastructure.llm_errors import _map_error, _safe_model, _scrub
-from infrastructure.llm_streams import _StreamGuard, _watchdog
+from infrastructure.llm_errors import map_error, safe_model, scrub
+from infrastructure.llm_streams import StreamGuard, stream_watchdog
 from infrastructure.llm_types import (
     KINDS, Completion, CompletionError, LLMConfig, StreamEvent, Usage, load_litellm,
 )
-from infrastructure.llm_usage import _estimate_usage, _usage_from
+from infrastructure.llm_usage import estimate_usage, usage_from
 
 __all__ = ["KINDS", "Completion", "CompletionError", "LLMConfig", "LiteLLMCompletions", "StreamEvent", "Usage",
-           "load_litellm", "_scrub"]
+           "load_litellm", "scrub"]
 
 # --- the adapter -------------------------------------------------------------------------
 
@@ -84,12 +84,12 @@ class LiteLLMCompletions:
             response = _call_with_deadline(lambda: litellm.completion(**kwargs), config.timeout)
         except _DeadlineExceeded:
             raise CompletionError(
-                f"The LLM ({_safe_model(config)}) did not answer within {config.timeout:g} s.", "timeout"
+                f"The LLM ({safe_model(config)}) did not answer within {config.timeout:g} s.", "timeout"
             ) from None
         except CompletionError:
             raise
         except Exception as e:  # noqa: BLE001 - every provider failure is mapped
-            raise _map_error(e, config) from None
+            raise map_error(e, config) from None
         duration = time.monotonic() - started
         try:
             choice = response.choices[0]
@@ -97,9 +97,9 @@ class LiteLLMCompletions:
             finish_reason = choice.finish_reason or "stop"
         except (AttributeError, IndexError, TypeError):
             raise CompletionError(
-                f"The LLM ({_safe_model(config)}) sent a reply without a message.", "provider"
+                f"The LLM ({safe_model(config)}) sent a reply without a message.", "provider"
             ) from None
-        usage = _usage_from(getattr(response, "usage", None)) or _estimate_usage(messages, text)
+        usage = usage_from(getattr(response, "usage", None)) or estimate_usage(messages, text)
         model = getattr(response, "model", None) or config.model
         return Completion(text=text, usage=usage, model=str(model), finish_reason=str(finish_reason),
                           duration=duration)
@@ -119,9 +119,9 @@ class LiteLLMCompletions:
         kwargs["stream"] = True
         kwargs["stream_options"] = {"include_usage": True}
         litellm = load_litellm()
-        guard = _StreamGuard(cancel, config.timeout)
+        guard = StreamGuard(cancel, config.timeout)
         guard.check(config)  # cancelled before it began: send nothing
-        _watchdog.add(guard)
+        stream_watchdog.add(guard)
         try:
             guard.enter_wait()
             try:
@@ -147,7 +147,7 @@ class LiteLLMCompletions:
                 finally:
                     guard.leave_wait()
                 guard.attach(wrapper)  # providers that open the response lazily, on the first read
-                usage = _usage_from(getattr(chunk, "usage", None)) or usage
+                usage = usage_from(getattr(chunk, "usage", None)) or usage
                 for choice in getattr(chunk, "choices", None) or ():
                     if getattr(choice, "index", 0) not in (0, None):
                         continue
@@ -162,11 +162,11 @@ class LiteLLMCompletions:
             guard.check(config)
             yield StreamEvent(
                 done=True,
-                usage=usage or _estimate_usage(messages, "".join(parts)),
+                usage=usage or estimate_usage(messages, "".join(parts)),
                 finish_reason=finish_reason or "stop",
             )
         finally:
-            _watchdog.remove(guard)
+            stream_watchdog.remove(guard)
             guard.close()
 
     # --- helpers ---
@@ -213,7 +213,7 @@ def _check_provider(config: LLMConfig) -> str:
             _, provider, _, _ = litellm.get_llm_provider(model=config.model, api_base=config.api_base)
         except Exception:  # noqa: BLE001
             raise CompletionError(
-                f"Unknown LLM model {_scrub(config.model, config.api_key)!r}: use a litellm model string "
+                f"Unknown LLM model {scrub(config.model, config.api_key)!r}: use a litellm model string "
                 "with its provider, such as openai/<name> (with an API base for OpenAI-compatible "
                 "servers) or ollama/<name>.",
                 "config",

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from infrastructure.completions import _scrub, load_litellm
+from infrastructure.completions import scrub, load_litellm
 
 MAX_IMAGE_BYTES = 25 << 20
 
@@ -55,7 +55,7 @@ class LiteLLMImages:
                 result = litellm.image_generation(**common)
         except Exception as e:  # noqa: BLE001 - every litellm/provider failure becomes ImageError
             status = getattr(e, "status_code", None)
-            raise ImageError(_scrub(str(getattr(e, "message", e))[:500], c.api_key),
+            raise ImageError(scrub(str(getattr(e, "message", e))[:500], c.api_key),
                              status if isinstance(status, int) else None) from None
         return self._image_bytes(result)
 

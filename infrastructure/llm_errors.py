@@ -25,7 +25,7 @@ _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/@\s]+@")
 _LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+:\s*)?(?:\w+Error:\s*)?(?:\w+Exception\s*-\s*)?")
 
 
-def _scrub(text: str, api_key: str | None) -> str:
+def scrub(text: str, api_key: str | None) -> str:
     if api_key and len(api_key) >= 4:
         text = text.replace(api_key, "[redacted]")
     text = _BEARER.sub(lambda m: f"{m.group(1)} [redacted]", text)
@@ -34,8 +34,8 @@ def _scrub(text: str, api_key: str | None) -> str:
     return _KEY_PARAM.sub(lambda m: f"{m.group(1)}[redacted]", text)
 
 
-def _safe_model(config: LLMConfig) -> str:
-    return _scrub(config.model, config.api_key)
+def safe_model(config: LLMConfig) -> str:
+    return scrub(config.model, config.api_key)
 
 
 def _chain(e: BaseException) -> list[BaseException]:
@@ -79,13 +79,13 @@ def _provider_text(e: BaseException) -> str:
     return text
 
 
-def _map_error(e: BaseException, config: LLMConfig) -> CompletionError:
+def map_error(e: BaseException, config: LLMConfig) -> CompletionError:
     """A litellm (or SDK, or httpx) exception as a CompletionError with a safe message."""
     import httpx
     import openai
 
     litellm = load_litellm()
-    model = _safe_model(config)
+    model = safe_model(config)
     chain = _chain(e)
     # litellm wraps a mid-stream failure in MidStreamFallbackError; look at what it wraps.
     original = getattr(e, "original_exception", None)
@@ -93,7 +93,7 @@ def _map_error(e: BaseException, config: LLMConfig) -> CompletionError:
         chain = _chain(original) + chain
 
     def done(message: str, kind: str, status: int | None = None) -> CompletionError:
-        message = _scrub(message, config.api_key)
+        message = scrub(message, config.api_key)
         if len(message) > _MAX_MESSAGE:
             message = message[: _MAX_MESSAGE - 1] + "…"
         return CompletionError(message, kind, status)
@@ -116,7 +116,7 @@ def _map_error(e: BaseException, config: LLMConfig) -> CompletionError:
     connection = next((x for x in chain if isinstance(
         x, litellm.APIConnectionError | openai.APIConnectionError | httpx.TransportError | ConnectionError)), None)
     if connection is not None:
-        where = _scrub(config.api_base, config.api_key) if config.api_base else "the provider's default endpoint"
+        where = scrub(config.api_base, config.api_key) if config.api_base else "the provider's default endpoint"
         cause = next((x for x in chain if isinstance(x, httpx.TransportError | ConnectionError)), None)
         why = _provider_text(cause) if cause is not None else detail
         return done(f"The connection to the LLM ({model}) at {where} failed: {why}", "provider")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from infrastructure.llm_errors import _map_error, _safe_model
+from infrastructure.llm_errors import map_error, safe_model
 from infrastructure.llm_types import CompletionError, LLMConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 # --- streams: cancellation and stall detection -------------------------------------------
 
 
-class _StreamGuard:
+class StreamGuard:
     """One stream's HTTP response, and the means to abort it from another thread.
 
     The consumer thread calls ``attach`` once litellm has opened the response, brackets every
@@ -98,7 +98,7 @@ class _StreamGuard:
         self.close()
         if self.aborted is not None:
             return self._aborted_error(config)
-        return _map_error(e, config)
+        return map_error(e, config)
 
     def close(self) -> None:
         response = self.response
@@ -111,7 +111,7 @@ class _StreamGuard:
     def _aborted_error(self, config: LLMConfig) -> CompletionError:
         if self.aborted == "timeout":
             return CompletionError(
-                f"The LLM ({_safe_model(config)}) stopped sending for more than {config.timeout:g} s.", "timeout"
+                f"The LLM ({safe_model(config)}) stopped sending for more than {config.timeout:g} s.", "timeout"
             )
         return CompletionError("The completion was cancelled.", "cancelled")
 
@@ -146,7 +146,7 @@ def _guarded_stream_class() -> type:
     import httpx
 
     class GuardedByteStream(httpx.SyncByteStream):
-        def __init__(self, inner: Any, guard: _StreamGuard) -> None:
+        def __init__(self, inner: Any, guard: StreamGuard) -> None:
             self._inner = inner
             self._guard = guard
 
@@ -169,10 +169,10 @@ class _Watchdog:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._guards: set[_StreamGuard] = set()
+        self._guards: set[StreamGuard] = set()
         self._thread: threading.Thread | None = None
 
-    def add(self, guard: _StreamGuard) -> None:
+    def add(self, guard: StreamGuard) -> None:
         with self._cond:
             self._guards.add(guard)
             if self._thread is None or not self._thread.is_alive():
@@ -180,7 +180,7 @@ class _Watchdog:
                 self._thread.start()
             self._cond.notify()
 
-    def remove(self, guard: _StreamGuard) -> None:
+    def remove(self, guard: StreamGuard) -> None:
         with self._cond:
             self._guards.discard(guard)
 
@@ -199,7 +199,7 @@ class _Watchdog:
                     pass
 
 
-_watchdog = _Watchdog()
+stream_watchdog = _Watchdog()
 
 
 def _lazy(wrapper: Any) -> bool:

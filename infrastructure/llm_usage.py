@@ -9,7 +9,7 @@ from infrastructure.llm_types import Usage
 # --- usage -------------------------------------------------------------------------------
 
 
-def _usage_from(raw: Any) -> Usage | None:
+def usage_from(raw: Any) -> Usage | None:
     if raw is None:
         return None
     get = raw.get if isinstance(raw, dict) else (lambda name: getattr(raw, name, None))
@@ -21,7 +21,7 @@ def _usage_from(raw: Any) -> Usage | None:
     return Usage(prompt, completion, total if isinstance(total, int) and total > 0 else prompt + completion)
 
 
-def _estimate_usage(messages: list[dict], text: str) -> Usage:
+def estimate_usage(messages: list[dict], text: str) -> Usage:
     """cl100k_base counts when the provider reports none (a few tokens per message added for
     the chat format; images are not counted)."""
     prompt = sum(_count(_content_text(m.get("content"))) + 4 for m in messages if isinstance(m, dict))

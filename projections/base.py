@@ -52,7 +52,7 @@ class SqlView:
         with self.datastore.transaction(commit=True) as cursor:
             yield Tx(cursor, self.postgres)
 
-    def _lock_and_position(self, tx: Tx, app_name: str) -> int:
+    def lock_and_position(self, tx: Tx, app_name: str) -> int:
         raise NotImplementedError
 
     def process_batch(
@@ -64,7 +64,7 @@ class SqlView:
         The handlers' inserts go out as multi-row writes (see `Tx`): a 1M-event chats rebuild
         spent most of its time in one INSERT per event."""
         with self.datastore.transaction(commit=True) as cursor:
-            if self._lock_and_position(Tx(cursor, self.postgres), app_name) != expected_position:
+            if self.lock_and_position(Tx(cursor, self.postgres), app_name) != expected_position:
                 return False  # another runner got there first; it has applied these events
             tx = Tx(cursor, self.postgres, batched=True, later=None if self._later is None else [])
             for event, position in items:
@@ -99,15 +99,16 @@ class SqlView:
     def reset(self, app_name: str) -> None:
         """Delete every row and the position: the next catch-up rebuilds from the first event."""
         with self.write() as tx:
-            self._lock_and_position(tx, app_name)
+            self.lock_and_position(tx, app_name)
             for table in self.tables:
                 tx.execute(f"DELETE FROM {table}")
             for statement in self.after_reset:
                 tx.execute(statement)
-            tx.execute(f"DELETE FROM {self._tracking_table} WHERE application_name = ?", (app_name,))
+            tx.execute(f"DELETE FROM {self.tracking_table} WHERE application_name = ?", (app_name,))
 
     @property
-    def _tracking_table(self) -> str:
+    def tracking_table(self) -> str:
+        """The table where this view records how far it has applied the log."""
         return getattr(self, "tracking_table_name", "tracking")
 
 
@@ -117,7 +118,7 @@ class SQLiteSqlView(SqlView, SQLiteTrackingRecorder):
     def construct_create_table_statements(self) -> list[str]:
         return super().construct_create_table_statements() + list(self.schema)
 
-    def _lock_and_position(self, tx: Tx, app_name: str) -> int:
+    def lock_and_position(self, tx: Tx, app_name: str) -> int:
         tx.execute(
             "INSERT INTO tracking VALUES (?, 0) ON CONFLICT (application_name) DO NOTHING", (app_name,)
         )
@@ -132,7 +133,7 @@ class PostgresSqlView(SqlView, PostgresTrackingRecorder):
         self.sql_create_statements.extend(SQL(_unlogged(s) if self.bulk else s)  # type: ignore[arg-type]
                                           for s in self.schema)
 
-    def _lock_and_position(self, tx: Tx, app_name: str) -> int:
+    def lock_and_position(self, tx: Tx, app_name: str) -> int:
         table = self.tracking_table_name
         # Keyed by schema too: a rebuild's scratch copy must not wait for the live view's lock.
         tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"{self.datastore.schema}.{table}",))

@@ -137,7 +137,7 @@ def swap_in(live: ProjectionRunner, scratch: ProjectionRunner) -> int:
     for _ in range(SWAP_ATTEMPTS):
         position = scratch.catch_up()  # the scanned position: its rows reflect every event up to it
         with _swap_transaction(live.view, scratch.view) as (tx, live_table, scratch_table):
-            if live.view._lock_and_position(tx, app_name) > position:
+            if live.view.lock_and_position(tx, app_name) > position:
                 continue  # the live view moved on meanwhile: catch up and try again
             cls = type(live.projection)
             for table in cls.tables:
@@ -148,7 +148,7 @@ def swap_in(live: ProjectionRunner, scratch: ProjectionRunner) -> int:
             for table in cls.kept:
                 _insert_select(tx, live.view, scratch.view, live_table(table), scratch_table(table), table,
                                merge=True)
-            tracking = live_table(live.view._tracking_table)
+            tracking = live_table(live.view.tracking_table)
             tx.execute(f"UPDATE {tracking} SET notification_id = ? WHERE application_name = ?", (position, app_name))
             return position
     raise SwapFailed(f"the live {live.name} view kept moving ahead of its rebuilt copy; try again when "
@@ -265,7 +265,7 @@ def compare(live: ProjectionRunner, rebuilt: ProjectionRunner, keep: int = 10) -
     for _ in range(SWAP_ATTEMPTS):
         scanned = rebuilt.catch_up(stop=target)
         with _swap_transaction(live.view, rebuilt.view, write=False) as (tx, live_table, rebuilt_table):
-            tracking = live_table(live.view._tracking_table)
+            tracking = live_table(live.view.tracking_table)
             position = tx.scalar(f"SELECT notification_id FROM {tracking} WHERE application_name = ?",
                                  (app_name,)) or 0
             if position > scanned and _relevant_between(live, scanned, position):

@@ -305,7 +305,7 @@ def test_a_runner_that_loses_the_race_does_not_report_a_position_the_view_has_no
                 a_thread.start()
                 deadline = time.monotonic() + 10
                 # PostgreSQL: A waits for the view's advisory lock; SQLite: for the file's write lock
-                while not _waits_in(a_thread, "_lock_and_position", "_begin"):
+                while not _waits_in(a_thread, "lock_and_position", "_begin"):
                     assert time.monotonic() < deadline, "runner A never reached the view lock"
                     time.sleep(0.001)
             runner_a.projection.apply(tx, event, *position)

@@ -96,7 +96,7 @@ class RecordedRequest:
 
 
 @dataclass(frozen=True)
-class _Script:
+class Script:
     kind: str  # "text" | "error" | "hang"
     text: str = ""
     delay_per_token: float = 0.0
@@ -161,14 +161,14 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def __init__(self, owner: LLMServer) -> None:
         self.owner = owner
-        super().__init__((LOOPBACK, 0), _Handler)
+        super().__init__((LOOPBACK, 0), owner.handler_class)
 
     def handle_error(self, request: Any, client_address: Any) -> None:  # noqa: ARG002
         # Connections dropped by clients or by stop() are expected; stay quiet.
         return
 
 
-class _Handler(BaseHTTPRequestHandler):
+class ModelHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # small frames go out at once (no 40 ms delayed-ACK stalls)
     server: _HTTPServer
@@ -250,7 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
                                             "type": "invalid_request_error", "code": None}})
             return
         owner = self.server.owner
-        script = owner._next_script(body)
+        script = owner.next_script(body)
         try:
             if script.kind == "hang":
                 owner._hang()
@@ -296,7 +296,7 @@ class _Handler(BaseHTTPRequestHandler):
         completion = count_tokens(text)
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
-    def _complete(self, body: dict, script: _Script) -> None:
+    def _complete(self, body: dict, script: Script) -> None:
         pieces = split_pieces(script.text)
         if script.delay_per_token > 0:
             self.server.owner._sleep(script.delay_per_token * max(1, len(pieces)))
@@ -314,7 +314,7 @@ class _Handler(BaseHTTPRequestHandler):
             **({"usage": self._usage(body, script.text)} if self.server.owner.send_usage else {}),
         })
 
-    def _stream(self, body: dict, script: _Script) -> None:
+    def _stream(self, body: dict, script: Script) -> None:
         owner = self.server.owner
         stream_options = body.get("stream_options") or {}
         include_usage = (isinstance(stream_options, dict) and bool(stream_options.get("include_usage"))
@@ -399,11 +399,13 @@ class _Handler(BaseHTTPRequestHandler):
 class LLMServer:
     """A scripted OpenAI-compatible server on loopback; see the module docstring."""
 
+    handler_class: type[ModelHandler] = ModelHandler  # a subclass may stamp or wrap requests
+
     def __init__(self, models: tuple[str, ...] | list[str] = DEFAULT_MODELS) -> None:
         self.models: tuple[str, ...] = tuple(models)
         self.send_usage = True  # False: replies carry no usage (as some servers do)
         self._lock = threading.Lock()
-        self._scripts: deque[_Script] = deque()
+        self._scripts: deque[Script] = deque()
         self._image_errors: deque[tuple[int, str]] = deque()
         self._requests: list[RecordedRequest] = []
         self._disconnects = 0
@@ -464,17 +466,17 @@ class LLMServer:
 
     def reply(self, text: str) -> None:
         with self._lock:
-            self._scripts.append(_Script("text", text=text))
+            self._scripts.append(Script("text", text=text))
 
     def reply_slow(self, text: str, delay_per_token: float) -> None:
         """Stream one piece every ``delay_per_token`` seconds (non-stream: wait the total, then reply)."""
         with self._lock:
-            self._scripts.append(_Script("text", text=text, delay_per_token=delay_per_token))
+            self._scripts.append(Script("text", text=text, delay_per_token=delay_per_token))
 
     def reply_error(self, status: int, message: str, *, type: str | None = None,  # noqa: A002
                     code: str | None = None) -> None:
         with self._lock:
-            self._scripts.append(_Script("error", status=status, message=message, error_type=type, code=code))
+            self._scripts.append(Script("error", status=status, message=message, error_type=type, code=code))
 
     def reply_image_error(self, status: int, message: str) -> None:
         """Fail the next images request with ``status`` and OpenAI's error body."""
@@ -484,7 +486,7 @@ class LLMServer:
     def hang_next(self) -> None:
         """Accept the next request and never answer it (released by ``reset()`` or ``stop()``)."""
         with self._lock:
-            self._scripts.append(_Script("hang"))
+            self._scripts.append(Script("hang"))
 
     def reset(self) -> None:
         """Forget scripts and recorded requests, zero ``disconnects``, release hung requests."""
@@ -525,14 +527,14 @@ class LLMServer:
 
     # --- used by the handlers ---
 
-    def _next_script(self, body: dict) -> _Script:
+    def next_script(self, body: dict) -> Script:
         with self._lock:
             if self._scripts:
                 return self._scripts.popleft()
         last_user = next((m for m in reversed(body.get("messages") or [])
                           if isinstance(m, dict) and m.get("role") == "user"), None)
         text = _message_text(last_user.get("content")) if last_user else ""
-        return _Script("text", text=f"Echo: {text[:50]}")
+        return Script("text", text=f"Echo: {text[:50]}")
 
     def _next_image_error(self) -> tuple[int, str] | None:
         with self._lock:
