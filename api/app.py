@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import anyio
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -36,8 +37,13 @@ log = logging.getLogger("ledgerllm")
 
 
 def create_app(settings: Settings) -> Litestar:
+    """The app. Each start-up opens its runtime with `app.state.settings` (these settings, unless
+    replaced before a later start-up); only the parts named by `app_shape` are built into the
+    routes, so an app may be started again with other settings of the same shape."""
+
     @asynccontextmanager
     async def runtime(app: Litestar) -> AsyncIterator[None]:
+        settings: Settings = app.state.settings
         app.state.runtime = await anyio.to_thread.run_sync(lambda: open_runtime(
             settings, follow=True, observe=metrics.observe, observed_topics=frozenset({get_topic(Chat.Recorded)})))
         metrics.LAG.runtime = app.state.runtime
@@ -95,9 +101,15 @@ def create_app(settings: Settings) -> Litestar:
         signature_namespace={"Context": Context},
         request_class=JsonRequest,
         logging_config=None,
+        state=State({"settings": settings}),
     )
     document_errors(app)
     return app
+
+
+def app_shape(settings: Settings) -> tuple[object, ...]:
+    """The settings `create_app` builds into the routes and middleware; the rest is read at start-up."""
+    return settings.read_only, settings.upload_max_bytes, settings.max_body_bytes
 
 
 # read-only mode (`ledgerllm serve --read-only`, READ_ONLY=1) ------------------------------------

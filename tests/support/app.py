@@ -15,7 +15,9 @@ import msgspec
 import psycopg
 from litestar.testing import TestClient
 
-from api.app import create_app
+from litestar import Litestar
+
+from api.app import app_shape, create_app
 from infrastructure.settings import Settings, load_settings
 
 LEDGERLLM = str(Path(sys.executable).parent / "ledgerllm")
@@ -83,8 +85,22 @@ class Backend:
 
 @contextmanager
 def client_for(backend: Backend, **overrides: Any) -> Iterator[TestClient]:
-    with TestClient(create_app(backend.settings(**overrides))) as client:
-        yield client
+    """The real app on `backend`, started (its runtime opened) for the block. Building Litestar's
+    routes costs about a second, so a stopped app of the same shape is started again with these
+    settings instead (each start-up opens a fresh runtime); apps in use are never shared."""
+    settings = backend.settings(**overrides)
+    shape = app_shape(settings)
+    idle = _IDLE_APPS.setdefault(shape, [])
+    app = idle.pop() if idle else create_app(settings)
+    app.state.settings = settings
+    try:
+        with TestClient(app) as client:
+            yield client
+    finally:
+        idle.append(app)
+
+
+_IDLE_APPS: dict[tuple[object, ...], list[Litestar]] = {}
 
 
 def bearer(key: str) -> dict[str, str]:
