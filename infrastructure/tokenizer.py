@@ -86,8 +86,10 @@ class Tokenizer:
 
     encoding_name = ENCODING_NAME
 
-    def __init__(self) -> None:
-        self._enc = get_encoding()
+    @property
+    def _enc(self) -> tiktoken.Encoding:
+        """The shared encoding, loaded on first use (not at start-up: most CLI commands never count)."""
+        return get_encoding()
 
     # --- counting ---
 

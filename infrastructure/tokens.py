@@ -10,8 +10,6 @@ import secrets
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from litestar.exceptions import NotAuthorizedException
-from litestar.security.jwt import Token
 
 from infrastructure.settings import Settings
 
@@ -24,6 +22,8 @@ class JwtTokens:
         self._expiry = timedelta(seconds=expiry_seconds)
 
     def issue(self, user_id: int, username: str, token_version: int) -> str:
+        from litestar.security.jwt import Token  # here: CLI commands that sign no one in skip importing Litestar
+
         token = Token(
             exp=datetime.now(timezone.utc) + self._expiry,
             sub=str(user_id),
@@ -32,6 +32,9 @@ class JwtTokens:
         return token.encode(self._secret, ALGORITHM)
 
     def read(self, token: str) -> tuple[int, int] | None:
+        from litestar.exceptions import NotAuthorizedException
+        from litestar.security.jwt import Token
+
         try:
             decoded = Token.decode(token, self._secret, ALGORITHM)
             return int(decoded.sub), int(decoded.extras.get("tv", 0))
