@@ -6,6 +6,8 @@ unknown, revoked or expired key is 403 `{"error": "No valid api key found."}`. T
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import anyio
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
@@ -19,6 +21,9 @@ from application.apikeys import (
 from application.sessions import session_principal
 from domain.hashing import hash_secret
 from domain.principal import Principal, Role
+
+if TYPE_CHECKING:
+    from api.wiring import Runtime
 
 KEY_PREFIX = "sk-"
 
@@ -36,11 +41,7 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
         runtime = connection.app.state.runtime
         v1 = connection.scope["path"].startswith("/api/v1/")
         token = presented_token(connection)
-        principal: Principal | None = None
-        if token and token.startswith(KEY_PREFIX):
-            principal = await self._key_principal(connection, runtime, token)
-        elif token and not v1:
-            principal = await anyio.to_thread.run_sync(session_principal, runtime.ctx, token)
+        principal = await principal_for_token(runtime, token, v1, connection.scope["state"].get("request_id", ""))
         if principal is None:
             if v1:
                 raise PermissionDeniedException(NO_VALID_KEY)
@@ -48,26 +49,6 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
         if principal.rate_limit:
             await self._rate_limit(connection, runtime, principal)
         return AuthenticationResult(user=principal, auth=principal.api_key_id)
-
-    async def _key_principal(self, connection: ASGIConnection, runtime, token: str) -> Principal | None:
-        secret_hash = hash_secret(token)
-        ctx = runtime.ctx
-        if auth_reads_store(ctx):  # a read model is stalled: the store decides, not a cache or a stale row
-            entry = await anyio.to_thread.run_sync(principal_from_store, ctx, secret_hash)
-            return None if entry is None or is_expired(ctx, entry) else entry.principal
-        entry = await ctx.cache.get(secret_hash)
-        if entry is None:
-            entry = await anyio.to_thread.run_sync(lookup_principal, ctx, secret_hash)
-            if entry is None:
-                return None
-            await ctx.cache.put(secret_hash, entry, runtime.settings.auth_cache_ttl)
-        if is_expired(ctx, entry):
-            request_id = connection.scope["state"].get("request_id", "")
-            if entry.principal.api_key_id is not None:
-                cmd = RecordExpiry(correlation_id=request_id, key_id=entry.principal.api_key_id)
-                await anyio.to_thread.run_sync(record_expiry, ctx, cmd)
-            return None
-        return entry.principal
 
     async def _rate_limit(self, connection: ASGIConnection, runtime, principal: Principal) -> None:
         decision = await runtime.limiter.hit(f"key:{principal.api_key_id}", principal.rate_limit, 60)
@@ -77,6 +58,37 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
                 f"Rate limit of {decision.limit} requests per minute exceeded for this API key.",
                 headers={"Retry-After": str(decision.reset)},
             )
+
+
+async def principal_for_token(runtime: Runtime, token: str | None, v1: bool, request_id: str = "") -> Principal | None:
+    """Who `token` stands for now: None when it is missing, unknown, revoked or expired (an
+    expiry is recorded), or a session token on `/api/v1`. Long-lived responses ask again to
+    end when the credential they were opened with stops being valid."""
+    if token and token.startswith(KEY_PREFIX):
+        return await _key_principal(runtime, token, request_id)
+    if token and not v1:
+        return await anyio.to_thread.run_sync(session_principal, runtime.ctx, token)
+    return None
+
+
+async def _key_principal(runtime: Runtime, token: str, request_id: str) -> Principal | None:
+    secret_hash = hash_secret(token)
+    ctx = runtime.ctx
+    if auth_reads_store(ctx):  # a read model is stalled: the store decides, not a cache or a stale row
+        entry = await anyio.to_thread.run_sync(principal_from_store, ctx, secret_hash)
+        return None if entry is None or is_expired(ctx, entry) else entry.principal
+    entry = await ctx.cache.get(secret_hash)
+    if entry is None:
+        entry = await anyio.to_thread.run_sync(lookup_principal, ctx, secret_hash)
+        if entry is None:
+            return None
+        await ctx.cache.put(secret_hash, entry, runtime.settings.auth_cache_ttl)
+    if is_expired(ctx, entry):
+        if entry.principal.api_key_id is not None:
+            cmd = RecordExpiry(correlation_id=request_id, key_id=entry.principal.api_key_id)
+            await anyio.to_thread.run_sync(record_expiry, ctx, cmd)
+        return None
+    return entry.principal
 
 
 # guards -------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import FrameType
 from typing import Annotated
 
@@ -27,7 +27,7 @@ from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.response import Stream
 
-from api.auth import requires_role, requires_scope
+from api.auth import presented_token, principal_for_token, requires_role, requires_scope
 from api.schema import JS_SAFE_MAX
 from api.sse import SSE_HEADERS
 from application import event_feed
@@ -38,6 +38,7 @@ from domain.principal import Principal, Role
 
 EVENT_STREAM = "text/event-stream"
 POLL_SECONDS = 0.25
+RECHECK_SECONDS = 1.0  # how soon an open stream ends after its key is revoked or its user loses admin
 STREAM_PAGE = 100  # events read per page by the stream
 _encode = msgspec.json.Encoder().encode
 
@@ -114,8 +115,15 @@ class AdminEventsController(Controller):
         query = await anyio.to_thread.run_sync(_query, ctx, params, last_event_id)
         settings = state.runtime.settings
         watch_shutdown()
-        frames = follow(state.runtime.events, request.user, query,
-                        settings.feed_heartbeat_seconds, settings.feed_stream_seconds)
+        runtime, token, opened_by = state.runtime, presented_token(request), request.user
+
+        async def still_allowed() -> bool:  # a revoked key, a demoted or suspended user: the stream ends
+            now = await principal_for_token(runtime, token, True)
+            return now is not None and now.user_id == opened_by.user_id and now.role is Role.ADMIN \
+                and now.has_scope("admin")
+
+        frames = follow(runtime.events, request.user, query, settings.feed_heartbeat_seconds,
+                        settings.feed_stream_seconds, still_allowed)
         return Stream(frames, media_type=EVENT_STREAM, headers={**SSE_HEADERS, "Content-Type": EVENT_STREAM})
 
 
@@ -124,12 +132,18 @@ def sse_frame(record: EventRecord) -> bytes:
 
 
 async def follow(feed: EventFeed, principal: Principal, query: FeedQuery, heartbeat: float,
-                 lifetime: float) -> AsyncIterator[bytes]:
-    """Page after page from `query.after`, then whatever is stored next, until `lifetime` is up."""
-    started = quiet_since = time.monotonic()
+                 lifetime: float, still_allowed: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
+    """Page after page from `query.after`, then whatever is stored next, until `lifetime` is up
+    or the credential the stream was opened with stops being valid (checked every RECHECK_SECONDS)."""
+    started = quiet_since = checked = time.monotonic()
     cursor = query.after
     yield b": events after %d\nretry: 1000\n\n" % cursor
     while time.monotonic() - started < lifetime and not DRAINING.is_set():
+        if time.monotonic() - checked >= RECHECK_SECONDS:
+            if not await still_allowed():
+                yield b": credential no longer valid\n\n"
+                return
+            checked = time.monotonic()
         page = await anyio.to_thread.run_sync(
             event_feed.read_feed, feed, principal, msgspec.structs.replace(query, after=cursor))
         for record in page.events:
@@ -140,7 +154,7 @@ async def follow(feed: EventFeed, principal: Principal, query: FeedQuery, heartb
         if page.has_more:
             continue
         while time.monotonic() - started < lifetime and not DRAINING.is_set():
-            if await anyio.to_thread.run_sync(feed.head) > cursor:
+            if await anyio.to_thread.run_sync(feed.head) > cursor or time.monotonic() - checked >= RECHECK_SECONDS:
                 break
             if time.monotonic() - quiet_since >= heartbeat:
                 yield b": heartbeat\n\n"

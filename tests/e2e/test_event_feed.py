@@ -190,8 +190,18 @@ def test_a_consumer_resumes_across_a_server_restart_and_sees_every_event_once_in
         consumer.start(second.url, admin, last_event_id=consumer.last(), after=0)  # Last-Event-ID wins over after
         for n in range(3):
             _create_key(second, admin, f"after-restart-{n}")
+        # a stream opened with a key that is then revoked ends (long before its lifetime is up)
+        status, body = send("POST", second.url + "/api/system/generate-api-key", admin,
+                            json.dumps({"name": "watcher"}).encode())
+        watcher = json.loads(body)["apiKey"]
+        watching = Consumer()
+        watching.start(second.url, watcher["secret"], after=backend.raw_events()[-1]["position"])
+        assert send("DELETE", f"{second.url}/api/system/api-key/{watcher['id']}", admin)[0] == 200
+        assert watching.ended.wait(DEADLINE), "the revoked key's stream is still open"
+        assert watching.comments[-1] == ": credential no longer valid" and watching.error is None
         head = backend.raw_events()[-1]["position"]
         consumer.wait_for(lambda: consumer.last() >= head)
+        assert not consumer.ended.is_set()  # the other key's stream goes on
     finally:
         assert second.stop() in (0, -15)
     raw = backend.raw_events()
@@ -199,7 +209,7 @@ def test_a_consumer_resumes_across_a_server_restart_and_sees_every_event_once_in
     assert [f[1] for f in consumer.frames] == [r["topic"].split(":")[1] for r in raw]
     assert all(f[2]["position"] == f[0] and f[2]["type"] == f[1] for f in consumer.frames)
     names = [f[2]["payload"]["name"] for f in consumer.frames if f[1] == "ApiKey.Issued"]
-    assert names[-11:] == [*(f"live-{n}" for n in range(5)), *(f"offline-{n}" for n in range(3)),
-                           *(f"after-restart-{n}" for n in range(3))]
+    assert names[-12:] == [*(f"live-{n}" for n in range(5)), *(f"offline-{n}" for n in range(3)),
+                           *(f"after-restart-{n}" for n in range(3)), "watcher"]
     assert admin not in json.dumps(consumer.frames)
     assert not any("secret_hash" in f[2]["payload"] for f in consumer.frames)
