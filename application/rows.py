@@ -145,18 +145,6 @@ class DocumentUse(msgspec.Struct, frozen=True):
     pinned_in: tuple[int, ...]
 
 
-class WorkspaceThreadRow(msgspec.Struct, frozen=True):
-    """A thread as the workspace routes list it (upstream's workspace_threads row)."""
-
-    id: int
-    workspace_id: int
-    user_id: int
-    name: str
-    slug: str
-    created_at: str
-    updated_at: str
-
-
 # vectors -------------------------------------------------------------------------------------
 class ChunkRow(msgspec.Struct, frozen=True):
     """One embedded chunk of a document in a workspace (`workspace` is its aggregate id)."""
@@ -173,6 +161,8 @@ class ChunkRow(msgspec.Struct, frozen=True):
 
 # chats ---------------------------------------------------------------------------------------
 class ThreadRow(msgspec.Struct, frozen=True):
+    """A thread (upstream's workspace_threads row), as the thread and workspace routes show it."""
+
     id: int
     workspace_id: int
     user_id: int

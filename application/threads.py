@@ -33,7 +33,7 @@ def owned_thread(ctx: Context, principal: Principal, workspace: WorkspaceRow, sl
 
 def list_threads(ctx: Context, principal: Principal, workspace_slug: str) -> list[ThreadRow]:
     workspace = visible_workspace(ctx, principal, workspace_slug, _own_scope(principal))
-    return ctx.chats.user_threads(workspace.id, principal.user_id)
+    return ctx.chats.threads_of(workspace.id, principal.user_id)
 
 
 class CreateThread(Command, frozen=True, kw_only=True):

@@ -156,7 +156,7 @@ class VectorsView(ReadModel, Protocol):
 # chats: exchanges, threads, history resets ---------------------------------------------------
 class ChatsView(ReadModel, Protocol):
     # library slice: the threads the workspace routes list ------------------------------------
-    def threads_of(self, workspace_id: int, user_id: int) -> list[application.rows.WorkspaceThreadRow]:
+    def threads_of(self, workspace_id: int, user_id: int) -> list[application.rows.ThreadRow]:
         """The user's threads in the workspace, by id."""
     # end of the library slice's block ----------------------------------------------------------
 
@@ -191,9 +191,6 @@ class ChatsView(ReadModel, Protocol):
 
     def thread(self, workspace_id: int, slug: str) -> application.rows.ThreadRow | None:
         """The workspace's thread with this slug."""
-
-    def user_threads(self, workspace_id: int, user_id: int) -> list[application.rows.ThreadRow]:
-        """A user's threads in a workspace, oldest first."""
 
     def chat_log(self, offset: int, limit: int) -> list[application.rows.ChatLogRow]:
         """Every exchange, newest first (admin chat logs)."""

@@ -9,7 +9,7 @@ import msgspec
 
 from application.access import check_admin_or_manager, check_can_manage_content, check_scope
 from application.ledger import Command, Context
-from application.rows import SettingValue, UserRow, WorkspaceDocumentRow, WorkspaceRow, WorkspaceThreadRow
+from application.rows import SettingValue, UserRow, WorkspaceDocumentRow, WorkspaceRow, ThreadRow
 from domain.embeds import Embed, embed_uuid
 from domain.errors import NotFound
 from domain.principal import Actor, Principal, Role, Scope
@@ -71,7 +71,7 @@ def workspace_documents(ctx: Context, workspace_id: int) -> list[dict[str, objec
              "metadata": msgspec.json.encode(d.metadata).decode()} for d in documents_of(ctx, workspace_id)]
 
 
-def threads_of(ctx: Context, principal: Principal, workspace_id: int) -> list[WorkspaceThreadRow]:
+def threads_of(ctx: Context, principal: Principal, workspace_id: int) -> list[ThreadRow]:
     """The caller's threads in the workspace (what upstream's workspace routes list)."""
     return ctx.chats.threads_of(workspace_id, principal.user_id)
 

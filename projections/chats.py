@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
-from application.rows import ChatLogRow, EmbedChat, HistoryRow, ThreadRow, WorkspaceThreadRow
+from application.rows import ChatLogRow, EmbedChat, HistoryRow, ThreadRow
 from domain.chats import Chat, HistoryReset
 from domain.threads import Thread
 from domain.workspaces import Workspace
@@ -134,13 +134,13 @@ class ChatHistory(ReadModelView):
     """Queries on chat exchanges, threads and history resets."""
 
     # library slice: the threads the workspace routes list (application.views.ChatsView) ------
-    def threads_of(self, workspace_id: int, user_id: int) -> list[WorkspaceThreadRow]:
+    def threads_of(self, workspace_id: int, user_id: int) -> list[ThreadRow]:
         """The user's threads in the workspace, by id. A listing only (nothing is authorised by
         it), so a stalled chats view still answers, as it stood."""
         with self._read(stale_ok=True) as tx:
             rows = tx.all("SELECT id, workspace_id, user_id, name, slug, created_at, updated_at FROM threads"
                           " WHERE workspace_id = ? AND user_id = ? ORDER BY id", (workspace_id, user_id))
-        return [msgspec.convert(r, WorkspaceThreadRow) for r in rows]
+        return [msgspec.convert(r, ThreadRow) for r in rows]
     # end of the library slice's block ----------------------------------------------------------
 
     _HISTORY = "SELECT id, prompt, reply, response, feedback, created_at FROM chats"
@@ -216,11 +216,6 @@ class ChatHistory(ReadModelView):
         with self._read() as tx:
             row = tx.one(self._THREAD + " WHERE workspace_id = ? AND slug = ?", (workspace_id, slug))
         return ThreadRow(**row) if row else None
-
-    def user_threads(self, workspace_id: int, user_id: int) -> list[ThreadRow]:
-        with self._read() as tx:
-            rows = tx.all(self._THREAD + " WHERE workspace_id = ? AND user_id = ? ORDER BY id", (workspace_id, user_id))
-        return [ThreadRow(**r) for r in rows]
 
     # chat logs (admins)
     _LOG = ("SELECT id, position, workspace_id, user_id, thread_key, session_key, embed_id, api_key_id, prompt,"

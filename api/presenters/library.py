@@ -7,7 +7,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from application.rows import (
-    DocumentRow, DocumentUse, SettingValue, UserRow, WorkspaceDocumentRow, WorkspaceRow, WorkspaceThreadRow,
+    DocumentRow, DocumentUse, SettingValue, UserRow, WorkspaceDocumentRow, WorkspaceRow, ThreadRow,
 )
 from application.search import SearchHit
 
@@ -233,7 +233,7 @@ class MembersAnswer(msgspec.Struct):
 
 
 def workspace_out(row: WorkspaceRow, documents: list[WorkspaceDocumentRow] | None = None,
-                  threads: list[WorkspaceThreadRow] | None = None) -> WorkspaceOut:
+                  threads: list[ThreadRow] | None = None) -> WorkspaceOut:
     s = row.settings
     return WorkspaceOut(
         id=row.id, name=row.name, slug=row.slug, vectorTag=None, createdAt=row.created_at,
