@@ -10,10 +10,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import pytest
 
 from tests.support.app import bearer, client_for, multi_user_keys, owner_key
 from tests.support.files import make_pdf
+from tests.support.web import http_server
 
 UPLOAD = "/api/v1/document/upload"
 DEFAULT_FOLDER = "custom-documents"
@@ -191,15 +191,8 @@ class PageHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def web() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), PageHandler)
-    thread = threading.Thread(target=server.serve_forever, name="test-web", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with http_server(PageHandler) as url:
+        yield url
 
 
 # --- uploads ---

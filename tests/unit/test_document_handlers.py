@@ -5,9 +5,8 @@ each kind, folders, moves, and removal unembedding a document from every workspa
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import msgspec
 import pytest
@@ -21,6 +20,7 @@ from application.workspaces import CreateWorkspace, UpdateEmbeddings, create_wor
 from domain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
 from domain.principal import Principal
 from tests.support.memory import head, kinds, memory_runtime, new_events, owner, stamps, user, with_key
+from tests.support.web import http_server
 
 TEXT = "Sea otters hold hands while they sleep so they do not drift apart."
 
@@ -153,15 +153,8 @@ class _Page(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def web() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with http_server(_Page) as url:
+        yield url
 
 
 def test_upload_link_fetches_the_page_and_records_its_url(tmp_path, web):
