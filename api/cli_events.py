@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -167,6 +168,10 @@ def cmd_tail(args: argparse.Namespace) -> None:
         sys.stdout.flush()
         if not args.follow:
             return
+        # Ctrl-C, `kill -INT` and `kill` all end the follow cleanly, even when the parent started
+        # this process with SIGINT ignored (a background job of a script, a test runner's worker).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             while True:
                 notifications = store.recorder.select_notifications(last + 1, BATCH)
