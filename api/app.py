@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+import msgspec
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
@@ -36,6 +37,9 @@ log = logging.getLogger("ledgerllm")
 
 
 def create_app(settings: Settings) -> Litestar:
+    # A server process: its PostgreSQL pool has the server's size, its connections say "serve".
+    settings = msgspec.structs.replace(settings, pg_role="serve")
+
     @asynccontextmanager
     async def runtime(app: Litestar) -> AsyncIterator[None]:
         app.state.runtime = await anyio.to_thread.run_sync(lambda: open_runtime(
