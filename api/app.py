@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +26,7 @@ from api.deps import provide_ctx
 from api.errors import EXCEPTION_HANDLERS, JsonRequest, document_errors
 from api.requestlog import RequestIdMiddleware, stamp_response
 from api.routes import embed_public, health, keys, public, system, v1
+from api.warmup import Warmup
 from api.wiring import open_runtime
 from application.ledger import Context, ReadOnly
 from domain.chats import Chat
@@ -50,10 +50,13 @@ def create_app(settings: Settings) -> Litestar:
                  "Redis" if settings.redis_url and read_only is None else "in-process",
                  "" if read_only is None else f", read-only at position {read_only}")
         ctx = app.state.runtime.ctx
-        if settings.embed_model:  # load the models now, without holding up start-up
-            threading.Thread(target=ctx.content.embedder.warm, daemon=True).start()
+        app.state.warmup = warmup = Warmup()
+        if settings.embed_model:  # load the models now, without holding up start-up; not ready until then
+            embedder = ctx.content.embedder
+            warmup.start("embedder", embedder.warm, lambda: bool(getattr(embedder, "loaded", True)))
             if settings.llm_model:
-                threading.Thread(target=ctx.completions.warm, daemon=True).start()
+                warmup.start("completions client", ctx.completions.warm,
+                             lambda: bool(getattr(ctx.completions, "loaded", True)))
         try:
             yield
         finally:

@@ -244,8 +244,9 @@ class CompletionsPort:
 
     def _get(self) -> Any:
         if self._adapter is None:
-            from infrastructure.completions import LiteLLMCompletions
+            from infrastructure.completions import LiteLLMCompletions, load_litellm
 
+            load_litellm()
             self._adapter = LiteLLMCompletions()
         return self._adapter
 
@@ -254,6 +255,11 @@ class CompletionsPort:
         from infrastructure.completions import load_litellm
 
         load_litellm()
+        self._get()
+
+    @property
+    def loaded(self) -> bool:
+        return self._adapter is not None
 
     def complete(self, config: CompletionConfig, messages: list[Message], *,
                  temperature: float | None = None) -> CompletionReply:
