@@ -11,6 +11,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
+import pytest
 
 from tests.support.app import LEDGERLLM, Backend
 from tests.support.process import get, running_server, send, wait_until
@@ -85,3 +86,15 @@ def test_a_server_and_a_cli_command_stay_within_their_connection_budgets(tmp_pat
         assert "read models equal their rebuild" in err, err
         assert 0 < command.highest <= CLI_BUDGET, f"the CLI used {command.highest} connections"
         assert _count(monitor, name) <= LOAD_BUDGET
+
+
+@pytest.mark.parametrize("env, name", [
+    ({"PG_POOL_SIZE": "0"}, "PG_POOL_SIZE"), ({"PG_POOL_SIZE": "4", "PG_POOL_MAX": "3"}, "PG_POOL_MAX"),
+    ({"PG_POOL_MAX": "lots"}, "PG_POOL_MAX"), ({"PG_PREPARED_STATEMENTS": "maybe"}, "PG_PREPARED_STATEMENTS"),
+])
+def test_bad_pool_settings_are_refused_with_their_name(env, name):
+    from infrastructure.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match=name):
+        load_settings(env)
+    assert load_settings({"PG_PREPARED_STATEMENTS": "off"}).pg_prepared_statements is False
