@@ -103,10 +103,10 @@ def acquire(conninfo: dict[str, Any], role: str, size: PoolSize, prepare: bool =
     return shared
 
 
-def open_pools() -> dict[str, tuple[int, int]]:
-    """For status output and tests: application name -> (min, max) of each open pool."""
+def open_pools(dbname: str) -> dict[str, PoolSize]:
+    """This process's open pools on the database `dbname`: application name -> size."""
     with _LOCK:
-        return {p.pool.name: (p.pool.min_size, p.pool.max_size) for p in _POOLS.values()}
+        return {p.pool.name: PoolSize(p.pool.min_size, p.pool.max_size) for p in _POOLS.values() if p.key[4] == dbname}
 
 
 class PooledDatastore(PostgresDatastore):
