@@ -64,21 +64,30 @@ class HealthController(Controller):
         warmup = getattr(state, "warmup", None)
         if warmup is not None:
             reasons += warmup.reasons()
-        projections = []
-        for runner in runtime.runners:
-            stall = runner.stall
-            position = runner.position() if head is not None else 0
-            behind = max(0, (head or 0) - position)
-            if stall is not None:
-                reasons.append(f"read model {runner.name} is stalled at event {stall.position} ({stall.topic})")
-            elif head is not None and behind:
-                reasons += _lagging(runtime, runner.name, position, behind)
-            projections.append(ProjectionHealth(runner.name, position, behind, stall is not None,
-                                                stall.position if stall else None))
+        projections = _read_models(runtime, head, reasons)
         probe = getattr(runtime.ctx.cache, "probe", None)
         degraded = [problem] if probe is not None and (problem := probe()) else []
         body = Readiness(not reasons, reasons, degraded, head, projections)
         return Response(body, status_code=200 if body.ready else 503)
+
+
+def _read_models(runtime: Runtime, head: int | None, reasons: list[str]) -> list[ProjectionHealth]:
+    """Each read model's position and lag behind `head` (None: the store is unreachable);
+    adds to `reasons` each one stalled or lagging too far."""
+    # A read-only server shows the store as it was at start-up: its views are meant to stay there.
+    shown = head if head is None or runtime.ctx.read_only is None else min(head, runtime.ctx.read_only)
+    projections = []
+    for runner in runtime.runners:
+        stall = runner.stall
+        position = runner.position() if head is not None else 0
+        behind = max(0, (shown or 0) - position)
+        if stall is not None:
+            reasons.append(f"read model {runner.name} is stalled at event {stall.position} ({stall.topic})")
+        elif head is not None and behind:
+            reasons += _lagging(runtime, runner.name, position, behind)
+        projections.append(ProjectionHealth(runner.name, position, behind, stall is not None,
+                                            stall.position if stall else None))
+    return projections
 
 
 def _lagging(runtime: Runtime, name: str, position: int, behind: int) -> list[str]:
