@@ -114,7 +114,7 @@ class PooledDatastore(PostgresDatastore):
     `schema`: a scratch copy's tables, which its unqualified SQL reaches through a `SET LOCAL
     search_path` in each transaction (`bulk`: and without waiting for the WAL flush)."""
 
-    def __init__(self, shared: SharedPool, *, schema: str = "", bulk: bool = False) -> None:  # noqa: PLR0913
+    def __init__(self, shared: SharedPool, *, schema: str = "", bulk: bool = False) -> None:
         # What PostgresDatastore.__init__ sets, without the pool it would make.
         self.idle_in_transaction_session_timeout = IDLE_IN_TRANSACTION_SECONDS
         self.pre_ping, self.pool_open_timeout, self.single_row_tracking = True, None, True
