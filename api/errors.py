@@ -167,7 +167,8 @@ class ErrorDocs:
         422: "The input is well-formed but cannot be processed.",
         429: "Too many requests for this key or address; see Retry-After.",
         502: "The model provider failed.",
-        503: "A read model is catching up or unavailable, or a service is not configured; see Retry-After.",
+        503: "A read model is catching up or unavailable, the store is unreachable or busy, or a service is "
+             "not configured; see Retry-After.",
         504: "The model provider timed out.",
     }
 
