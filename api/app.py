@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+import msgspec
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
@@ -27,6 +27,7 @@ from api.deps import provide_ctx
 from api.errors import EXCEPTION_HANDLERS, JsonRequest, document_errors
 from api.requestlog import RequestIdMiddleware, stamp_response
 from api.routes import embed_public, health, keys, public, system, v1
+from api.warmup import Warmup
 from api.wiring import open_runtime
 from application.ledger import Context, ReadOnly
 from domain.chats import Chat
@@ -43,7 +44,8 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def runtime(app: Litestar) -> AsyncIterator[None]:
-        settings: Settings = app.state.settings
+        # A server process: its PostgreSQL pool has the server's size, its connections say "serve".
+        settings = msgspec.structs.replace(app.state.settings, pg_role="serve")
         app.state.runtime = await anyio.to_thread.run_sync(lambda: open_runtime(
             settings, follow=True, observe=metrics.observe, observed_topics=frozenset({get_topic(Chat.Recorded)})))
         metrics.LAG.runtime = app.state.runtime
@@ -52,10 +54,13 @@ def create_app(settings: Settings) -> Litestar:
                  "Redis" if settings.redis_url and read_only is None else "in-process",
                  "" if read_only is None else f", read-only at position {read_only}")
         ctx = app.state.runtime.ctx
-        if settings.embed_model:  # load the models now, without holding up start-up
-            threading.Thread(target=ctx.content.embedder.warm, daemon=True).start()
+        app.state.warmup = warmup = Warmup()
+        if settings.embed_model:  # load the models now, without holding up start-up; not ready until then
+            embedder = ctx.content.embedder
+            warmup.start("embedder", embedder.warm, lambda: bool(getattr(embedder, "loaded", True)))
             if settings.llm_model:
-                threading.Thread(target=ctx.completions.warm, daemon=True).start()
+                warmup.start("completions client", ctx.completions.warm,
+                             lambda: bool(getattr(ctx.completions, "loaded", True)))
         try:
             yield
         finally:

@@ -60,7 +60,7 @@ class Store:
         """A projection's runner, caught up with the store."""
         from infrastructure.eventstore import open_view
 
-        view = open_view(self.settings, projection_class.name, projection_class.views(), pool_size=1)
+        view = open_view(self.settings, projection_class.name, projection_class.views())
         runner = ProjectionRunner(self.ledger, projection_class(view))
         self._runners.append(runner)
         runner.catch_up()

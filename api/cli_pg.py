@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from api.progress import fail, mib, say
+from infrastructure.pg_pool import application_name
 
 APP = "Ledger"  # application.ledger.Ledger.name: the tracking rows' application name
 EVENTS_TABLE = "ledger_events"  # its PostgreSQL events table
@@ -80,14 +81,14 @@ def pg_positions(conn: Any) -> tuple[int, dict[str, int]]:
 def pg_read_model_positions(database_url: str) -> dict[str, int]:
     import psycopg
 
-    with psycopg.connect(database_url, connect_timeout=10) as conn:
+    with psycopg.connect(database_url, connect_timeout=10, application_name=application_name("cli")) as conn:
         return pg_positions(conn)[1]
 
 
 def pg_has_events(database_url: str) -> bool:
     import psycopg
 
-    with psycopg.connect(database_url, connect_timeout=10) as conn:
+    with psycopg.connect(database_url, connect_timeout=10, application_name=application_name("cli")) as conn:
         return bool(pg_positions(conn)[0])
 
 
@@ -104,7 +105,7 @@ def pg_dump_snapshot(database_url: str, path: Path) -> dict[str, Any]:
     returned are exactly those of the dump."""
     import psycopg
 
-    with psycopg.connect(database_url, connect_timeout=10) as conn:
+    with psycopg.connect(database_url, connect_timeout=10, application_name=application_name("cli")) as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]

@@ -25,7 +25,7 @@ def projections_status(args: argparse.Namespace) -> None:
         head = store.recorder.max_notification_id() or 0
         rows = []
         for projection in PROJECTIONS.values():
-            view = open_view(store.settings, projection.name, projection.views(), pool_size=1)
+            view = open_view(store.settings, projection.name, projection.views())
             try:
                 position = view.max_tracking_id(store.ledger.name) or 0
                 stall = StallRecord(view, projection.name).get()

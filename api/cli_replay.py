@@ -37,6 +37,7 @@ import msgspec
 from api.cli_events import open_ledger
 from api.progress import Progress, fail, say
 from api.wiring import make_projection
+from infrastructure.pg_pool import application_name
 from projections.catalog import PROJECTIONS
 from application.audit import Bound, parse_bound
 from application.ledger import Ledger
@@ -218,7 +219,7 @@ def _copy_cache_from_postgres(url: str, view: Any) -> int:
     import psycopg
 
     copied = 0
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(url, connect_timeout=10, application_name=application_name("cli")) as conn:
         if conn.execute("SELECT to_regclass('embedding_cache')").fetchone()[0] is None:
             return 0
         with conn.cursor(name="ledgerllm_replay_cache") as cursor:  # server-side: a batch at a time

@@ -19,7 +19,8 @@ from http import HTTPStatus
 from typing import Any, ClassVar
 
 import msgspec
-from eventsourcing.persistence import IntegrityError
+import psycopg
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 from litestar import Litestar, Request, Response
 from litestar.connection import Request as BaseRequest
 from litestar.exceptions import ClientException, HTTPException, ValidationException
@@ -104,6 +105,13 @@ def handle_unavailable(request: Request, exc: ProjectionLagging) -> Response:
     return error_response(request, "The read model is catching up; try again shortly.", 503, {"Retry-After": "1"})
 
 
+def handle_store_unavailable(request: Request, exc: Exception) -> Response:
+    """PostgreSQL unreachable, or every pooled connection busy for the pool's wait (PG_POOL_MAX
+    reached under load): the client may retry; nothing was stored."""
+    log.warning("store unavailable: %s: %s", type(exc).__name__, exc)
+    return error_response(request, "The store is unavailable or busy; try again shortly.", 503, {"Retry-After": "1"})
+
+
 def handle_stalled(request: Request, exc: ProjectionStalled) -> Response:
     return error_response(request, str(exc), 503)
 
@@ -125,6 +133,9 @@ EXCEPTION_HANDLERS = {
     IntegrityError: handle_conflict,
     ProjectionLagging: handle_unavailable,
     ProjectionStalled: handle_stalled,
+    OperationalError: handle_store_unavailable,
+    InterfaceError: handle_store_unavailable,
+    psycopg.OperationalError: handle_store_unavailable,
     UnicodeDecodeError: handle_undecodable,
     Exception: handle_unexpected,
 }
@@ -156,7 +167,8 @@ class ErrorDocs:
         422: "The input is well-formed but cannot be processed.",
         429: "Too many requests for this key or address; see Retry-After.",
         502: "The model provider failed.",
-        503: "A read model is catching up or unavailable, or a service is not configured; see Retry-After.",
+        503: "A read model is catching up or unavailable, the store is unreachable or busy, or a service is "
+             "not configured; see Retry-After.",
         504: "The model provider timed out.",
     }
 

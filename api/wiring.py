@@ -175,10 +175,6 @@ def _content(settings: Settings, vectors: ProjectionRunner, parse: Parse) -> Con
     )
 
 
-# PostgreSQL connections each view keeps open in a server process (more open under load).
-_POOL_SIZES = {"audit_log": 1}  # the follower writes it, admins read it rarely
-
-
 def make_projection(settings: Settings, name: str, view: TrackingRecorder | None = None) -> SqlProjection:
     """The read model `name` on its live view (or on `view`, e.g. a scratch one for a rebuild),
     with the adapters it needs: the vectors projection re-chunks document text from the blob
@@ -190,7 +186,7 @@ def make_projection(settings: Settings, name: str, view: TrackingRecorder | None
     cls = PROJECTIONS[name]
     live = view is None
     if view is None:
-        view = open_view(settings, name, cls.views(), pool_size=_POOL_SIZES.get(name, 1))
+        view = open_view(settings, name, cls.views())
     if cls is VectorsProjection:
         from infrastructure.pg_blobs import blob_store
 
@@ -248,8 +244,9 @@ class CompletionsPort:
 
     def _get(self) -> Any:
         if self._adapter is None:
-            from infrastructure.completions import LiteLLMCompletions
+            from infrastructure.completions import LiteLLMCompletions, load_litellm
 
+            load_litellm()
             self._adapter = LiteLLMCompletions()
         return self._adapter
 
@@ -258,6 +255,11 @@ class CompletionsPort:
         from infrastructure.completions import load_litellm
 
         load_litellm()
+        self._get()
+
+    @property
+    def loaded(self) -> bool:
+        return self._adapter is not None
 
     def complete(self, config: CompletionConfig, messages: list[Message], *,
                  temperature: float | None = None) -> CompletionReply:

@@ -9,18 +9,19 @@ chain in `ledger_chain`, see infrastructure/chain.py), each projection's tables 
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory, TrackingRecorder
-from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import Environment, get_topic
 from psycopg.sql import SQL, Identifier
 
 from infrastructure.chain import ChainedPostgresRecorder, ChainedSQLiteRecorder
 from infrastructure.mapper import MsgspecMapper
+from infrastructure.pg_pool import BULK, CLI_POOL, SCHEMA, PoolSize, pool_env, pooled_connection
 from infrastructure.settings import Settings, postgres_env
 from infrastructure.sqlite_store import BUSY_TIMEOUT, LedgerSQLiteFactory
 
@@ -41,14 +42,8 @@ def ledger_env(settings: Settings) -> dict[str, str]:
     if settings.in_memory:
         env["PERSISTENCE_MODULE"] = "eventsourcing.popo"
     elif settings.database_url:
-        env.update(postgres_env(settings.database_url), PERSISTENCE_MODULE="eventsourcing.postgres",
+        env.update(postgres_env(settings.database_url), **_pool_env(settings),
                    APPLICATION_RECORDER_TOPIC=get_topic(ChainedPostgresRecorder))
-        # Connections kept open per process; more (up to the overflow) are opened under load.
-        env["POSTGRES_POOL_SIZE"] = "2"
-        env["POSTGRES_MAX_OVERFLOW"] = "10"
-        # A pooled connection is checked before use, so one broken by a PostgreSQL restart is
-        # replaced instead of failing the request that drew it.
-        env["POSTGRES_PRE_PING"] = "y"
     else:
         env.update(
             PERSISTENCE_MODULE=SQLITE_MODULE,
@@ -59,15 +54,11 @@ def ledger_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def projection_env(settings: Settings, name: str, pool_size: int = 1) -> dict[str, str]:
-    """`pool_size`: PostgreSQL connections the view keeps open (more are opened under load)."""
+def projection_env(settings: Settings, name: str) -> dict[str, str]:
     if settings.in_memory:
         return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": ":memory:"}
     if settings.database_url:
-        env = postgres_env(settings.database_url)
-        env.update(PERSISTENCE_MODULE="eventsourcing.postgres", POSTGRES_POOL_SIZE=str(pool_size),
-                   POSTGRES_MAX_OVERFLOW="6", POSTGRES_PRE_PING="y")
-        return env
+        return {**postgres_env(settings.database_url), **_pool_env(settings)}
     return {
         "PERSISTENCE_MODULE": SQLITE_MODULE,
         "SQLITE_DBNAME": str(_data_dir(settings) / f"{name}.db"),
@@ -76,18 +67,21 @@ def projection_env(settings: Settings, name: str, pool_size: int = 1) -> dict[st
 
 
 def open_view(settings: Settings, name: str, view_classes: dict[str, type[TrackingRecorder]],
-              pool_size: int = 1, *, directory: Path | None = None, schema: str | None = None,
+              *, directory: Path | None = None, schema: str | None = None,
               bulk: bool = False) -> TrackingRecorder:
     """Construct the projection `name`'s view for the configured backend, creating its tables.
+    On PostgreSQL every view (and the store) draws on the process's one pool (infrastructure/pg_pool.py).
 
     A view beside the live one (a rebuild, a verify): with SQLite, `directory` holds its file;
     with PostgreSQL, `schema` holds its tables (created if missing). `bulk`: a scratch copy,
     thrown away if anything fails, so written without durability (SQLite: no WAL, no syncs;
     PostgreSQL: `synchronous_commit=off`, and its view classes make unlogged tables)."""
     backend = "postgres" if settings.database_url else "sqlite"
+    env_vars = projection_env(settings, name)
     if backend == "postgres" and schema:
-        return _schema_view(settings, name, view_classes[backend], schema, bulk)
-    env_vars = projection_env(settings, name, pool_size)
+        with admin_connection(settings) as conn:
+            conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+        env_vars.update({SCHEMA: schema, BULK: "y" if bulk else "n"})
     if backend == "sqlite" and directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
         env_vars["SQLITE_DBNAME"] = str(directory / f"{name}.db")
@@ -97,45 +91,22 @@ def open_view(settings: Settings, name: str, view_classes: dict[str, type[Tracki
     return factory.tracking_recorder(view_classes[backend])
 
 
-class _SchemaDatastore(PostgresDatastore):
-    """A datastore whose connections resolve unqualified table names in its own schema, so
-    a projection's SQL (written without a schema) works unchanged on a scratch copy."""
-
-    def __init__(self, *args: Any, bulk: bool = False, **kwargs: Any) -> None:
-        self.bulk = bulk
-        super().__init__(*args, **kwargs)
-
-    def after_connect_func(self) -> Any:
-        configure = super().after_connect_func()
-        statements = [SQL("SET search_path TO {}").format(Identifier(self.schema))]
-        if self.bulk:
-            statements.append(SQL("SET synchronous_commit TO off"))
-
-        def after_connect(conn: Any) -> None:
-            configure(conn)
-            for statement in statements:
-                conn.execute(statement)
-
-        return after_connect
+def pool_size(settings: Settings) -> PoolSize:
+    """PostgreSQL connections this process keeps open (min) and opens at most (max)."""
+    return PoolSize(settings.pg_pool_size, settings.pg_pool_max) if settings.pg_role == "serve" else CLI_POOL
 
 
-def _schema_view(settings: Settings, name: str, view_class: type[TrackingRecorder], schema: str,
-                 bulk: bool) -> TrackingRecorder:
-    env = postgres_env(settings.database_url or "")
-    with psycopg.connect(settings.database_url or "", autocommit=True) as conn:
-        conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
-    datastore = _SchemaDatastore(
-        dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-        user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"],
-        connect_timeout=float(env["POSTGRES_CONNECT_TIMEOUT"]), pool_size=1, max_overflow=2, schema=schema,
-        bulk=bulk)
-    view = view_class(datastore=datastore, tracking_table_name=f"{name}_tracking")  # type: ignore[call-arg]
-    view.create_table()  # type: ignore[attr-defined]
-    return view
+def _pool_env(settings: Settings) -> dict[str, str]:
+    return pool_env(settings.pg_role, pool_size(settings), settings.pg_prepared_statements)
+
+
+def admin_connection(settings: Settings) -> AbstractContextManager[psycopg.Connection[Any]]:
+    """A connection (autocommit) from the process's pool, for statements outside any view."""
+    return pooled_connection({**postgres_env(settings.database_url or ""), **_pool_env(settings)})
 
 
 def drop_schema(settings: Settings, schema: str) -> None:
-    with psycopg.connect(settings.database_url or "", autocommit=True) as conn:
+    with admin_connection(settings) as conn:
         conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
 
 

@@ -18,7 +18,8 @@ writer waits on the first's rows, then adds nothing). Reads check the size and t
 yet moved in by `ledgerllm blobs migrate`) is copied in when first read, so it then reaches
 every process.
 
-Connections: at most `max_idle` (1) kept idle, opened on demand, checked before use and
+Connections: of its own, beside the process's pool (infrastructure/pg_pool.py), at most
+`max_open` (2) at once and `max_idle` (1) kept idle, opened on demand, checked before use and
 retried once on a fresh connection when one broke (a PostgreSQL restart); no threads.
 """
 
@@ -37,6 +38,8 @@ from infrastructure.blobs import BlobNotFound, BlobStore, check_digest
 from infrastructure.settings import Settings
 
 CHUNK = 1 << 20  # bytes per chunk row
+MAX_OPEN = 2  # connections a process's blob store has open at most (1 kept idle)
+OPEN_WAIT_SECONDS = 30.0
 HEADS, CHUNKS = "ledger_blobs", "ledger_blob_chunks"
 
 _SCHEMA = f"""
@@ -58,8 +61,12 @@ class DigestMismatch(ValueError):
 
 class PgBlobStore:
     def __init__(self, database_url: str, *, fallback: BlobStore | None = None, chunk_size: int = CHUNK,
-                 max_idle: int = 1) -> None:
+                 max_idle: int = 1, max_open: int = MAX_OPEN, application_name: str = "ledgerllm-blobs") -> None:
         self.database_url, self.fallback, self.chunk_size, self.max_idle = database_url, fallback, chunk_size, max_idle
+        self.application_name = application_name
+        # Connections open at once: a blob read inside a view's transaction (the vectors
+        # projection re-reads text) must never wait for the shared pool, so blobs keep their own.
+        self._open = threading.BoundedSemaphore(max_open)
         self._idle: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
         self._ready = False
@@ -177,14 +184,19 @@ class PgBlobStore:
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A checked connection, given back idle (rolled back) afterwards; closed if it broke."""
-        conn = self._borrow()
+        if not self._open.acquire(timeout=OPEN_WAIT_SECONDS):
+            raise psycopg.OperationalError(f"all {MAX_OPEN} blob store connections stayed busy for {OPEN_WAIT_SECONDS} s")
         try:
-            yield conn
-        except psycopg.OperationalError:
-            conn.close()
-            raise
+            conn = self._borrow()
+            try:
+                yield conn
+            except psycopg.OperationalError:
+                conn.close()
+                raise
+            finally:
+                self._give_back(conn)
         finally:
-            self._give_back(conn)
+            self._open.release()
 
     def _borrow(self) -> psycopg.Connection[Any]:
         with self._lock:
@@ -196,7 +208,7 @@ class PgBlobStore:
                 return conn
             except psycopg.Error:
                 conn.close()
-        conn = psycopg.connect(self.database_url, connect_timeout=10)
+        conn = psycopg.connect(self.database_url, connect_timeout=10, application_name=self.application_name)
         if not self._ready:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (HEADS,))  # two starting at once
@@ -224,7 +236,11 @@ def blob_store(settings: Settings) -> BlobStore | PgBlobStore:
     """The blob store for these settings: PostgreSQL when DATABASE_URL is set (falling back to
     this machine's DATA_DIR/blobs for blobs not moved in yet), else files under DATA_DIR/blobs."""
     files = BlobStore(settings.data_dir / "blobs")
-    return PgBlobStore(settings.database_url, fallback=files) if settings.database_url else files
+    if not settings.database_url:
+        return files
+    from infrastructure.pg_pool import application_name
+
+    return PgBlobStore(settings.database_url, fallback=files, application_name=application_name(settings.pg_role))
 
 
 def iter_file_blobs(root: Path) -> Iterable[tuple[str, Path]]:

@@ -40,6 +40,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     login_max_attempts: int = 10
     login_window_seconds: int = 300
     projection_poll_seconds: float = 0.05
+    # PostgreSQL connections of a server process, for the store and every read model together
+    # (infrastructure/pg_pool.py): kept open, and opened at most under load. CLI commands: 1 and 3.
+    pg_pool_size: int = 2
+    pg_pool_max: int = 10
+    pg_prepared_statements: bool = True  # off behind PgBouncer < 1.21 in transaction mode
+    pg_role: str = "cli"  # "serve" in a server process (api/app.py); names its connections and sizes its pool
+    # Readiness (GET /api/health/ready): a read model further behind the store than this many
+    # events, or missing an event stored longer ago than this many seconds, is not ready.
+    ready_max_lag_events: int = 1000
+    ready_max_lag_seconds: float = 30.0
     log_level: str = "INFO"
     upload_max_bytes: int = 50 << 20
     link_max_bytes: int = 10 << 20
@@ -81,6 +91,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.database_url is not None
 
 
+def _flag(value: str) -> bool:
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(value)
+
+
 _ENV = {
     "DATA_DIR": ("data_dir", Path),
     "HOST": ("host", str),
@@ -103,6 +121,11 @@ _ENV = {
     "LOGIN_MAX_ATTEMPTS": ("login_max_attempts", int),
     "LOGIN_WINDOW_SECONDS": ("login_window_seconds", int),
     "PROJECTION_POLL_SECONDS": ("projection_poll_seconds", float),
+    "PG_POOL_SIZE": ("pg_pool_size", int),
+    "PG_POOL_MAX": ("pg_pool_max", int),
+    "PG_PREPARED_STATEMENTS": ("pg_prepared_statements", _flag),
+    "READY_MAX_LAG_EVENTS": ("ready_max_lag_events", int),
+    "READY_MAX_LAG_SECONDS": ("ready_max_lag_seconds", float),
     "LOG_LEVEL": ("log_level", str),
     "UPLOAD_MAX_BYTES": ("upload_max_bytes", int),
     "LINK_MAX_BYTES": ("link_max_bytes", int),
@@ -156,6 +179,12 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
         raise SettingsError("REDIS_TIMEOUT must be between 0 and 30 seconds (default 0.5).")
     if not 0 < settings.feed_heartbeat_seconds <= 3600 or not 0 < settings.feed_stream_seconds:
         raise SettingsError("FEED_HEARTBEAT_SECONDS must be between 0 and 3600 and FEED_STREAM_SECONDS above 0.")
+    if not 1 <= settings.pg_pool_size <= settings.pg_pool_max <= 100:
+        raise SettingsError("PG_POOL_SIZE and PG_POOL_MAX must satisfy 1 <= PG_POOL_SIZE <= PG_POOL_MAX <= 100 "
+                            "(defaults 2 and 10).")
+    if settings.ready_max_lag_events < 0 or not settings.ready_max_lag_seconds > 0:
+        raise SettingsError("READY_MAX_LAG_EVENTS must be >= 0 (default 1000) and READY_MAX_LAG_SECONDS above 0 "
+                            "(default 30).")
     if settings.vector_approx_threshold < 0:
         raise SettingsError("VECTOR_APPROX_THRESHOLD must be >= 0 (0: always exact search).")
     if settings.database_url and not settings.database_url.startswith(("postgresql://", "postgres://")):

@@ -68,9 +68,9 @@ class Scratch:
                          schema=self.schema, bulk=True)
 
     def _drop_tables(self, projection: type[SqlProjection]) -> None:
-        import psycopg
+        from infrastructure.eventstore import admin_connection
 
-        with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
+        with admin_connection(self.settings) as conn:
             for table in [*_all_tables(projection), f"{projection.name}_tracking"]:
                 conn.execute(SQL("DROP TABLE IF EXISTS {}.{} CASCADE").format(Identifier(self.schema),
                                                                              Identifier(table)))

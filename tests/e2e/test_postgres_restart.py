@@ -13,6 +13,7 @@ def test_no_500_after_postgres_comes_back(tmp_path, pg_url, redis_url, postgres_
     backend = Backend("postgres", tmp_path / "data", pg_url, redis_url)
     key = backend.cli("api-keys", "create", "--name", "ops").stdout.strip().splitlines()[-1]
     with running_server(backend, tmp_path / "server.log") as server:
+        server.wait_warm()  # ready from here on, but for the restart
         created = [send("POST", server.url + "/api/v1/workspace/new", key, json.dumps({"name": f"before {i}"}).encode())
                    for i in range(3)]
         assert [status for status, _ in created] == [200, 200, 200]

@@ -44,6 +44,7 @@ def test_keys_keep_working_and_revocations_hold_while_redis_is_down(tmp_path, pg
     good, _ = _key(backend, "good")
     doomed, doomed_id = _key(backend, "doomed")
     with running_server(backend, tmp_path / "server.log", env={"REDIS_TIMEOUT": "0.3"}) as server:
+        server.wait_warm()  # ready from here on, but for Redis
         auth = server.url + "/api/v1/auth"
         assert get(auth, good)[0] == 200 and get(auth, doomed)[0] == 200  # both cached in Redis now
         cache = redis.Redis.from_url(own_redis.url)

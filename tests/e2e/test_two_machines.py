@@ -79,6 +79,7 @@ def test_a_document_uploaded_on_one_machine_is_embedded_and_found_through_the_ot
     try:
         for server in (first, second):
             assert "axolotl" in search(server, key, "axolotl limbs")[0]["text"].lower()
+            server.wait_warm()  # litellm may still be loading (its warm-up takes seconds)
             assert get(f"{server.url}/api/health/ready")[0] == 200
         again = answer(send("POST", f"{first.url}/api/v1/workspace/far/update-embeddings", key,
                             json.dumps({"deletes": [location]}).encode()))

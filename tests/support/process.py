@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,7 +10,7 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from tests.support.app import LEDGERLLM, Backend
 from tests.support.servers import free_port
@@ -17,6 +18,7 @@ from tests.support.servers import free_port
 # Generous: on a loaded machine (the suite must pass with CPU hogs beside it) a request can
 # wait seconds for a core; a test fails on a wrong answer, not on a slow one.
 REQUEST_TIMEOUT = 120
+T = TypeVar("T")
 
 
 class ServerProcess:
@@ -43,6 +45,15 @@ class ServerProcess:
                 time.sleep(0.1)
         raise AssertionError(f"server not ready in {timeout}s:\n{self.log_path.read_text()}")
 
+    def wait_warm(self, timeout: float = 300) -> dict:
+        """Wait until the models the server loads at start-up are loaded (readiness names
+        none as loading); return the readiness body then (it may be not ready for other reasons)."""
+        def warm() -> dict | None:
+            body = json.loads(get(self.url + "/api/health/ready")[1])
+            return None if any(r.endswith(" loading") for r in body["reasons"]) else body
+
+        return wait_until(warm, "the server's models to load", timeout)
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -53,6 +64,16 @@ class ServerProcess:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+
+def wait_until(condition: Callable[[], T | None], what: str, timeout: float = REQUEST_TIMEOUT,
+               every: float = 0.1) -> T:
+    """Poll `condition` until it returns something truthy (returned); fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(every)
+    return value
 
 
 @contextmanager
@@ -85,4 +106,4 @@ def send(method: str, url: str, key: str, body: bytes | None = None) -> tuple[in
         return e.code, e.read()
 
 
-__all__ = ["ServerProcess", "running_server", "get", "send", "os"]
+__all__ = ["ServerProcess", "running_server", "get", "send", "wait_until", "os"]
