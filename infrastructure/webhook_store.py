@@ -60,13 +60,15 @@ class DeliveryStore:
             row = tx.one(_STATE + " WHERE webhook_id = ?", (webhook_id,))
         return None if row is None else _state(row)
 
-    def advance(self, webhook_id: int, owner: str, position: int, delivered: int) -> bool:
-        """Record `position` as taken (`delivered`: events sent by this step, 0 for a skip).
-        False if the lease was lost meanwhile: the new holder resends from its checkpoint."""
+    def advance(self, webhook_id: int, owner: str, position: int, delivered: int, lease_until: float) -> bool:
+        """Record `position` as taken (`delivered`: events sent by this step, 0 for a skip) and
+        renew the lease. False if the lease was lost meanwhile: the new holder resends from its
+        checkpoint."""
         with self.view.write() as tx:
             tx.execute("UPDATE webhook_deliveries SET position = ?, failures = 0, next_attempt_at = 0,"
-                       " last_error = NULL, delivered = delivered + ? WHERE webhook_id = ? AND lease_owner = ?"
-                       " AND position < ?", (position, delivered, webhook_id, owner, position))
+                       " last_error = NULL, delivered = delivered + ?, lease_until = ? WHERE webhook_id = ?"
+                       " AND lease_owner = ? AND position < ?",
+                       (position, delivered, lease_until, webhook_id, owner, position))
             return tx.rowcount == 1
 
     def fail(self, webhook_id: int, owner: str, error: str, now: float, base: float, cap: float,

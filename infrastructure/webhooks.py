@@ -123,13 +123,19 @@ class WebhookDeliverer:
             self._stop.wait(self.settings.webhook_poll_seconds)
 
     def deliver_once(self) -> None:
-        """One round: each webhook whose lease this process gets is sent what is due."""
+        """One round: each webhook with events due is sent them, if this process gets its lease.
+        Checkpoints are read first, so an idle or parked webhook costs no write."""
         if self.accounts.stalled():
             return  # the webhook list may be out of date
-        head = self.feed.head()
+        head, now = self.feed.head(), time.time()
+        states = self.store.states()
         for hook in self.accounts.webhooks():
             if self._stop.is_set():
                 return
+            known = states.get(hook.id)
+            if (hook.start if known is None else known.position) >= head or (
+                    known is not None and (known.parked or known.next_attempt_at > now)):
+                continue
             secret = self.secrets.get(secret_key(hook.id))
             if secret is None:
                 if hook.id not in self._missing:
@@ -159,11 +165,11 @@ class WebhookDeliverer:
                 if error is not None:
                     self._failed(hook, position, error)
                     return
-                if not self.store.advance(hook.id, self.owner, position, 1):
+                if not self.store.advance(hook.id, self.owner, position, 1, time.time() + self.lease_seconds):
                     return  # the lease went to another process, which resends from its checkpoint
                 self.on_outcome("delivered")
                 cursor, sent = position, sent + 1
-            if last > cursor and not self.store.advance(hook.id, self.owner, last, 0):
+            if last > cursor and not self.store.advance(hook.id, self.owner, last, 0, time.time() + self.lease_seconds):
                 return
             cursor = last
 
