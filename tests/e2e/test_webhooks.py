@@ -9,7 +9,7 @@ import json
 import subprocess
 
 from tests.support.app import LEDGERLLM, bearer, client_for, owner_key
-from tests.support.process import ServerProcess, send
+from tests.support.process import ServerProcess, get, send
 from tests.support.webhook_receiver import WebhookReceiver, wait_until
 
 FAST = {"link_allowlist": frozenset({"127.0.0.1"}), "webhook_backoff_base_seconds": 0.05,
@@ -59,8 +59,10 @@ def test_a_receiver_that_fails_three_times_then_gets_every_event_in_order_signed
         assert any(e["type"] == "ApiKey.Issued" for e in feed)
         assert secret.encode() not in backend.all_stored_bytes()  # not in an event, a read model or a checkpoint
 
-        state = _webhook(client, key, added["webhook"]["id"])["delivery"]
-        assert state["delivered"] == len(feed) and state["failures"] == 0 and not state["parked"]
+        # the checkpoint is written just after the receiver answers: wait for it
+        state = wait_until(lambda: (s := _webhook(client, key, added["webhook"]["id"])["delivery"])
+                           and s["delivered"] == len(feed) and s, what="the checkpoint at the last event")
+        assert state["failures"] == 0 and not state["parked"] and state["position"] == feed[-1]["position"]
         metrics = client.get("/metrics").text
         assert 'ledgerllm_webhook_deliveries_total{outcome="delivered"}' in metrics
         assert f'ledgerllm_webhook_lag_events{{webhook="{added["webhook"]["id"]}"}} 0.0' in metrics
@@ -84,6 +86,7 @@ def test_a_receiver_that_always_fails_is_parked_and_replay_parked_sends_it_again
         receiver.wait_for(lambda r: len(r.taken) == 1)
         (delivery,) = receiver.taken
         assert delivery.event["type"] == "ApiKey.Issued" and delivery.position == receiver.received[0].position
+        wait_until(lambda: _webhook(client, key, hook["id"])["delivery"]["delivered"] == 1, what="the checkpoint")
         assert not _webhook(client, key, hook["id"])["delivery"]["parked"]
         listed = [json.loads(line) for line in backend.cli("webhooks", "list", "--json").stdout.splitlines()]
         assert [(w["id"], w["delivered"], w["parked"]) for w in listed] == [(hook["id"], 1, False)]
@@ -108,7 +111,15 @@ def test_admin_routes_refuse_bad_input_with_4xx_and_store_nothing(backend):
         assert denied.status_code == 403
 
 
+def _issued_after_the_webhook(backend) -> list[int]:
+    events = backend.raw_events()
+    start = next(e["position"] for e in events if e["topic"].endswith(":Webhook.Added"))
+    return [e["position"] for e in events if ":ApiKey." in e["topic"] and e["position"] > start]
+
+
 def test_two_server_processes_on_one_postgres_deliver_each_event_once(pg_backend, tmp_path):
+    """Both servers deliver (whichever holds the lease); when one stops, it hands its lease over
+    at once and the other goes on from the checkpoint: every event once, in order."""
     backend = pg_backend
     admin = backend.cli("api-keys", "create", "--name", "hooks").stdout.strip()
     with WebhookReceiver() as receiver:
@@ -120,21 +131,22 @@ def test_two_server_processes_on_one_postgres_deliver_each_event_once(pg_backend
             for server in servers:
                 server.wait_ready()
             for n in range(8):
-                status, body = send("POST", servers[n % 2].url + "/api/system/generate-api-key", admin,
-                                    json.dumps({"name": f"two-{n}"}).encode())
+                if n == 4:  # half way: the first server stops (and gives up its leases)
+                    receiver.wait_for(lambda r: len(r.taken) >= 4)
+                    assert servers[0].stop() in (0, -15)
+                server = servers[n % 2 if n < 4 else 1]
+                status, body = send("POST", server.url + "/api/system/generate-api-key", admin, b"{}")
                 assert status == 200, body
-            events = backend.raw_events()
-            start = next(e["position"] for e in events if e["topic"].endswith(":Webhook.Added"))
-            wanted = [e["position"] for e in events if ":ApiKey." in e["topic"] and e["position"] > start]
+            wanted = _issued_after_the_webhook(backend)
             assert len(wanted) == 8
             receiver.wait_for(lambda r: {d.position for d in r.taken} >= set(wanted))
             positions = [d.position for d in receiver.taken]
             assert positions == sorted(set(positions)) == wanted  # once each, in order, between the two
             assert all(d.signed_by(secret) for d in receiver.received)
+            wait_until(lambda: json.loads(get(servers[1].url + "/api/v1/admin/webhooks", admin)[1])
+                       ["webhooks"][0]["delivery"]["delivered"] == 8, what="the checkpoint at the last event")
+            assert send("DELETE", servers[1].url + "/api/v1/admin/webhooks/1", admin)[0] == 200
+            assert json.loads(get(servers[1].url + "/api/v1/admin/webhooks", admin)[1]) == {"webhooks": []}
         finally:
             codes = [s.stop() for s in servers]
         assert set(codes) <= {0, -15}, codes
-        listed = [json.loads(line) for line in backend.cli("webhooks", "list", "--json").stdout.splitlines()]
-        assert listed[0]["delivered"] == len(wanted)
-        backend.cli("webhooks", "remove", str(listed[0]["id"]))
-        assert backend.cli("webhooks", "list", "--json").stdout.strip() == ""
