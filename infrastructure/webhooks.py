@@ -127,9 +127,12 @@ class WebhookDeliverer:
         Checkpoints are read first, so an idle or parked webhook costs no write."""
         if self.accounts.stalled():
             return  # the webhook list may be out of date
+        hooks = self.accounts.webhooks()
+        if not hooks:
+            return
         head, now = self.feed.head(), time.time()
         states = self.store.states()
-        for hook in self.accounts.webhooks():
+        for hook in hooks:
             if self._stop.is_set():
                 return
             known = states.get(hook.id)
@@ -155,6 +158,8 @@ class WebhookDeliverer:
             return not hook.types or any(type_matches(qualname, t) for t in hook.types)
 
         while cursor < head and sent < ROUND_MAX and not self._stop.is_set():
+            if sent and self._removed(hook.id):
+                return  # removed during this round: not one delivery more
             records, last = self.feed.read(cursor, min(READ_BATCH, head - cursor), wanted)
             if last <= cursor:
                 return
@@ -172,6 +177,10 @@ class WebhookDeliverer:
             if last > cursor and not self.store.advance(hook.id, self.owner, last, 0, time.time() + self.lease_seconds):
                 return
             cursor = last
+
+    def _removed(self, webhook_id: int) -> bool:
+        row = self.accounts.webhook(webhook_id)
+        return row is None or row.removed_at is not None
 
     def _failed(self, hook: WebhookRow, position: int, error: str) -> None:
         s = self.settings

@@ -94,6 +94,21 @@ def test_a_receiver_that_always_fails_is_parked_and_replay_parked_sends_it_again
         assert len(replays) == 1 and replays[0]["state"]["actor_user_id"] == 1  # the CLI acts as the owner
 
 
+def test_a_removed_webhook_is_sent_nothing_more(sqlite_backend):
+    with WebhookReceiver() as removed, WebhookReceiver() as kept, client_for(sqlite_backend, **FAST) as client:
+        key = owner_key(client)
+        gone = _add(client, key, removed.url, types=["ApiKey"])["webhook"]
+        _add(client, key, kept.url, types=["ApiKey"])
+        assert client.delete(f"/api/v1/admin/webhooks/{gone['id']}", headers=bearer(key)).json() == {
+            "success": True, "error": None}
+        assert client.post("/api/system/generate-api-key", json={}, headers=bearer(key)).status_code == 200
+        kept.wait_for(lambda r: len(r.taken) == 1)  # the same rounds would have sent it to the removed one first
+        assert removed.received == []
+        listed = client.get("/api/v1/admin/webhooks?all=true", headers=bearer(key)).json()["webhooks"]
+        assert [w["removedAt"] is not None for w in listed] == [True, False]
+        assert client.delete(f"/api/v1/admin/webhooks/{gone['id']}", headers=bearer(key)).status_code == 404
+
+
 def test_admin_routes_refuse_bad_input_with_4xx_and_store_nothing(backend):
     with client_for(backend) as client:  # no LINK_ALLOWLIST: loopback and private hosts are refused
         key = owner_key(client)
