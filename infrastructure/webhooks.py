@@ -23,7 +23,6 @@ import time
 import uuid
 from collections.abc import Callable
 
-import httpx
 import msgspec
 
 from application.event_feed import EventRecord, type_matches
@@ -31,8 +30,6 @@ from application.rows import DeliveryState, WebhookRow
 from application.views import AccountsView, EventFeed
 from application.webhooks import secret_key
 from application.ports import SecretStore
-from infrastructure.fetch import FetchFailed, FetchRefused, checked_addresses
-from infrastructure.pinned_http import pinned_transport
 from infrastructure.settings import Settings
 from infrastructure.webhook_store import DeliveryStore
 
@@ -54,6 +51,10 @@ class WebhookTargetCheck:
         self.allow_hosts, self.timeout = allow_hosts, timeout
 
     def refusal(self, url: str) -> str | None:
+        import httpx  # httpx and the pinned transport load on first use (~0.4 s): CLI commands stay quick
+
+        from infrastructure.fetch import checked_addresses
+
         try:
             checked_addresses(httpx.URL(url), self.allow_hosts, time.monotonic() + self.timeout)
         except (httpx.InvalidURL, ValueError) as e:  # FetchRefused and FetchFailed are ValueErrors
@@ -64,6 +65,11 @@ class WebhookTargetCheck:
 def post_event(url: str, secret: str, webhook_id: int, record: EventRecord, allow_hosts: frozenset[str],
                timeout: float) -> str | None:
     """POST one event; None if the receiver took it (2xx), else why not."""
+    import httpx
+
+    from infrastructure.fetch import FetchFailed, FetchRefused, checked_addresses
+    from infrastructure.pinned_http import pinned_transport
+
     body = _encode(record)
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                "X-Ledgerllm-Delivery": str(record.position), "X-Ledgerllm-Event": record.type,
@@ -115,11 +121,14 @@ class WebhookDeliverer:
             log.warning("could not release webhook leases; they expire in %.0f s", self.lease_seconds)
 
     def _run(self) -> None:
+        logged = 0.0  # when an outage was last logged: once a minute, not every tick
         while not self._stop.is_set():
             try:
                 self.deliver_once()
             except Exception:  # noqa: BLE001 - a store or view outage: try again next tick
-                log.exception("webhook deliveries failed; retrying")
+                if time.monotonic() - logged > 60:
+                    logged = time.monotonic()
+                    log.exception("webhook deliveries failed; retrying every %g s", self.settings.webhook_poll_seconds)
             self._stop.wait(self.settings.webhook_poll_seconds)
 
     def deliver_once(self) -> None:
