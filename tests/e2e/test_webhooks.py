@@ -13,9 +13,9 @@ from tests.support.process import ServerProcess, get, send
 from tests.support.webhook_receiver import WebhookReceiver, wait_until
 
 FAST = {"link_allowlist": frozenset({"127.0.0.1"}), "webhook_backoff_base_seconds": 0.05,
-        "webhook_backoff_max_seconds": 0.2, "webhook_poll_seconds": 0.05, "webhook_timeout": 5.0}
+        "webhook_backoff_max_seconds": 0.2, "webhook_poll_seconds": 0.05, "webhook_timeout": 30.0}
 FAST_ENV = {"LINK_ALLOWLIST": "127.0.0.1", "WEBHOOK_BACKOFF_BASE_SECONDS": "0.05",
-            "WEBHOOK_BACKOFF_MAX_SECONDS": "0.2", "WEBHOOK_POLL_SECONDS": "0.05", "WEBHOOK_TIMEOUT": "5"}
+            "WEBHOOK_BACKOFF_MAX_SECONDS": "0.2", "WEBHOOK_POLL_SECONDS": "0.05", "WEBHOOK_TIMEOUT": "30"}
 
 
 def _cli(backend, *args: str) -> subprocess.CompletedProcess[str]:
@@ -156,7 +156,8 @@ def test_two_server_processes_on_one_postgres_deliver_each_event_once(pg_backend
             assert len(wanted) == 8
             receiver.wait_for(lambda r: {d.position for d in r.taken} >= set(wanted))
             positions = [d.position for d in receiver.taken]
-            assert positions == sorted(set(positions)) == wanted  # once each, in order, between the two
+            seen = [(d.position, d.answered) for d in receiver.received]
+            assert positions == sorted(set(positions)) == wanted, seen  # once each, in order, between the two
             assert all(d.signed_by(secret) for d in receiver.received)
             wait_until(lambda: json.loads(get(servers[1].url + "/api/v1/admin/webhooks", admin)[1])
                        ["webhooks"][0]["delivery"]["delivered"] == 8, what="the checkpoint at the last event")
