@@ -92,6 +92,9 @@ def test_a_receiver_that_always_fails_is_parked_and_replay_parked_sends_it_again
         assert [(w["id"], w["delivered"], w["parked"]) for w in listed] == [(hook["id"], 1, False)]
         replays = [e for e in backend.raw_events() if e["topic"].endswith("Webhook.ParkedReplayed")]
         assert len(replays) == 1 and replays[0]["state"]["actor_user_id"] == 1  # the CLI acts as the owner
+        assert "removed" in backend.cli("webhooks", "remove", str(hook["id"])).stderr
+        wait_until(lambda: client.get("/api/v1/admin/webhooks", headers=bearer(key)).json() == {"webhooks": []},
+                   what="the server sees the CLI's removal")
 
 
 def test_a_removed_webhook_is_sent_nothing_more(sqlite_backend):
