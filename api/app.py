@@ -47,7 +47,8 @@ def create_app(settings: Settings) -> Litestar:
         # A server process: its PostgreSQL pool has the server's size, its connections say "serve".
         settings = msgspec.structs.replace(app.state.settings, pg_role="serve")
         app.state.runtime = await anyio.to_thread.run_sync(lambda: open_runtime(
-            settings, follow=True, observe=metrics.observe, observed_topics=frozenset({get_topic(Chat.Recorded)})))
+            settings, follow=True, observe=metrics.observe, observed_topics=frozenset({get_topic(Chat.Recorded)}),
+            webhook_outcome=metrics.webhook_outcome))
         metrics.LAG.runtime = app.state.runtime
         read_only = app.state.runtime.ctx.read_only
         log.info("ledgerllm ready: %s store, %s cache%s", "PostgreSQL" if settings.postgres else "SQLite",

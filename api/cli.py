@@ -233,10 +233,6 @@ def _lazy(name: str) -> Callable[[argparse.Namespace], None]:
     return _lazy_in("cli_events", name)
 
 
-def _lazy_rebuild(name: str) -> Callable[[argparse.Namespace], None]:
-    return _lazy_in("cli_rebuild", name)
-
-
 def _add_events_commands(sub: Any) -> None:
     events = sub.add_parser("events", help="read the event store").add_subparsers(dest="action", required=True)
     tail = events.add_parser("tail", help="the newest events, oldest first; --follow keeps printing (Ctrl-C stops)")
@@ -268,12 +264,12 @@ def _add_events_commands(sub: Any) -> None:
                         "(safe while the server runs)")
     rebuild.add_argument("names", nargs="*", metavar="NAME", help="accounts, api_keys, library, vectors, chats, audit_log")
     rebuild.add_argument("--all", action="store_true", help="every read model")
-    rebuild.set_defaults(func=_lazy_rebuild("cmd_projections_rebuild"))
+    rebuild.set_defaults(func=_lazy_in("cli_rebuild", "cmd_projections_rebuild"))
     verify = sub.add_parser("verify", help="rebuild every read model into a scratch copy and compare it row by row "
                                            "with the live one; exit 1 and a diff when they differ")
     verify.add_argument("names", nargs="*", metavar="NAME", help="only these read models")
     verify.add_argument("--json", action="store_true", help="one JSON object per read model")
-    verify.set_defaults(func=_lazy_rebuild("cmd_verify"))
+    verify.set_defaults(func=_lazy_in("cli_rebuild", "cmd_verify"))
     audit = sub.add_parser("audit", help="the audit log (every event: who, which key, which request), newest first; "
                                          "`audit verify` checks the store's digest chain")
     audit_sub = audit.add_subparsers(dest="audit_action", metavar="verify|checkpoint|public-key")
@@ -283,7 +279,7 @@ def _add_events_commands(sub: Any) -> None:
     chain.add_argument("--checkpoint", metavar="FILE", nargs="+", default=[], help="signed checkpoints it must extend")
     chain.add_argument("--key", metavar="VERIFIER_KEY", help="their verifier key (text or file); default: this store's")
     chain.add_argument("--json", action="store_true")
-    chain.set_defaults(func=_lazy_rebuild("cmd_audit_verify"))
+    chain.set_defaults(func=_lazy_in("cli_rebuild", "cmd_audit_verify"))
     checkpoint = audit_sub.add_parser("checkpoint", help="verify the chain, then sign its head (Ed25519)")
     checkpoint.add_argument("--out", metavar="FILE", help="write the checkpoint here instead of stdout")
     checkpoint.set_defaults(func=_lazy_in("cli_checkpoint", "cmd_audit_checkpoint"))
@@ -322,6 +318,8 @@ def _add_ops_commands(sub: Any) -> None:
                                                    "(DATA_DIR/blobs's layout)")
     export_blobs.add_argument("dir", metavar="DIR")
     export_blobs.set_defaults(func=_lazy_in("cli_blobs", "cmd_blobs_export"))
+    from api.cli_webhooks import add_webhook_commands  # the parser only; its commands import lazily
+    add_webhook_commands(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:

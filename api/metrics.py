@@ -22,6 +22,9 @@ from domain.chats import Chat
 EVENTS = Counter("ledgerllm_events_appended_total", "Events appended to the store, by type", ["type"])
 LLM_SECONDS = Histogram("ledgerllm_llm_seconds", "Model time per chat exchange", ["model", "status"],
                         buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120))
+WEBHOOK_DELIVERIES = Counter("ledgerllm_webhook_deliveries_total",
+                             "Webhook deliveries by this process: delivered, failed (each failed attempt), parked",
+                             ["outcome"])
 LLM_TOKENS = Counter("ledgerllm_llm_tokens_total", "Tokens sent to and received from models", ["model", "kind"])
 
 
@@ -100,6 +103,11 @@ def observe(topics: Iterable[str], events: Iterable[Any]) -> None:
             LLM_TOKENS.labels(model=e.model, kind="completion").inc(e.completion_tokens)
 
 
+def webhook_outcome(kind: str) -> None:
+    """Called by the webhook deliverer for each outcome."""
+    WEBHOOK_DELIVERIES.labels(outcome=kind).inc()
+
+
 class ProjectionLag(Collector):
     """Each read model's distance from the head of the store, and whether it is stalled at an
     event it cannot apply (1) or not (0), read at scrape time."""
@@ -119,6 +127,28 @@ class ProjectionLag(Collector):
                 stalled.add_metric([runner.name], 0 if runner.stall is None else 1)
         yield gauge
         yield stalled
+        yield from self._webhooks()
+
+    def _webhooks(self) -> Iterable[GaugeMetricFamily]:
+        """Each webhook's distance from the head (events it has not taken or passed), and whether it is parked."""
+        lag = GaugeMetricFamily("ledgerllm_webhook_lag_events", "Events a webhook has not been sent (or passed) yet",
+                                labels=["webhook"])
+        parked = GaugeMetricFamily("ledgerllm_webhook_parked", "1 while the webhook is parked after failures",
+                                   labels=["webhook"])
+        rt = self.runtime
+        if rt is not None and rt.deliveries is not None:
+            head = rt.ctx.ledger.recorder.max_notification_id() or 0
+            try:
+                states, hooks = rt.deliveries.states(), rt.ctx.accounts.webhooks()
+            except Exception:  # noqa: BLE001 - a stalled accounts view or a store outage: no figures now
+                states, hooks = {}, []
+            for hook in hooks:
+                state = states.get(hook.id)
+                position = hook.start if state is None else state.position
+                lag.add_metric([str(hook.id)], max(0, head - position))
+                parked.add_metric([str(hook.id)], 1 if state is not None and state.parked else 0)
+        yield lag
+        yield parked
 
 
 LAG = ProjectionLag()

@@ -18,6 +18,7 @@ from application.ids import IdBlocks
 from application.llm import CompletionFailed, LLMDefaults
 from application.ports import (
     Clock, CompletionChunk, CompletionConfig, CompletionReply, ContentServices, Message, Parse, RateLimiter,
+    WebhookServices,
 )
 from application.views import EventFeed
 from application.users import install
@@ -32,6 +33,8 @@ from infrastructure.tokens import JwtTokens, jwt_secret
 from infrastructure.clock import SystemClock
 from infrastructure.files import make_private
 from infrastructure.parse_pool import ParserPool
+from infrastructure.webhook_store import DeliveryStore
+from infrastructure.webhooks import WebhookDeliverer, WebhookTargetCheck
 from projections.accounts import Accounts
 from projections.api_keys import ApiKeyListing
 from projections.audit_log import AuditLog
@@ -61,6 +64,8 @@ class Runtime:
     follower: Follower | None = None
     closers: list[Any] = field(default_factory=list)
     parsers: Any = None  # the ParserPool: worker processes, stopped on close
+    deliveries: DeliveryStore | None = None  # webhook checkpoints
+    deliverer: WebhookDeliverer | None = None  # the server's webhook thread
 
     def runner(self, name: str) -> ProjectionRunner:
         return next(r for r in self.runners if r.name == name)
@@ -71,8 +76,12 @@ class Runtime:
         return StoreEventFeed(self.ctx.ledger)
 
     def close(self) -> None:
+        if self.deliverer:
+            self.deliverer.stop()
         if self.follower:
             self.follower.stop()
+        if self.deliveries:
+            self.deliveries.close()
         if self.parsers:
             self.parsers.close()
         index = self.ctx.content.index
@@ -93,7 +102,8 @@ def _drop_everywhere(ctx: Context, secret_hashes: list[str]) -> None:
 
 
 def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = None,
-                 observed_topics: frozenset[str] = frozenset(), clock: Clock | None = None) -> Runtime:
+                 observed_topics: frozenset[str] = frozenset(), clock: Clock | None = None,
+                 webhook_outcome: Any = None) -> Runtime:
     """Open the store, the views and the adapters; install the owner on first start.
 
     `follow=True` (the server) starts a thread that keeps the views caught up with events
@@ -101,7 +111,8 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
 
     `settings.read_only` (e.g. a replay made by `ledgerllm replay`): the views catch up with
     what is stored now and stay there; nothing is installed, followed or shared through Redis,
-    and every save raises `ReadOnly` before it writes."""
+    and every save raises `ReadOnly` before it writes. A following server also delivers webhooks
+    (`webhook_outcome(kind)`: told of each delivery's outcome, for the metrics)."""
     make_private(settings.data_dir)  # before SQLite creates a file in it
     ledger = Ledger(env=ledger_env(settings))
     if settings.read_only:
@@ -119,6 +130,7 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
         cache, limiter = MemoryPrincipalCache(), MemoryRateLimiter()
     vectors = Vectors(runners["vectors"])
     parsers = ParserPool.from_settings(settings)
+    deliveries = DeliveryStore(settings)
     ctx = Context(
         ledger=ledger, clock=clock or SystemClock(),
         accounts=Accounts(runners["accounts"]), api_keys=ApiKeyListing(runners["api_keys"]),
@@ -131,6 +143,7 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
                                  settings.llm_context_window, settings.llm_timeout),
         chat_ids=IdBlocks("chats"), images=ImagesPort(settings), owner_username=settings.owner_username,
         simple_sso_enabled=settings.simple_sso_enabled,
+        webhooks=WebhookServices(WebhookTargetCheck(settings.link_allowlist), deliveries),
     )
     if not settings.read_only:
         install(ctx, settings.auth_token)
@@ -138,7 +151,7 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
     for runner in ordered:
         runner.catch_up()
     make_private(settings.data_dir)  # the files the store and the views created
-    runtime = Runtime(settings, ctx, limiter, ordered, parsers=parsers)
+    runtime = Runtime(settings, ctx, limiter, ordered, parsers=parsers, deliveries=deliveries)
     if shared:
         runtime.closers += [cache, limiter]
     if follow and not settings.read_only:
@@ -149,6 +162,9 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
         )
         runtime.follower.start()
         parsers.warm()
+        runtime.deliverer = WebhookDeliverer(settings, ctx.accounts, runtime.events, ctx.content.secrets, deliveries,
+                                             webhook_outcome or (lambda kind: None))
+        runtime.deliverer.start()
     return runtime
 
 

@@ -17,7 +17,7 @@ from eventsourcing.persistence import IntegrityError
 
 from application.ports import (
     Clock, CompletionConfigs, Completions, ContentServices, ImageGenerator, LLMDefaults, PasswordHasher, PrincipalCache,
-    SessionTokens,
+    SessionTokens, WebhookServices,
 )
 from application.views import AccountsView, ApiKeysView, AuditView, ChatsView, LibraryView, ReadModel, VectorsView
 from domain.errors import Conflict, Forbidden
@@ -119,6 +119,7 @@ class Context:
     images: ImageGenerator
     owner_username: str = "admin"
     simple_sso_enabled: bool = False
+    webhooks: WebhookServices | None = None  # the wiring sets it; None: webhooks are not available
 
     @property
     def read_only(self) -> int | None:

@@ -144,6 +144,8 @@ class SecretStore(Protocol):
 
     def update(self, values: dict[str, str]) -> None: ...
 
+    def discard(self, keys: Iterable[str]) -> None: ...
+
 
 class Parse(Protocol):
     """Extract a file's text; ValueError for a file it cannot read."""
@@ -172,6 +174,28 @@ class ContentServices(msgspec.Struct):
     accepted_file_types: Callable[[], dict[str, list[str]]]  # mime -> extensions
     secrets: SecretStore
     max_upload_bytes: int = 50 << 20
+
+
+class WebhookTargets(Protocol):
+    """The SSRF rules a webhook URL must pass (those of `upload-link`)."""
+
+    def refusal(self, url: str) -> str | None:
+        """Why `url` may not be called (not http(s), or a host that is not public), or None."""
+
+
+class WebhookDeliveries(Protocol):
+    """The delivery checkpoints, kept beside the store (not events: they change per delivery)."""
+
+    def states(self) -> dict[int, application.rows.DeliveryState]: ...
+
+    def unpark(self, webhook_id: int) -> int | None:
+        """Let a parked webhook be sent again from the event it stopped at; that position, or
+        None if it was not parked."""
+
+
+class WebhookServices(msgspec.Struct):
+    targets: WebhookTargets
+    deliveries: WebhookDeliveries
 
 
 class ImageGenerator(Protocol):

@@ -83,6 +83,33 @@ class KeyLookup(msgspec.Struct, frozen=True):
     revoked: bool
 
 
+# webhooks (in the accounts read model; delivery state beside the store) ---------------------
+class WebhookRow(msgspec.Struct, frozen=True):
+    """A registered webhook: never its secret. `start` is the position it was added at: it is
+    sent the events after it."""
+
+    id: int
+    url: str
+    types: tuple[str, ...]
+    created_by: int
+    created_by_key: int | None
+    created_at: str
+    start: int
+    removed_at: str | None
+
+
+class DeliveryState(msgspec.Struct, frozen=True):
+    """Where a webhook's deliveries stand: `position` the last event it took (or passed over)."""
+
+    webhook_id: int
+    position: int
+    failures: int
+    parked: bool
+    next_attempt_at: float  # epoch seconds
+    last_error: str | None
+    delivered: int
+
+
 # library -------------------------------------------------------------------------------------
 SettingValue = str | int | float | None  # a workspace setting (upstream's writable fields)
 

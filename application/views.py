@@ -75,6 +75,12 @@ class AccountsView(ReadModel, Protocol):
     def invites(self) -> list[application.rows.InviteRow]:
         """Every invite, by id."""
 
+    def webhooks(self, include_removed: bool = False) -> list[application.rows.WebhookRow]:
+        """Registered webhooks, by id."""
+
+    def webhook(self, webhook_id: int) -> application.rows.WebhookRow | None:
+        """The webhook with this id, a removed one too."""
+
 
 # api_keys: the key listing and the hash lookup -----------------------------------------------
 class ApiKeysView(ReadModel, Protocol):

@@ -34,6 +34,11 @@ class InviteNotFound(NotFound):
         super().__init__("Invite not found or already disabled")
 
 
+class WebhookNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("Webhook not found")
+
+
 class InvalidSignInToken(DomainError):
     """A single-use sign-in token that is unknown, used or expired (upstream answers 401)."""
 

@@ -119,6 +119,15 @@ def fetch_link(
     raise FetchFailed(f"{url} redirected more than {MAX_REDIRECTS} times")
 
 
+def checked_addresses(url: httpx.URL, allow_hosts: frozenset[str], deadline: float) -> tuple[str, list[str]]:
+    """The host to connect to and its checked addresses, by the policy above (webhooks use it
+    before each delivery); FetchRefused for a target against policy, FetchFailed if unresolvable."""
+    host = _checked_target(url)
+    addresses = _resolve(host, url.port or (443 if url.scheme == "https" else 80), deadline)
+    _check_addresses(url, host, addresses, frozenset(_normalize_host(h) for h in allow_hosts))
+    return host, addresses
+
+
 # --- policy ---
 
 

@@ -1,4 +1,4 @@
-"""Secret settings (provider API keys) in DATA_DIR/secrets.json, mode 0600.
+"""Secret settings (provider API keys, webhook signing secrets) in DATA_DIR/secrets.json, mode 0600.
 
 They never enter an event, a read model, a log line or a response: the event only records
 which key changed. With several machines, set provider keys in each machine's environment
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 from infrastructure.files import atomic_write
@@ -33,3 +34,8 @@ class SecretSettings:
     def update(self, values: dict[str, str]) -> None:
         with self._lock:
             atomic_write(self._path, json.dumps({**self._read(), **values}).encode())  # mode 0600
+
+    def discard(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            gone = set(keys)
+            atomic_write(self._path, json.dumps({k: v for k, v in self._read().items() if k not in gone}).encode())

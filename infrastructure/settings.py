@@ -55,6 +55,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     link_max_bytes: int = 10 << 20
     link_timeout: float = 20.0
     link_allowlist: frozenset[str] = frozenset()  # hosts/IPs the link fetcher may reach though private
+    webhook_max_attempts: int = 8  # failures in a row that park a webhook
+    webhook_backoff_base_seconds: float = 1.0
+    webhook_backoff_max_seconds: float = 600.0
+    webhook_timeout: float = 10.0
+    webhook_poll_seconds: float = 0.5
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated IPs or
     # networks, "*" for any); none by default, so a client cannot choose its own address.
     forwarded_allow_ips: str = ""
@@ -153,6 +158,11 @@ _ENV = {
     "PARSE_MAX_PAGES": ("parse_max_pages", int),
     "FEED_HEARTBEAT_SECONDS": ("feed_heartbeat_seconds", float),
     "FEED_STREAM_SECONDS": ("feed_stream_seconds", float),
+    "WEBHOOK_MAX_ATTEMPTS": ("webhook_max_attempts", int),
+    "WEBHOOK_BACKOFF_BASE_SECONDS": ("webhook_backoff_base_seconds", float),
+    "WEBHOOK_BACKOFF_MAX_SECONDS": ("webhook_backoff_max_seconds", float),
+    "WEBHOOK_TIMEOUT": ("webhook_timeout", float),
+    "WEBHOOK_POLL_SECONDS": ("webhook_poll_seconds", float),
     "LINK_ALLOWLIST": ("link_allowlist", lambda v: frozenset(h.strip() for h in v.split(",") if h.strip())),
 }
 
@@ -185,6 +195,11 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     if settings.ready_max_lag_events < 0 or not settings.ready_max_lag_seconds > 0:
         raise SettingsError("READY_MAX_LAG_EVENTS must be >= 0 (default 1000) and READY_MAX_LAG_SECONDS above 0 "
                             "(default 30).")
+    if not (1 <= settings.webhook_max_attempts <= 1000 and 0 < settings.webhook_backoff_base_seconds
+            <= settings.webhook_backoff_max_seconds and 0 < settings.webhook_timeout <= 300
+            and 0 < settings.webhook_poll_seconds <= 60):
+        raise SettingsError("WEBHOOK_MAX_ATTEMPTS must be 1 to 1000, 0 < WEBHOOK_BACKOFF_BASE_SECONDS <= "
+                            "WEBHOOK_BACKOFF_MAX_SECONDS, WEBHOOK_TIMEOUT 0 to 300, WEBHOOK_POLL_SECONDS 0 to 60.")
     if settings.vector_approx_threshold < 0:
         raise SettingsError("VECTOR_APPROX_THRESHOLD must be >= 0 (0: always exact search).")
     if settings.database_url and not settings.database_url.startswith(("postgresql://", "postgres://")):

@@ -1,4 +1,4 @@
-"""Read model of users, invites, sign-in tokens and system settings."""
+"""Read model of users, invites, sign-in tokens, system settings and webhooks."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from application.rows import AuthTokenRow, InviteRow, UserRef, UserRow
+from application.rows import AuthTokenRow, InviteRow, UserRef, UserRow, WebhookRow
 from domain.invites import Invite
 from domain.system import System
 from domain.users import User
+from domain.webhooks import Webhook
 from projections.base import SqlProjection, Tx, handles, iso
 from projections.readmodel import ReadModelView
 
 
 class AccountsProjection(SqlProjection):
     name = "accounts"
-    tables = ["users", "invites", "auth_tokens", "system_settings"]
+    tables = ["users", "invites", "auth_tokens", "system_settings", "webhooks"]
     schema = [
         """CREATE TABLE IF NOT EXISTS users (
             id BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL UNIQUE, username TEXT NOT NULL,
@@ -33,6 +34,10 @@ class AccountsProjection(SqlProjection):
             token_hash TEXT PRIMARY KEY, user_id BIGINT NOT NULL, expires_at TEXT NOT NULL,
             used INTEGER NOT NULL DEFAULT 0)""",
         "CREATE TABLE IF NOT EXISTS system_settings (label TEXT PRIMARY KEY, value TEXT)",
+        """CREATE TABLE IF NOT EXISTS webhooks (
+            id BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL UNIQUE, url TEXT NOT NULL, types TEXT NOT NULL,
+            created_by BIGINT NOT NULL, created_by_key BIGINT, created_at TEXT NOT NULL, start_position BIGINT NOT NULL,
+            removed_at TEXT)""",
     ]
 
     # users ---------------------------------------------------------------------------------
@@ -140,6 +145,20 @@ class AccountsProjection(SqlProjection):
         for label, value in e.values.items():
             self._setting(tx, label, value)
 
+    # webhooks (never their secrets: those are in the secrets store) ------------------------
+    @handles(Webhook.Added)
+    def _webhook(self, tx: Tx, e: Webhook.Added) -> None:
+        tx.execute(
+            "INSERT INTO webhooks (id, aggregate_id, url, types, created_by, created_by_key, created_at,"
+            " start_position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (e.webhook_id, str(e.originator_id), e.url, json.dumps(list(e.types)), e.actor_user_id,
+             e.actor_api_key_id, iso(e.timestamp), self.position),
+        )
+
+    @handles(Webhook.Removed)
+    def _webhook_removed(self, tx: Tx, e: Webhook.Removed) -> None:
+        tx.execute("UPDATE webhooks SET removed_at = ? WHERE aggregate_id = ?", (iso(e.timestamp), str(e.originator_id)))
+
 
 class Accounts(ReadModelView):
     """Queries on users, invites, sign-in tokens and system settings."""
@@ -219,6 +238,25 @@ class Accounts(ReadModelView):
     def invites(self) -> list[InviteRow]:
         with self._read() as tx:
             return [_invite(r) for r in tx.all(self._INVITE + " ORDER BY i.id")]
+
+    _WEBHOOK = ("SELECT id, url, types, created_by, created_by_key, created_at, start_position, removed_at"
+                " FROM webhooks")
+
+    def webhooks(self, include_removed: bool = False) -> list[WebhookRow]:
+        where = "" if include_removed else " WHERE removed_at IS NULL"
+        with self._read() as tx:
+            return [_webhook(r) for r in tx.all(self._WEBHOOK + where + " ORDER BY id")]
+
+    def webhook(self, webhook_id: int) -> WebhookRow | None:
+        with self._read() as tx:
+            row = tx.one(self._WEBHOOK + " WHERE id = ?", (webhook_id,))
+        return None if row is None else _webhook(row)
+
+
+def _webhook(r: dict[str, Any]) -> WebhookRow:
+    return WebhookRow(id=r["id"], url=r["url"], types=tuple(json.loads(r["types"])), created_by=r["created_by"],
+                      created_by_key=r["created_by_key"], created_at=r["created_at"], start=r["start_position"],
+                      removed_at=r["removed_at"])
 
 
 def _invite(r: dict[str, Any]) -> InviteRow:

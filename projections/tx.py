@@ -120,6 +120,11 @@ class Tx:
         row = self.one(sql, params)
         return None if row is None else next(iter(row.values()))
 
+    @property
+    def rowcount(self) -> int:
+        """Rows the last (unbatched) statement changed."""
+        return getattr(self.cursor, "sqlite_cursor", self.cursor).rowcount
+
 
 COPY_MIN_ROWS = 8  # fewer queued rows go out as an executemany: a COPY costs a round trip more
 

@@ -192,6 +192,7 @@ def v1_router(upload_max_bytes: int) -> Router:
     from api.routes.images import ImagesController
     from api.routes.openai_v1 import OpenAiChatController, OpenAiController
     from api.routes.system_v1 import SystemV1Controller
+    from api.routes.webhooks import WebhooksController
     from api.routes.workspaces import WorkspaceController, WorkspaceMembersController
 
     # Uploads may be larger than other bodies: that controller gets its own limit.
@@ -200,5 +201,5 @@ def v1_router(upload_max_bytes: int) -> Router:
         AuthController, AdminController, UsersController, WorkspaceController, WorkspaceMembersController,
         documents, SystemV1Controller, OpenAiController, EmbedController, ChatController, ChatLogsController,
         OpenAiChatController, AuditController, ProjectionsController, ImagesController, GeneratedFilesController,
-        AdminEventsController,
+        AdminEventsController, WebhooksController,
     ])

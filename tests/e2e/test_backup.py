@@ -98,7 +98,8 @@ def test_backup_then_restore_answers_the_same(backend, tmp_path, request):
     assert manifest["events_head"] == head and f"events head {head}" in made.stdout
     assert READ_MODELS <= set(manifest["read_models"]) and all(0 <= p <= head for p in manifest["read_models"].values())
     paths = {f["path"]: f for f in manifest["files"]}
-    main = {"events.db", *(f"{name}.db" for name in READ_MODELS)} if backend.name == "sqlite" else {"postgres.dump"}
+    main = ({"events.db", "webhook_deliveries.db", *(f"{name}.db" for name in READ_MODELS)}  # and the webhook checkpoints
+            if backend.name == "sqlite" else {"postgres.dump"})
     blobs = {str(p.relative_to(backend.data_dir)) for p in (backend.data_dir / "blobs").rglob("*") if p.is_file()}
     if backend.database_url:  # the blobs are rows in PostgreSQL, so in postgres.dump
         with psycopg.connect(backend.database_url) as conn:

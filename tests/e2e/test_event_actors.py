@@ -18,15 +18,17 @@ import domain.sequence
 import domain.system
 import domain.threads
 import domain.users
+import domain.webhooks
 import domain.workspaces
 from domain.audited import Audited, event_classes
 from tests.support.app import bearer, client_for, multi_user_keys, owner_key
+from tests.support.webhook_receiver import WebhookReceiver, wait_until
 
 
 def all_event_topics() -> set[str]:
     topics = set()
     for module in (domain.users, domain.apikeys, domain.invites, domain.system, domain.sequence,
-                   domain.workspaces, domain.documents, domain.embeds, domain.chats, domain.threads):
+                   domain.workspaces, domain.documents, domain.embeds, domain.chats, domain.threads, domain.webhooks):
         for aggregate in vars(module).values():
             if isinstance(aggregate, type) and issubclass(aggregate, Audited) and aggregate is not Audited:
                 topics |= {get_topic(e) for e in event_classes(aggregate)}
@@ -72,6 +74,7 @@ def exercise_everything(backend, client) -> dict[str, str]:
     client.delete(f"/api/admin/api-key/{key_id}", headers=admin)
     assert client.delete(f"/api/v1/admin/users/{uid}", headers=admin).json()["success"]
     exercise_content(client, admin, secrets)
+    exercise_webhooks(client, admin, secrets)
     created = backend.cli("users", "create", "clio", "--role", "default", input="clio-password\n")
     assert created.stdout == ""  # the password came from stdin: nothing to print
     secrets["clio_password"] = "clio-password"
@@ -116,9 +119,28 @@ def exercise_content(client, admin, secrets) -> None:
     assert client.delete("/api/v1/workspace/alpha", headers=admin).status_code == 200
 
 
+# webhooks that may call a receiver on loopback, park at the first failure, and retry at once
+WEBHOOKS = {"link_allowlist": frozenset({"127.0.0.1"}), "webhook_max_attempts": 1, "webhook_poll_seconds": 0.05,
+            "webhook_backoff_base_seconds": 0.05, "webhook_backoff_max_seconds": 0.05}
+
+
+def exercise_webhooks(client, admin, secrets) -> None:
+    """Add a webhook whose receiver always fails, see it parked, replay it, remove it."""
+    with WebhookReceiver(failing=True) as receiver:
+        added = client.post("/api/v1/admin/webhooks", headers=admin, json={"url": receiver.url, "types": ["ApiKey"]})
+        hook, secrets["webhook_secret"] = added.json()["webhook"], added.json()["secret"]
+        assert client.post("/api/admin/generate-api-key", headers=admin, json={"name": "hooked"}).status_code == 200
+        wait_until(lambda: [w for w in client.get("/api/v1/admin/webhooks", headers=admin).json()["webhooks"]
+                            if (w["delivery"] or {}).get("parked")], what="parked")
+        replayed = client.post("/api/v1/admin/webhooks/replay-parked", headers=admin, json={"id": hook["id"]})
+        assert str(hook["id"]) in replayed.json()["replayed"]
+        assert client.delete(f"/api/v1/admin/webhooks/{hook['id']}", headers=admin).json()["success"]
+
+
 def test_every_event_type_records_its_actor_and_no_secret_is_stored_or_logged(backend, caplog, llm_settings):
     caplog.set_level(logging.DEBUG)
-    with client_for(backend, auth_token="owner-password-1", simple_sso_enabled=True, **llm_settings) as client:
+    with client_for(backend, auth_token="owner-password-1", simple_sso_enabled=True, **llm_settings,
+                    **WEBHOOKS) as client:
         secrets = exercise_everything(backend, client)
         secrets["llm_api_key"] = llm_settings["llm_api_key"]
         key_ids = {k["id"]: k for k in client.get("/api/admin/api-keys?includeRevoked=true",
