@@ -9,9 +9,10 @@ chain in `ledger_chain`, see infrastructure/chain.py), each projection's tables 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory, TrackingRecorder
@@ -20,6 +21,7 @@ from eventsourcing.utils import Environment, get_topic
 from psycopg.sql import SQL, Identifier
 
 from infrastructure.chain import ChainedPostgresRecorder, ChainedSQLiteRecorder
+from infrastructure.content_keys import ENV_MASTER, ENV_STORE, KEYS_FILE, ShreddingCipher, master_key_hex
 from infrastructure.mapper import MsgspecMapper
 from infrastructure.settings import Settings, postgres_env
 from infrastructure.sqlite_store import BUSY_TIMEOUT, LedgerSQLiteFactory
@@ -35,6 +37,7 @@ def _data_dir(settings: Settings) -> Path:
 def ledger_env(settings: Settings) -> dict[str, str]:
     env = {
         "MAPPER_TOPIC": get_topic(MsgspecMapper),
+        **content_keys_env(settings),
         # Replays of the directory and sequence aggregates are fast-forwarded from a cache.
         "AGGREGATE_CACHE_MAXSIZE": "1000",
     }
@@ -57,6 +60,19 @@ def ledger_env(settings: Settings) -> dict[str, str]:
             APPLICATION_RECORDER_TOPIC=get_topic(ChainedSQLiteRecorder),
         )
     return env
+
+
+def content_keys_env(settings: Settings) -> dict[str, str]:
+    """Where the mapper's per-user data keys live, and the master key that wraps them."""
+    if settings.in_memory:
+        return {"CIPHER_TOPIC": get_topic(ShreddingCipher), ENV_STORE: f"memory:{uuid4().hex}",
+                ENV_MASTER: os.urandom(32).hex()}
+    if settings.database_url:
+        store = f"postgres:{settings.database_url}"
+    else:
+        store = f"sqlite:{_data_dir(settings) / KEYS_FILE}"
+    master = master_key_hex(settings.content_master_key, settings.content_master_key_file, _data_dir(settings))
+    return {"CIPHER_TOPIC": get_topic(ShreddingCipher), ENV_STORE: store, ENV_MASTER: master}
 
 
 def projection_env(settings: Settings, name: str, pool_size: int = 1) -> dict[str, str]:

@@ -1,0 +1,362 @@
+"""Per-user data keys for crypto-shredding (domain/sealed.py), kept outside the event log.
+
+Each user (the owner: their User aggregate's UUID) gets a random 256-bit AES-GCM data key on
+their first sealed content. The key is stored wrapped (AES-GCM under the master key, bound
+to its key id and owner) in `DATA_DIR/content_keys.db` (embedded) or in the
+`ledger_content_keys` table (PostgreSQL). Erasing a user deletes their keys and leaves a
+tombstone, so old events that still hold plaintext (written before sealing existed) read as
+erased too. The freed bytes are wiped: SQLite runs with `secure_delete` and the journal is
+a rollback journal that is deleted after each commit; PostgreSQL gets a VACUUM of the table.
+
+The master key: `CONTENT_MASTER_KEY` (64 hex characters), or `CONTENT_MASTER_KEY_FILE`, or
+`DATA_DIR/master.key` (0600), made on first use.
+
+Data keys are cached per process once unwrapped (sealing and opening then cost microseconds).
+A process drops its cached keys of a user when it reads that user's `User.Erased` event
+(the mapper calls `forget`); the erasing process deletes the keys *before* it records the
+event, so no process can load them again once the event exists."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from contextlib import closing
+from pathlib import Path
+from typing import Any, Protocol
+from uuid import UUID
+
+import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from eventsourcing.persistence import Cipher
+from eventsourcing.utils import Environment
+
+from domain.sealed import Sealed
+from infrastructure.files import atomic_write
+
+log = logging.getLogger("ledgerllm")
+
+KEYS_FILE, MASTER_FILE = "content_keys.db", "master.key"
+ENV_STORE, ENV_MASTER = "CONTENT_KEYS_STORE", "CONTENT_MASTER_KEY"
+_encode, _decode = msgspec.json.encode, msgspec.json.decode
+
+
+class SealedContentDamaged(ValueError):
+    """A sealed field does not authenticate under its key: altered behind the app's back."""
+
+
+class MasterKeyError(ValueError):
+    pass
+
+
+def master_key_hex(configured: str | None, key_file: Path | None, data_dir: Path) -> str:
+    """The master key as hex: the setting, else the file (made 0600 at DATA_DIR/master.key
+    on first use when no file is configured)."""
+    if configured:
+        return _check_hex(configured, "CONTENT_MASTER_KEY")
+    path = key_file or data_dir / MASTER_FILE
+    try:
+        return _check_hex(path.read_text(), str(path))
+    except FileNotFoundError:
+        if key_file is not None:
+            raise MasterKeyError(f"CONTENT_MASTER_KEY_FILE {path} does not exist") from None
+    text = os.urandom(32).hex()
+    atomic_write(path, text.encode() + b"\n")  # 0600
+    return text
+
+
+def _check_hex(text: str, where: str) -> str:
+    text = text.strip()
+    try:
+        if len(bytes.fromhex(text)) == 32:
+            return text.lower()
+    except ValueError:
+        pass
+    raise MasterKeyError(f"the master key in {where} must be 64 hexadecimal characters (256 bits)")
+
+
+# storage -----------------------------------------------------------------------------------
+class _Backend(Protocol):
+    def active(self, owner: str) -> tuple[str, bytes] | None: ...
+    def get(self, key_id: str) -> tuple[str, bytes] | None: ...
+    def add(self, key_id: str, owner: str, wrapped: bytes) -> None: ...
+    def destroy(self, owner: str) -> int: ...
+    def erased(self) -> set[str]: ...
+
+
+class _MemoryBackend:
+    def __init__(self) -> None:
+        self.keys: dict[str, tuple[str, bytes]] = {}
+        self.tombstones: set[str] = set()
+
+    def active(self, owner: str) -> tuple[str, bytes] | None:
+        mine = [(k, w) for k, (o, w) in self.keys.items() if o == owner]
+        return mine[-1] if mine else None
+
+    def get(self, key_id: str) -> tuple[str, bytes] | None:
+        return self.keys.get(key_id)
+
+    def add(self, key_id: str, owner: str, wrapped: bytes) -> None:
+        self.keys[key_id] = (owner, wrapped)
+
+    def destroy(self, owner: str) -> int:
+        gone = [k for k, (o, _) in self.keys.items() if o == owner]
+        for k in gone:
+            del self.keys[k]
+        self.tombstones.add(owner)
+        return len(gone)
+
+    def erased(self) -> set[str]:
+        return set(self.tombstones)
+
+
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS {keys} (key_id TEXT PRIMARY KEY, owner TEXT NOT NULL, wrapped {blob} NOT NULL,"
+    " created_at DOUBLE PRECISION NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS {keys}_owner ON {keys} (owner, created_at)",
+    "CREATE TABLE IF NOT EXISTS {keys}_erased (owner TEXT PRIMARY KEY, erased_at DOUBLE PRECISION NOT NULL)",
+]
+
+
+class _SqliteBackend:
+    """One short connection per call: keys are cached, so calls are rare. Rollback journal
+    (deleted at commit) and secure_delete, so a destroyed key leaves no bytes behind."""
+
+    table = "content_keys"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        with self._connect() as c:
+            for statement in _SCHEMA:
+                c.execute(statement.format(keys=self.table, blob="BLOB"))
+
+    def _connect(self) -> Any:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA secure_delete=ON")
+        conn.execute("PRAGMA journal_mode=DELETE")
+
+        class _Tx:
+            def __enter__(self) -> sqlite3.Connection:
+                conn.execute("BEGIN IMMEDIATE")
+                return conn
+
+            def __exit__(self, exc_type: Any, *_: Any) -> None:
+                conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                conn.close()
+
+        return _Tx()
+
+    def active(self, owner: str) -> tuple[str, bytes] | None:
+        with self._connect() as c:
+            row = c.execute(f"SELECT key_id, wrapped FROM {self.table} WHERE owner = ?"
+                            " ORDER BY created_at DESC LIMIT 1", (owner,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    def get(self, key_id: str) -> tuple[str, bytes] | None:
+        with self._connect() as c:
+            row = c.execute(f"SELECT owner, wrapped FROM {self.table} WHERE key_id = ?", (key_id,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    def add(self, key_id: str, owner: str, wrapped: bytes) -> None:
+        with self._connect() as c:
+            c.execute(f"INSERT INTO {self.table} VALUES (?, ?, ?, ?)", (key_id, owner, wrapped, time.time()))
+
+    def destroy(self, owner: str) -> int:
+        with self._connect() as c:
+            n = c.execute(f"DELETE FROM {self.table} WHERE owner = ?", (owner,)).rowcount
+            c.execute(f"INSERT INTO {self.table}_erased VALUES (?, ?) ON CONFLICT (owner) DO NOTHING",
+                      (owner, time.time()))
+        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as c:
+            c.execute("VACUUM")  # small table; leaves no free page behind
+        return n
+
+    def erased(self) -> set[str]:
+        with self._connect() as c:
+            return {r[0] for r in c.execute(f"SELECT owner FROM {self.table}_erased")}
+
+
+class _PostgresBackend:
+    table = "ledger_content_keys"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        with self._connect() as c:
+            for statement in _SCHEMA:
+                try:
+                    c.execute(statement.format(keys=self.table, blob="BYTEA"))
+                except Exception:  # a concurrent CREATE ... IF NOT EXISTS by another process
+                    c.rollback()
+                else:
+                    c.commit()
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(self.url, connect_timeout=10)
+
+    def active(self, owner: str) -> tuple[str, bytes] | None:
+        with self._connect() as c:
+            row = c.execute(f"SELECT key_id, wrapped FROM {self.table} WHERE owner = %s"
+                            " ORDER BY created_at DESC LIMIT 1", (owner,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    def get(self, key_id: str) -> tuple[str, bytes] | None:
+        with self._connect() as c:
+            row = c.execute(f"SELECT owner, wrapped FROM {self.table} WHERE key_id = %s", (key_id,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    def add(self, key_id: str, owner: str, wrapped: bytes) -> None:
+        with self._connect() as c:
+            c.execute(f"INSERT INTO {self.table} VALUES (%s, %s, %s, %s)", (key_id, owner, wrapped, time.time()))
+
+    def destroy(self, owner: str) -> int:
+        import psycopg
+
+        with self._connect() as c:
+            n = c.execute(f"DELETE FROM {self.table} WHERE owner = %s", (owner,)).rowcount
+            c.execute(f"INSERT INTO {self.table}_erased VALUES (%s, %s) ON CONFLICT (owner) DO NOTHING",
+                      (owner, time.time()))
+        try:  # dead row versions keep the wrapped key until vacuumed
+            with psycopg.connect(self.url, connect_timeout=10, autocommit=True) as c:
+                c.execute(f"VACUUM {self.table}")
+        except psycopg.Error as e:
+            log.warning("could not VACUUM %s after an erasure (%s); autovacuum will remove the old rows",
+                        self.table, type(e).__name__)
+        return n
+
+    def erased(self) -> set[str]:
+        with self._connect() as c:
+            return {r[0] for r in c.execute(f"SELECT owner FROM {self.table}_erased")}
+
+
+# the key ring ------------------------------------------------------------------------------
+class KeyRing:
+    """The application's KeyStore port (application/ports.py) over one backend."""
+
+    def __init__(self, backend: _Backend, master: bytes) -> None:
+        self._backend = backend
+        self._master = AESGCM(master)
+        self._lock = threading.Lock()
+        self._by_id: dict[str, AESGCM | None] = {}  # None: known to be destroyed
+        self._active: dict[UUID, tuple[str, AESGCM]] = {}
+        self._cached_of: dict[UUID, set[str]] = {}
+        self._erased: set[UUID] | None = None
+
+    def seal(self, owner: UUID, field: str, value: object) -> Sealed:
+        key_id, aes = self._active.get(owner) or self._new_or_active(owner)
+        nonce = os.urandom(12)
+        return Sealed(key_id, nonce, aes.encrypt(nonce, _encode(value), _aad(owner, field, key_id)))
+
+    def open(self, owner: UUID, field: str, sealed: Sealed) -> tuple[bool, object]:
+        aes = self._by_id[sealed.key_id] if sealed.key_id in self._by_id else self._load(sealed.key_id, owner)
+        if aes is None:
+            return False, None
+        try:
+            return True, _decode(aes.decrypt(sealed.nonce, sealed.ciphertext, _aad(owner, field, sealed.key_id)))
+        except InvalidTag:
+            raise SealedContentDamaged(f"sealed field {field} does not authenticate under key {sealed.key_id}") from None
+
+    def is_erased(self, owner: UUID) -> bool:
+        if self._erased is None:
+            self._erased = {UUID(o) for o in self._backend.erased()}
+        return owner in self._erased
+
+    def forget(self, owner: UUID) -> None:
+        with self._lock:
+            self._active.pop(owner, None)
+            for key_id in self._cached_of.pop(owner, ()):
+                self._by_id.pop(key_id, None)
+            if self._erased is not None:
+                self._erased.add(owner)
+
+    def destroy(self, owner: UUID) -> int:
+        with self._lock:
+            n = self._backend.destroy(str(owner))
+        self.forget(owner)
+        return n
+
+    def _new_or_active(self, owner: UUID) -> tuple[str, AESGCM]:
+        with self._lock:
+            found = self._backend.active(str(owner))
+            if found is None:
+                key_id, dek = uuid.uuid4().hex, AESGCM.generate_key(256)
+                nonce = os.urandom(12)
+                self._backend.add(key_id, str(owner), nonce + self._master.encrypt(nonce, dek, _wrap_aad(owner, key_id)))
+            else:
+                key_id, dek = found[0], self._unwrap(owner, *found)
+            aes = self._cache(owner, key_id, dek)
+            self._active[owner] = (key_id, aes)
+            return key_id, aes
+
+    def _load(self, key_id: str, owner: UUID) -> AESGCM | None:
+        found = self._backend.get(key_id)
+        if found is None or found[0] != str(owner):
+            self._by_id[key_id] = None  # destroyed keys never come back
+            if not self.is_erased(owner):
+                log.warning("data key %s of %s is missing: its content reads as erased", key_id, owner)
+            return None
+        with self._lock:
+            return self._cache(owner, key_id, self._unwrap(owner, key_id, found[1]))
+
+    def _cache(self, owner: UUID, key_id: str, dek: bytes) -> AESGCM:
+        aes = self._by_id[key_id] = AESGCM(dek)
+        self._cached_of.setdefault(owner, set()).add(key_id)
+        return aes
+
+    def _unwrap(self, owner: UUID, key_id: str, wrapped: bytes) -> bytes:
+        try:
+            return self._master.decrypt(wrapped[:12], wrapped[12:], _wrap_aad(owner, key_id))
+        except InvalidTag:
+            raise MasterKeyError(f"data key {key_id} does not open with this master key (is CONTENT_MASTER_KEY "
+                                 "the one the keys were made with?)") from None
+
+
+def _aad(owner: UUID, field: str, key_id: str) -> bytes:
+    return b"ledgerllm:sealed:" + owner.bytes + key_id.encode() + b":" + field.encode()
+
+
+def _wrap_aad(owner: UUID, key_id: str) -> bytes:
+    return b"ledgerllm:data-key:" + owner.bytes + key_id.encode()
+
+
+_rings: dict[tuple[str, str], KeyRing] = {}
+_rings_lock = threading.Lock()
+
+
+def key_ring(store: str, master_hex: str) -> KeyRing:
+    """One ring per (store, master key) per process, so every Ledger shares its cache.
+    `store`: `sqlite:PATH`, `postgres:URL` or `memory:NAME`."""
+    with _rings_lock:
+        ring = _rings.get((store, master_hex))
+        if ring is None:
+            kind, _, where = store.partition(":")
+            backend: _Backend
+            if kind == "sqlite":
+                backend = _SqliteBackend(Path(where))
+            elif kind == "postgres":
+                backend = _PostgresBackend(where)
+            else:
+                backend = _MemoryBackend()
+            ring = _rings[(store, master_hex)] = KeyRing(backend, bytes.fromhex(master_hex))
+        return ring
+
+
+class ShreddingCipher(Cipher):
+    """Handed to the mapper by the library (CIPHER_TOPIC) with the store's environment; the
+    mapper seals and opens single fields with `ring` instead of encrypting whole events."""
+
+    def __init__(self, environment: Environment) -> None:
+        self.ring = key_ring(environment.get(ENV_STORE) or "memory:", environment.get(ENV_MASTER) or os.urandom(32).hex())
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        raise NotImplementedError("content is sealed per field (infrastructure/mapper.py)")
+
+    def decrypt(self, ciphertext: bytes) -> bytes:
+        raise NotImplementedError("content is sealed per field (infrastructure/mapper.py)")
