@@ -13,8 +13,9 @@ The master key: `CONTENT_MASTER_KEY` (64 hex characters), or `CONTENT_MASTER_KEY
 
 Data keys are cached per process once unwrapped (sealing and opening then cost microseconds).
 A process drops its cached keys of a user when it reads that user's `User.Erased` event
-(the mapper calls `forget`); the erasing process deletes the keys *before* it records the
-event, so no process can load them again once the event exists."""
+(the mapper calls `forget`; the server's follower reads it within its poll interval), and
+every cached key is read again after CACHE_SECONDS anyway. The erasing process deletes the
+keys *before* it records the event, so no process can load them again once the event exists."""
 
 from __future__ import annotations
 
@@ -248,13 +249,27 @@ class KeyRing:
         self._active: dict[UUID, tuple[str, AESGCM]] = {}
         self._cached_of: dict[UUID, set[str]] = {}
         self._erased: set[UUID] | None = None
+        self._fresh_until = time.monotonic() + CACHE_SECONDS
+
+    def refresh(self) -> None:
+        """Forget every cached key and tombstone; they are read from the store again as needed."""
+        with self._lock:
+            self._active.clear()
+            self._cached_of.clear()
+            self._by_id = {k: v for k, v in self._by_id.items() if v is None}
+            self._erased = None
+            self._fresh_until = time.monotonic() + CACHE_SECONDS
 
     def seal(self, owner: UUID, field: str, value: object) -> Sealed:
+        if time.monotonic() > self._fresh_until:
+            self.refresh()
         key_id, aes = self._active.get(owner) or self._new_or_active(owner)
         nonce = os.urandom(12)
         return Sealed(key_id, nonce, aes.encrypt(nonce, _encode(value), _aad(owner, field, key_id)))
 
     def open(self, owner: UUID, field: str, sealed: Sealed) -> tuple[bool, object]:
+        if time.monotonic() > self._fresh_until:
+            self.refresh()
         aes = self._by_id[sealed.key_id] if sealed.key_id in self._by_id else self._load(sealed.key_id, owner)
         if aes is None:
             return False, None
@@ -326,6 +341,9 @@ def _wrap_aad(owner: UUID, key_id: str) -> bytes:
     return b"ledgerllm:data-key:" + owner.bytes + key_id.encode()
 
 
+# Cached keys are trusted this long, then read again: a process that missed an erasure's event
+# (it does not follow the log) stops using the destroyed key within this time.
+CACHE_SECONDS = 30.0
 _rings: dict[tuple[str, str], KeyRing] = {}
 _rings_lock = threading.Lock()
 
@@ -345,6 +363,8 @@ def key_ring(store: str, master_hex: str) -> KeyRing:
             else:
                 backend = _MemoryBackend()
             ring = _rings[(store, master_hex)] = KeyRing(backend, bytes.fromhex(master_hex))
+        else:
+            ring.refresh()  # a new store connection sees the keys as they are now
         return ring
 
 
