@@ -3,13 +3,14 @@
 Each user (the owner: their User aggregate's UUID) gets a random 256-bit AES-GCM data key on
 their first sealed content. The key is stored wrapped (AES-GCM under the master key, bound
 to its key id and owner) in `DATA_DIR/content_keys.db` (embedded) or in the
-`ledger_content_keys` table (PostgreSQL). Erasing a user deletes their keys and leaves a
+`ledger_content_keys` table (PostgreSQL); see infrastructure/content_key_store.py. Erasing a user deletes their keys and leaves a
 tombstone, so old events that still hold plaintext (written before sealing existed) read as
 erased too. The freed bytes are wiped: SQLite runs with `secure_delete` and the journal is
 a rollback journal that is deleted after each commit; PostgreSQL gets a VACUUM of the table.
 
 The master key: `CONTENT_MASTER_KEY` (64 hex characters), or `CONTENT_MASTER_KEY_FILE`, or
-`DATA_DIR/master.key` (0600), made on first use.
+`DATA_DIR/master.key` (0600), made on first use; with DATABASE_URL and neither set, one made
+once in PostgreSQL (every machine must use the same master key).
 
 Data keys are cached per process once unwrapped (sealing and opening then cost microseconds).
 A process drops its cached keys of a user when it reads that user's `User.Erased` event
@@ -21,13 +22,10 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import threading
 import time
 import uuid
-from contextlib import closing
 from pathlib import Path
-from typing import Any, Protocol
 from uuid import UUID
 
 import msgspec
@@ -37,6 +35,7 @@ from eventsourcing.persistence import Cipher
 from eventsourcing.utils import Environment
 
 from domain.sealed import Sealed
+from infrastructure.content_key_store import Backend, MemoryBackend, PostgresBackend, SqliteBackend
 from infrastructure.files import atomic_write
 
 log = logging.getLogger("ledgerllm")
@@ -70,6 +69,32 @@ def master_key_hex(configured: str | None, key_file: Path | None, data_dir: Path
     return text
 
 
+_pg_masters: dict[str, str] = {}
+
+
+def postgres_master_key_hex(url: str) -> str:
+    """With DATABASE_URL and no master key configured: one master key for every machine, made
+    once and kept in `ledger_content_master` (so a machine may still lose its DATA_DIR). The
+    data keys are then protected only as well as the database is: set CONTENT_MASTER_KEY."""
+    if url not in _pg_masters:
+        import psycopg
+
+        with psycopg.connect(url, connect_timeout=10) as c:
+            try:
+                c.execute("CREATE TABLE IF NOT EXISTS ledger_content_master"
+                          " (id INTEGER PRIMARY KEY CHECK (id = 1), key TEXT NOT NULL)")
+                c.commit()
+            except psycopg.Error:  # made by another process at the same moment
+                c.rollback()
+            c.execute("INSERT INTO ledger_content_master VALUES (1, %s) ON CONFLICT (id) DO NOTHING",
+                      (os.urandom(32).hex(),))
+            found = c.execute("SELECT key FROM ledger_content_master WHERE id = 1").fetchone()[0]
+        log.warning("CONTENT_MASTER_KEY is not set: the master key of the data keys is kept in PostgreSQL "
+                    "beside them; set CONTENT_MASTER_KEY (the same on every machine) to keep it apart")
+        _pg_masters[url] = _check_hex(found, "ledger_content_master")
+    return _pg_masters[url]
+
+
 def _check_hex(text: str, where: str) -> str:
     text = text.strip()
     try:
@@ -80,168 +105,11 @@ def _check_hex(text: str, where: str) -> str:
     raise MasterKeyError(f"the master key in {where} must be 64 hexadecimal characters (256 bits)")
 
 
-# storage -----------------------------------------------------------------------------------
-class _Backend(Protocol):
-    def active(self, owner: str) -> tuple[str, bytes] | None: ...
-    def get(self, key_id: str) -> tuple[str, bytes] | None: ...
-    def add(self, key_id: str, owner: str, wrapped: bytes) -> None: ...
-    def destroy(self, owner: str) -> int: ...
-    def erased(self) -> set[str]: ...
-
-
-class _MemoryBackend:
-    def __init__(self) -> None:
-        self.keys: dict[str, tuple[str, bytes]] = {}
-        self.tombstones: set[str] = set()
-
-    def active(self, owner: str) -> tuple[str, bytes] | None:
-        mine = [(k, w) for k, (o, w) in self.keys.items() if o == owner]
-        return mine[-1] if mine else None
-
-    def get(self, key_id: str) -> tuple[str, bytes] | None:
-        return self.keys.get(key_id)
-
-    def add(self, key_id: str, owner: str, wrapped: bytes) -> None:
-        self.keys[key_id] = (owner, wrapped)
-
-    def destroy(self, owner: str) -> int:
-        gone = [k for k, (o, _) in self.keys.items() if o == owner]
-        for k in gone:
-            del self.keys[k]
-        self.tombstones.add(owner)
-        return len(gone)
-
-    def erased(self) -> set[str]:
-        return set(self.tombstones)
-
-
-_SCHEMA = [
-    "CREATE TABLE IF NOT EXISTS {keys} (key_id TEXT PRIMARY KEY, owner TEXT NOT NULL, wrapped {blob} NOT NULL,"
-    " created_at DOUBLE PRECISION NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS {keys}_owner ON {keys} (owner, created_at)",
-    "CREATE TABLE IF NOT EXISTS {keys}_erased (owner TEXT PRIMARY KEY, erased_at DOUBLE PRECISION NOT NULL)",
-]
-
-
-class _SqliteBackend:
-    """One short connection per call: keys are cached, so calls are rare. Rollback journal
-    (deleted at commit) and secure_delete, so a destroyed key leaves no bytes behind."""
-
-    table = "content_keys"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        with self._connect() as c:
-            for statement in _SCHEMA:
-                c.execute(statement.format(keys=self.table, blob="BLOB"))
-
-    def _connect(self) -> Any:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA secure_delete=ON")
-        conn.execute("PRAGMA journal_mode=DELETE")
-
-        class _Tx:
-            def __enter__(self) -> sqlite3.Connection:
-                conn.execute("BEGIN IMMEDIATE")
-                return conn
-
-            def __exit__(self, exc_type: Any, *_: Any) -> None:
-                conn.execute("ROLLBACK" if exc_type else "COMMIT")
-                conn.close()
-
-        return _Tx()
-
-    def active(self, owner: str) -> tuple[str, bytes] | None:
-        with self._connect() as c:
-            row = c.execute(f"SELECT key_id, wrapped FROM {self.table} WHERE owner = ?"
-                            " ORDER BY created_at DESC LIMIT 1", (owner,)).fetchone()
-        return (row[0], bytes(row[1])) if row else None
-
-    def get(self, key_id: str) -> tuple[str, bytes] | None:
-        with self._connect() as c:
-            row = c.execute(f"SELECT owner, wrapped FROM {self.table} WHERE key_id = ?", (key_id,)).fetchone()
-        return (row[0], bytes(row[1])) if row else None
-
-    def add(self, key_id: str, owner: str, wrapped: bytes) -> None:
-        with self._connect() as c:
-            c.execute(f"INSERT INTO {self.table} VALUES (?, ?, ?, ?)", (key_id, owner, wrapped, time.time()))
-
-    def destroy(self, owner: str) -> int:
-        with self._connect() as c:
-            n = c.execute(f"DELETE FROM {self.table} WHERE owner = ?", (owner,)).rowcount
-            c.execute(f"INSERT INTO {self.table}_erased VALUES (?, ?) ON CONFLICT (owner) DO NOTHING",
-                      (owner, time.time()))
-        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as c:
-            c.execute("VACUUM")  # small table; leaves no free page behind
-        return n
-
-    def erased(self) -> set[str]:
-        with self._connect() as c:
-            return {r[0] for r in c.execute(f"SELECT owner FROM {self.table}_erased")}
-
-
-class _PostgresBackend:
-    table = "ledger_content_keys"
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        with self._connect() as c:
-            for statement in _SCHEMA:
-                try:
-                    c.execute(statement.format(keys=self.table, blob="BYTEA"))
-                except Exception:  # a concurrent CREATE ... IF NOT EXISTS by another process
-                    c.rollback()
-                else:
-                    c.commit()
-
-    def _connect(self) -> Any:
-        import psycopg
-
-        return psycopg.connect(self.url, connect_timeout=10)
-
-    def active(self, owner: str) -> tuple[str, bytes] | None:
-        with self._connect() as c:
-            row = c.execute(f"SELECT key_id, wrapped FROM {self.table} WHERE owner = %s"
-                            " ORDER BY created_at DESC LIMIT 1", (owner,)).fetchone()
-        return (row[0], bytes(row[1])) if row else None
-
-    def get(self, key_id: str) -> tuple[str, bytes] | None:
-        with self._connect() as c:
-            row = c.execute(f"SELECT owner, wrapped FROM {self.table} WHERE key_id = %s", (key_id,)).fetchone()
-        return (row[0], bytes(row[1])) if row else None
-
-    def add(self, key_id: str, owner: str, wrapped: bytes) -> None:
-        with self._connect() as c:
-            c.execute(f"INSERT INTO {self.table} VALUES (%s, %s, %s, %s)", (key_id, owner, wrapped, time.time()))
-
-    def destroy(self, owner: str) -> int:
-        import psycopg
-
-        with self._connect() as c:
-            n = c.execute(f"DELETE FROM {self.table} WHERE owner = %s", (owner,)).rowcount
-            c.execute(f"INSERT INTO {self.table}_erased VALUES (%s, %s) ON CONFLICT (owner) DO NOTHING",
-                      (owner, time.time()))
-        try:  # dead row versions keep the wrapped key until vacuumed
-            with psycopg.connect(self.url, connect_timeout=10, autocommit=True) as c:
-                c.execute(f"VACUUM {self.table}")
-        except psycopg.Error as e:
-            log.warning("could not VACUUM %s after an erasure (%s); autovacuum will remove the old rows",
-                        self.table, type(e).__name__)
-        return n
-
-    def erased(self) -> set[str]:
-        with self._connect() as c:
-            return {r[0] for r in c.execute(f"SELECT owner FROM {self.table}_erased")}
-
-
 # the key ring ------------------------------------------------------------------------------
 class KeyRing:
     """The application's KeyStore port (application/ports.py) over one backend."""
 
-    def __init__(self, backend: _Backend, master: bytes) -> None:
+    def __init__(self, backend: Backend, master: bytes) -> None:
         self._backend = backend
         self._master = AESGCM(master)
         self._lock = threading.Lock()
@@ -296,6 +164,14 @@ class KeyRing:
             n = self._backend.destroy(str(owner))
         self.forget(owner)
         return n
+
+    def copy_to(self, other: KeyRing) -> int:
+        """Put every (still wrapped) key and tombstone of this ring into `other`, which must use
+        the same master key (a replay's store takes the keys its events were sealed with)."""
+        rows = self._backend.rows()
+        other._backend.put(rows, self._backend.erased())
+        other.refresh()
+        return len(rows)
 
     def _new_or_active(self, owner: UUID) -> tuple[str, AESGCM]:
         with self._lock:
@@ -355,13 +231,13 @@ def key_ring(store: str, master_hex: str) -> KeyRing:
         ring = _rings.get((store, master_hex))
         if ring is None:
             kind, _, where = store.partition(":")
-            backend: _Backend
+            backend: Backend
             if kind == "sqlite":
-                backend = _SqliteBackend(Path(where))
+                backend = SqliteBackend(Path(where))
             elif kind == "postgres":
-                backend = _PostgresBackend(where)
+                backend = PostgresBackend(where)
             else:
-                backend = _MemoryBackend()
+                backend = MemoryBackend()
             ring = _rings[(store, master_hex)] = KeyRing(backend, bytes.fromhex(master_hex))
         else:
             ring.refresh()  # a new store connection sees the keys as they are now

@@ -115,7 +115,7 @@ class MsgspecMapper(Mapper):
         for name in fields:
             value = state.get(name)
             if _has_content(value):
-                if _holds_nul(value):  # checked here: sealed, it could no longer be seen below
+                if _NUL in _encoder.encode(value) and _holds_nul(value):  # sealed, it could not be seen below
                     raise InvalidInput("Text may not contain the NUL character (U+0000); remove it and try again.")
                 state[name] = self.keys.seal(owner, name, value)  # type: ignore[union-attr]
 

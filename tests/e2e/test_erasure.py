@@ -119,3 +119,41 @@ def test_the_cli_erases_a_user_and_a_rebuild_yields_the_erased_rows(backend, llm
         _nothing_left(backend, secret, serving=True)
     _store_checks_out(backend)
     _nothing_left(backend, secret)
+
+
+def test_chats_stored_before_sealing_read_as_before_and_read_as_erased_after(backend, llm, llm_settings):
+    """An exchange stored by the previous release holds plaintext: it reads as it did, and once
+    its user is erased it reads as erased too (its stored bytes are never rewritten)."""
+    from domain.chats import Chat
+    from domain.principal import Actor
+    from infrastructure.mapper import MsgspecMapper
+
+    secret = f"quince-{uuid.uuid4().hex}"
+    with client_for(backend, embed_model=False, **llm_settings) as client:
+        keys = multi_user_keys(client)
+        admin, dana, dana_id = bearer(keys["admin"]), bearer(keys["default"]), keys["default_id"]
+        client.post("/api/v1/workspace/new", headers=admin, json={"name": "shared"}).raise_for_status()
+        client.post("/api/v1/admin/workspaces/shared/manage-users", headers=admin,
+                    json={"userIds": [dana_id]}).raise_for_status()
+        runtime = client.app.state.runtime
+        workspace_id = runtime.ctx.library.workspace("shared").id
+        old = Chat.record(Actor(user_id=dana_id, api_key_id=None, correlation_id="old-release"), 900_001,
+                          workspace_id=workspace_id, user_id=dana_id, thread_id=None, session_id=None, embed_id=None,
+                          prompt=f"old question {secret}", response=f"old reply {secret}", mode="chat",
+                          sources=[{"id": "s1", "title": "notes", "text": f"old source {secret}"}], attachments=[],
+                          model="m", prompt_tokens=1, completion_tokens=1, latency_ms=1.0, include=True,
+                          status="ok", error=None).collect_events()[0]
+        ledger = runtime.ctx.ledger
+        plain = MsgspecMapper(transcoder=ledger.mapper.transcoder)  # no key ring: the old, plaintext shape
+        ledger.recorder.insert_events([plain.to_stored_event(old)])
+        runtime.runner("chats").catch_up()
+        history = client.get("/api/v1/workspace/shared/chats", headers=dana).json()["history"]
+        assert [h["content"] for h in history] == [f"old question {secret}", f"old reply {secret}"]
+        assert client.post(f"/api/v1/admin/users/{dana_id}/erase", headers=admin,
+                           json={"reason": "GDPR request"}).status_code == 200
+        history = client.get("/api/v1/workspace/shared/chats", headers=dana).json()["history"]
+        assert [h["content"] for h in history] == [ERASED, ERASED] and secret not in json.dumps(history)
+        feed = client.get("/api/v1/admin/events?limit=500", headers=admin).text
+        assert secret not in feed and secret not in client.get("/api/v1/system/export-chats?type=json", headers=admin).text
+    assert any(secret in json.dumps(e["state"]) for e in backend.raw_events())  # the old bytes stay (see README)
+    _store_checks_out(backend)

@@ -12,7 +12,7 @@ from application.users import UpdateUser, update_user
 from domain.chats import Chat
 from domain.errors import InvalidInput, PermissionDenied, UserNotFound
 from domain.sealed import ERASED
-from domain.users import User
+from domain.users import User, user_uuid
 from tests.support.memory import add_user, add_workspace, head, memory_runtime, new_events, owner, own_key, stamps
 
 SECRET = "tangerine-submarine-4711"
@@ -89,10 +89,27 @@ def test_old_plaintext_events_read_as_they_are_until_their_owner_is_erased(tmp_p
         mapper = rt.ctx.ledger.mapper
         assert isinstance(mapper, MsgspecMapper)
         plain = MsgspecMapper(transcoder=mapper.transcoder)  # no key ring: writes the old, plaintext shape
-        user = rt.ctx.ledger.load(__import__("domain.users", fromlist=["user_uuid"]).user_uuid(dana.user_id), User)
+        user = rt.ctx.ledger.load(user_uuid(dana.user_id), User)
         user.update_profile(owner(rt).actor("old"), None, f"old bio {SECRET}", None)
         stored = plain.to_stored_event(user.collect_events()[0])
         assert SECRET.encode() in stored.state and msgspec.json.decode(stored.state)["bio"] == f"old bio {SECRET}"
         assert mapper.to_domain_event(stored).bio == f"old bio {SECRET}"
         erase_user(rt.ctx, EraseUser(principal=owner(rt), correlation_id="e", user_id=dana.user_id, reason="asked"))
         assert mapper.to_domain_event(stored).bio == ERASED
+
+
+def test_a_deleted_user_can_be_erased_and_erasing_again_records_again(tmp_path):
+    from application.users import DeleteUser, delete_user
+
+    with memory_runtime(tmp_path) as rt:
+        dana = add_user(rt, "dana")
+        update_user(rt.ctx, UpdateUser(principal=owner(rt), correlation_id="bio", user_id=dana.user_id, bio=SECRET))
+        delete_user(rt.ctx, DeleteUser(principal=owner(rt), correlation_id="del", user_id=dana.user_id))
+        first = erase_user(rt.ctx, EraseUser(principal=owner(rt), correlation_id="e1", user_id=dana.user_id,
+                                             reason="asked"))
+        before = head(rt)
+        again = erase_user(rt.ctx, EraseUser(principal=owner(rt), correlation_id="e2", user_id=dana.user_id,
+                                             reason="asked twice"))
+        assert (first.keys_destroyed, again.keys_destroyed) == (1, 0)
+        assert [type(e) for e in new_events(rt, before)] == [User.Erased]
+        assert SECRET not in repr(new_events(rt, 0))
