@@ -152,8 +152,11 @@ def _owner(cls: type, state: dict[str, Any], originator_id: Any) -> UUID:
     the User aggregate the event belongs to."""
     field = getattr(cls, "sealed_owner", None)
     if field is not None:
-        return user_uuid(int(state[field]))
+        return _user_uuid(int(state[field]))
     return originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
+
+
+_user_uuid = lru_cache(maxsize=1 << 16)(user_uuid)  # uuid5 is a SHA-1: worth keeping
 
 
 def _has_content(value: Any) -> bool:
