@@ -4,7 +4,9 @@ The key goes first: once it is gone no process can load it again, and every proc
 still holds it cached drops it when it reads the event (infrastructure/content_keys.py).
 From then on the user's sealed content (chat prompts, replies, sources and attachment
 names; profile bio and picture name) reads as erased wherever events are read, and each
-read model overwrites the copies it holds when it applies the event."""
+read model overwrites the copies it holds when it applies the event. Should recording fail
+after the key is gone (the content is unreadable already, the read models not yet
+overwritten), erase again: it destroys nothing more and records the event."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ An event class that carries personal content names those fields in `sealed_field
 whose content it is in `sealed_owner` (the field holding the owner's user id, or None: the
 event's aggregate is the owner's User). The store keeps each such field as a `Sealed` value,
 encrypted under the owner's data key, which lives outside the event log; erasing the user
-destroys that key, and from then on the field reads as `erased_value(...)`. The domain sees
+destroys that key, and from then on the field reads as `erased_for(its annotation)`. The domain sees
 plaintext only: sealing and opening happen where events are stored and read."""
 
 from __future__ import annotations

@@ -129,11 +129,15 @@ class KeyRing:
             self._fresh_until = time.monotonic() + CACHE_SECONDS
 
     def seal(self, owner: UUID, field: str, value: object) -> Sealed:
+        return self.seal_json(owner, field, _encode(value))
+
+    def seal_json(self, owner: UUID, field: str, plain: bytes) -> Sealed:
+        """`seal` of a value already encoded as JSON (the mapper has encoded it to check it)."""
         if time.monotonic() > self._fresh_until:
             self.refresh()
         key_id, aes = self._active.get(owner) or self._new_or_active(owner)
         nonce = os.urandom(12)
-        return Sealed(key_id, nonce, aes.encrypt(nonce, _encode(value), _aad(owner, field, key_id)))
+        return Sealed(key_id, nonce, aes.encrypt(nonce, plain, _aad(owner, field, key_id)))
 
     def open(self, owner: UUID, field: str, sealed: Sealed) -> tuple[bool, object]:
         if time.monotonic() > self._fresh_until:

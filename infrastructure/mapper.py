@@ -109,15 +109,15 @@ class MsgspecMapper(Mapper):
             )
             raise MapperDeserialisationError(msg) from e
 
-
     def _seal(self, cls: type, state: dict[str, Any], originator_id: Any, fields: tuple[str, ...]) -> None:
         owner = _owner(cls, state, originator_id)
         for name in fields:
             value = state.get(name)
             if _has_content(value):
-                if _NUL in _encoder.encode(value) and _holds_nul(value):  # sealed, it could not be seen below
+                plain = _encoder.encode(value)
+                if _NUL in plain and _holds_nul(value):  # checked here: sealed, it could not be seen below
                     raise InvalidInput("Text may not contain the NUL character (U+0000); remove it and try again.")
-                state[name] = self.keys.seal(owner, name, value)  # type: ignore[union-attr]
+                state[name] = self.keys.seal_json(owner, name, plain)  # type: ignore[union-attr]
 
     def _open(self, cls: type, state: dict[str, Any], fields: tuple[str, ...]) -> None:
         owner = _owner(cls, state, state["originator_id"])
