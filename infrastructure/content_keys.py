@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -142,7 +143,9 @@ class KeyRing:
     def open(self, owner: UUID, field: str, sealed: Sealed) -> tuple[bool, object]:
         if time.monotonic() > self._fresh_until:
             self.refresh()
-        aes = self._by_id[sealed.key_id] if sealed.key_id in self._by_id else self._load(sealed.key_id, owner)
+        aes = self._by_id.get(sealed.key_id, _UNKNOWN)  # one read: refresh() may swap the dict meanwhile
+        if aes is _UNKNOWN:
+            aes = self._load(sealed.key_id, owner)
         if aes is None:
             return False, None
         try:
@@ -221,6 +224,7 @@ def _wrap_aad(owner: UUID, key_id: str) -> bytes:
     return b"ledgerllm:data-key:" + owner.bytes + key_id.encode()
 
 
+_UNKNOWN: Any = object()
 # Cached keys are trusted this long, then read again: a process that missed an erasure's event
 # (it does not follow the log) stops using the destroyed key within this time.
 CACHE_SECONDS = 30.0
