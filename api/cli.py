@@ -123,18 +123,6 @@ def cmd_users_list(args: argparse.Namespace) -> None:
            [[u.id, u.username, u.role, u.suspended, u.created_at] for u in rows])
 
 
-def cmd_users_revoke_sessions(args: argparse.Namespace) -> None:
-    from application.users import RevokeSessions, revoke_sessions
-
-    rt = cli_runtime()
-    try:
-        revoke_sessions(rt.ctx, RevokeSessions(principal=cli_principal(rt.ctx), correlation_id=cli_correlation_id(),
-                                               user_id=_user_id(rt.ctx, args.name)))
-        print(f"every session of {args.name} is revoked", file=sys.stderr)
-    finally:
-        rt.close()
-
-
 def cmd_users_set_password(args: argparse.Namespace) -> None:
     from application.users import UpdateUser, update_user
 
@@ -350,13 +338,18 @@ def build_parser() -> argparse.ArgumentParser:
     lst.set_defaults(func=cmd_users_list)
     rs = users.add_parser("revoke-sessions", help="invalidate every session token of a user")
     rs.add_argument("name")
-    rs.set_defaults(func=cmd_users_revoke_sessions)
+    rs.set_defaults(func=_lazy_in("cli_users", "cmd_users_revoke_sessions"))
     sp = users.add_parser("set-password", help="set a password (stdin, else generated and printed once)")
     sp.add_argument("name")
     sp.set_defaults(func=cmd_users_set_password)
     mum = users.add_parser("enable-multi-user", help="switch to multi-user mode; the owner gets this name")
     mum.add_argument("username")
     mum.set_defaults(func=cmd_enable_multi_user)
+    erase = users.add_parser("erase", help="erase a user's content (chats, profile) by destroying their data key")
+    erase.add_argument("name", help="username (also of a deleted user)")
+    erase.add_argument("--reason", required=True, help="why (recorded in the User.Erased event)")
+    erase.add_argument("--json", action="store_true")
+    erase.set_defaults(func=_lazy_in("cli_users", "cmd_users_erase"))
 
     keys = sub.add_parser("api-keys", help="manage API keys").add_subparsers(dest="action", required=True)
     kc = keys.add_parser("create", help="issue a key; prints only the secret on stdout")

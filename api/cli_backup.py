@@ -35,7 +35,8 @@ from api.progress import Progress, fail, mib, say
 
 FORMAT, VERSION = "ledgerllm-backup", 1
 EVENTS_DB, MANIFEST, PG_DUMP = "events.db", "manifest.json", "postgres.dump"
-SECRET_FILES = ("jwt-secret", "secrets.json")
+SECRET_FILES = ("jwt-secret", "secrets.json", "master.key")  # master.key: wraps the data keys
+KEYS_DB = "content_keys.db"  # the per-user data keys (infrastructure/content_keys.py)
 CHUNK = 1 << 20
 BIG = 64 << 20  # files from this size get a line of their own on stderr
 _BLOB = re.compile(r"[0-9a-f]{2}/[0-9a-f]{62}")
@@ -159,13 +160,16 @@ def _snapshot_db(src: Path, dst: Path, position: Any) -> int:
 
 
 def _backup_sqlite(data_dir: Path, out: Path) -> dict[str, Any]:
-    read_models = sorted(p for p in data_dir.glob("*.db") if p.name != EVENTS_DB and p.is_file())
+    read_models = sorted(p for p in data_dir.glob("*.db") if p.name not in (EVENTS_DB, KEYS_DB) and p.is_file())
     positions, files = {}, []
     for db in read_models:  # first, so each read model's position is at or below the head copied next
         positions[db.stem] = _snapshot_db(db, out / db.name, _tracking)
         files.append(_entry(out, db.name, "read_model", db.stat().st_mode))
     head = _snapshot_db(data_dir / EVENTS_DB, out / EVENTS_DB, _head)
     files.append(_entry(out, EVENTS_DB, "events", (data_dir / EVENTS_DB).stat().st_mode))
+    if (data_dir / KEYS_DB).is_file():  # after the events: it holds the key of every event copied
+        _snapshot_db(data_dir / KEYS_DB, out / KEYS_DB, lambda conn: 0)
+        files.append(_entry(out, KEYS_DB, "read_model", (data_dir / KEYS_DB).stat().st_mode))
     return {"backend": "sqlite", "events_head": head, "read_models": positions, "files": files}
 
 
@@ -175,7 +179,7 @@ def read_model_positions(settings: Any) -> dict[str, int]:
         return pg_read_model_positions(settings.database_url)
     positions = {}
     for db in sorted(settings.data_dir.glob("*.db")):
-        if db.name != EVENTS_DB:
+        if db.name not in (EVENTS_DB, KEYS_DB):
             with closing(sqlite3.connect(db, timeout=30)) as conn:
                 positions[db.stem] = _tracking(conn)
     return positions

@@ -41,7 +41,7 @@ from infrastructure.pg_pool import application_name
 from projections.catalog import PROJECTIONS
 from application.audit import Bound, parse_bound
 from application.ledger import Ledger
-from infrastructure.eventstore import ledger_env
+from infrastructure.eventstore import copy_content_keys, ledger_env
 from infrastructure.settings import REPLAY_MARK, Settings, load_settings
 
 BATCH = 1000
@@ -296,6 +296,7 @@ def cmd_replay(args: argparse.Namespace) -> None:
 def _build(settings: Settings, source: Ledger, target: Path, position: int, moment: datetime) -> dict[str, Any]:
     dir_settings = msgspec.structs.replace(settings, data_dir=target, database_url=None, redis_url=None,
                                            read_only=False)
+    copy_content_keys(settings, dir_settings)  # the copied events open as in the source
     replay = Ledger(env=ledger_env(dir_settings))
     try:
         events = copy_events(source, replay, position)

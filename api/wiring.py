@@ -17,7 +17,7 @@ from application.ledger import Context, Ledger
 from application.ids import IdBlocks
 from application.llm import CompletionFailed, LLMDefaults
 from application.ports import (
-    Clock, CompletionChunk, CompletionConfig, CompletionReply, ContentServices, Message, Parse, RateLimiter,
+    Clock, CompletionChunk, CompletionConfig, CompletionReply, ContentServices, KeyStore, Message, Parse, RateLimiter,
     WebhookServices,
 )
 from application.views import EventFeed
@@ -51,7 +51,8 @@ log = logging.getLogger("ledgerllm")
 # Events after which a cached principal may be stale (changed elsewhere, e.g. by the CLI).
 STALE_PRINCIPAL_TOPICS = frozenset(
     get_topic(c)
-    for c in (ApiKey.Revoked, ApiKey.Expired, User.Suspended, User.Deleted, User.RoleChanged, User.Renamed)
+    for c in (ApiKey.Revoked, ApiKey.Expired, User.Suspended, User.Deleted, User.RoleChanged, User.Renamed,
+              User.Erased)  # decoding it also drops this process's cached data keys of the user
 )
 
 
@@ -141,7 +142,8 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
         completions_config=_llm_config,
         llm_defaults=LLMDefaults(settings.llm_model, settings.llm_api_base, settings.llm_api_key,
                                  settings.llm_context_window, settings.llm_timeout),
-        chat_ids=IdBlocks("chats"), images=ImagesPort(settings), owner_username=settings.owner_username,
+        chat_ids=IdBlocks("chats"), images=ImagesPort(settings), keys=_key_store(ledger),
+        owner_username=settings.owner_username,
         simple_sso_enabled=settings.simple_sso_enabled,
         webhooks=WebhookServices(WebhookTargetCheck(settings.link_allowlist), deliveries),
     )
@@ -166,6 +168,14 @@ def open_runtime(settings: Settings, *, follow: bool = False, observe: Any = Non
                                              webhook_outcome or (lambda kind: None))
         runtime.deliverer.start()
     return runtime
+
+
+def _key_store(ledger: Ledger) -> KeyStore:
+    """The per-user data keys the ledger's mapper seals content with (ledger_env sets them up)."""
+    keys = getattr(ledger.mapper, "keys", None)
+    if keys is None:
+        raise RuntimeError("the event store has no key ring: build its env with infrastructure.eventstore.ledger_env")
+    return keys
 
 
 def _content(settings: Settings, vectors: ProjectionRunner, parse: Parse) -> ContentServices:

@@ -16,8 +16,8 @@ from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import IntegrityError
 
 from application.ports import (
-    Clock, CompletionConfigs, Completions, ContentServices, ImageGenerator, LLMDefaults, PasswordHasher, PrincipalCache,
-    SessionTokens, WebhookServices,
+    Clock, CompletionConfigs, Completions, ContentServices, ImageGenerator, KeyStore, LLMDefaults, PasswordHasher,
+    PrincipalCache, SessionTokens, WebhookServices,
 )
 from application.views import AccountsView, ApiKeysView, AuditView, ChatsView, LibraryView, ReadModel, VectorsView
 from domain.errors import Conflict, Forbidden
@@ -117,6 +117,7 @@ class Context:
     llm_defaults: LLMDefaults
     chat_ids: IdSource
     images: ImageGenerator
+    keys: KeyStore
     owner_username: str = "admin"
     simple_sso_enabled: bool = False
     webhooks: WebhookServices | None = None  # the wiring sets it; None: webhooks are not available

@@ -8,10 +8,12 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, TypedDict
+from uuid import UUID
 
 import msgspec
 
 from domain.principal import Principal
+from domain.sealed import Sealed
 
 if TYPE_CHECKING:  # row Structs, for annotations only
     import numpy
@@ -68,6 +70,26 @@ class PasswordHasher(Protocol):
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         """False for a wrong password or no hash; spends the same time either way."""
+
+
+class ContentCipher(Protocol):
+    """Seals personal content (domain/sealed.py) under its owner's data key and opens it again;
+    the event store's mapper uses it on every write and read (infrastructure/content_keys.py)."""
+
+    def seal(self, owner: UUID, field: str, value: object) -> Sealed: ...
+
+    def open(self, owner: UUID, field: str, sealed: Sealed) -> tuple[bool, object]:
+        """(True, the value), or (False, None) once the key is gone."""
+
+    def forget(self, owner: UUID) -> None:
+        """Drop this process's cached keys of `owner` (another process erased them)."""
+
+
+class KeyStore(ContentCipher, Protocol):
+    """The data keys, kept outside the event log and encrypted under the master key."""
+
+    def destroy(self, owner: UUID) -> int:
+        """Destroy every data key of `owner` (also on disk); how many there were."""
 
 
 class SessionTokens(Protocol):

@@ -22,6 +22,10 @@ def chat_uuid(chat_id: int) -> UUID:
 
 class Chat(Audited):
     class Recorded(Audited.Created):
+        # Prompt, reply, sources (attachment and document text) and attachment names are the
+        # user's content: stored under their data key (domain/sealed.py).
+        sealed_fields = ("prompt", "response", "sources", "attachments")
+        sealed_owner = "user_id"
         chat_id: int
         workspace_id: int
         user_id: int

@@ -9,6 +9,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from domain.audited import Audited
 from domain.errors import InvalidInput, LastAdmin, UsernameTaken
 from domain.principal import Actor, Role
+from domain.sealed import REASON_MAX
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9._@-]*$")
 USERNAME_MIN, USERNAME_MAX = 2, 64
@@ -47,6 +48,13 @@ def check_daily_limit(limit: int | None) -> int | None:
     return limit
 
 
+def check_reason(reason: str) -> str:
+    reason = reason.strip()
+    if not 1 <= len(reason) <= REASON_MAX:
+        raise InvalidInput(f"A reason of 1-{REASON_MAX} characters is required.")
+    return reason
+
+
 def user_uuid(user_id: int) -> UUID:
     return uuid5(NAMESPACE_URL, f"ledgerllm:/users/{user_id}")
 
@@ -55,6 +63,8 @@ class User(Audited):
     """A person (or the owner) that keys are issued to and that every event is attributed to."""
 
     class Registered(Audited.Created):
+        sealed_fields = ("bio",)  # profile text: under the user's data key (domain/sealed.py)
+        sealed_owner = "user_id"
         user_id: int
         username: str
         role: str
@@ -87,6 +97,8 @@ class User(Audited):
             user.role = Role(self.role)
 
     class ProfileUpdated(Audited.Event):
+        sealed_fields = ("bio", "pfp_filename")
+        sealed_owner = None  # the user this event's aggregate is
         daily_message_limit: int | None
         bio: str
         pfp_filename: str | None
@@ -139,6 +151,17 @@ class User(Audited):
         def apply(self, user: User) -> None:
             user.deleted = True
             user.token_version += 1
+
+    class Erased(Audited.Event):
+        """The user's data key was destroyed: their sealed content (chats, profile) reads as
+        erased from here on, and read models overwrite the copies they hold. Records who and
+        why, never the content."""
+
+        user_id: int
+        reason: str
+
+        def apply(self, user: User) -> None:
+            pass
 
 
     @classmethod
@@ -208,6 +231,10 @@ class User(Audited):
     def delete(self, actor: Actor) -> None:
         if not self.deleted:
             self._record(self.Deleted, actor)
+
+    def erase(self, actor: Actor, reason: str) -> None:
+        """Record the erasure (also of a deleted user: erasing after deleting is the usual order)."""
+        self._record(self.Erased, actor, user_id=self.user_id, reason=check_reason(reason))
 
     @property
     def is_active_admin(self) -> bool:

@@ -9,10 +9,11 @@ chain in `ledger_chain`, see infrastructure/chain.py), each projection's tables 
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory, TrackingRecorder
@@ -20,6 +21,11 @@ from eventsourcing.utils import Environment, get_topic
 from psycopg.sql import SQL, Identifier
 
 from infrastructure.chain import ChainedPostgresRecorder, ChainedSQLiteRecorder
+from infrastructure.content_keys import (
+    ENV_MASTER, ENV_STORE, KEYS_FILE, MASTER_FILE, MasterKeyError, ShreddingCipher, key_ring, master_key_hex,
+    postgres_master_key_hex,
+)
+from infrastructure.files import atomic_write
 from infrastructure.mapper import MsgspecMapper
 from infrastructure.pg_pool import BULK, CLI_POOL, SCHEMA, PoolSize, pool_env, pooled_connection
 from infrastructure.settings import Settings, postgres_env
@@ -36,6 +42,7 @@ def _data_dir(settings: Settings) -> Path:
 def ledger_env(settings: Settings) -> dict[str, str]:
     env = {
         "MAPPER_TOPIC": get_topic(MsgspecMapper),
+        **content_keys_env(settings),
         # Replays of the directory and sequence aggregates are fast-forwarded from a cache.
         "AGGREGATE_CACHE_MAXSIZE": "1000",
     }
@@ -52,6 +59,38 @@ def ledger_env(settings: Settings) -> dict[str, str]:
             APPLICATION_RECORDER_TOPIC=get_topic(ChainedSQLiteRecorder),
         )
     return env
+
+
+def content_keys_env(settings: Settings) -> dict[str, str]:
+    """Where the mapper's per-user data keys live, and the master key that wraps them."""
+    if settings.in_memory:
+        return {"CIPHER_TOPIC": get_topic(ShreddingCipher), ENV_STORE: f"memory:{uuid4().hex}",
+                ENV_MASTER: os.urandom(32).hex()}
+    master = _master_key(settings)
+    if settings.database_url:
+        store = f"postgres:{settings.database_url}"
+    else:
+        store = f"sqlite:{_data_dir(settings) / KEYS_FILE}"
+    return {"CIPHER_TOPIC": get_topic(ShreddingCipher), ENV_STORE: store, ENV_MASTER: master}
+
+
+def _master_key(settings: Settings) -> str:
+    configured = settings.content_master_key or settings.content_master_key_file
+    if settings.database_url and not configured:
+        return postgres_master_key_hex(settings.database_url)
+    return master_key_hex(settings.content_master_key, settings.content_master_key_file, _data_dir(settings))
+
+
+def copy_content_keys(source: Settings, target: Settings) -> int:
+    """Give `target` (a replay's DATA_DIR) the master key and every data key of `source`, so
+    its copied events open as they do in the source (and erased ones stay erased)."""
+    master = _master_key(source)
+    if not target.content_master_key and target.content_master_key_file is None:
+        atomic_write(_data_dir(target) / MASTER_FILE, master.encode() + b"\n")  # 0600
+    source_env, target_env = content_keys_env(source), content_keys_env(target)
+    if target_env[ENV_MASTER] != master:
+        raise MasterKeyError("the replay's master key differs from the store's")
+    return key_ring(source_env[ENV_STORE], master).copy_to(key_ring(target_env[ENV_STORE], master))
 
 
 def projection_env(settings: Settings, name: str) -> dict[str, str]:

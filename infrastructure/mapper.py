@@ -10,12 +10,16 @@ from __future__ import annotations
 import dataclasses
 from functools import lru_cache
 from typing import Any
+from uuid import UUID
 
 import msgspec
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import get_topic, resolve_topic
 
 from domain.errors import InvalidInput
+from domain.sealed import SEALED_KEYS, Sealed, erased_for
+from domain.users import User, user_uuid
+from infrastructure.content_keys import KeyRing, SealedContentDamaged, ShreddingCipher
 
 _encoder = msgspec.json.Encoder()
 _decode = msgspec.json.decode
@@ -27,12 +31,27 @@ def _event_class(topic: str) -> type:
 
 
 class MsgspecMapper(Mapper):
-    """Stores `vars(event)` without the originator id and version (they have their own columns)."""
+    """Stores `vars(event)` without the originator id and version (they have their own columns).
+
+    With a ShreddingCipher (CIPHER_TOPIC, set by infrastructure/eventstore.py) the fields an
+    event class names in `sealed_fields` are stored as `Sealed` values under their owner's
+    data key (domain/sealed.py), and read back as plaintext, or as erased once the key is
+    gone. Fields stored as plaintext (events written before sealing) are read as they are,
+    unless their owner has been erased since."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.keys: KeyRing | None = None
+        if isinstance(self.cipher, ShreddingCipher):
+            self.keys, self.cipher = self.cipher.ring, None
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         state = dict(vars(domain_event))
         originator_id = state.pop("originator_id")
         originator_version = state.pop("originator_version")
+        fields = _sealed_fields(type(domain_event))
+        if fields and self.keys is not None:
+            self._seal(type(domain_event), state, originator_id, fields)
         class_version = getattr(type(domain_event), "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
@@ -62,7 +81,8 @@ class MsgspecMapper(Mapper):
                 data = self.cipher.decrypt(data)
             if self.compressor:
                 data = self.compressor.decompress(data)
-            decoder = _decoder(cls)
+            fields = _sealed_fields(cls)
+            decoder = None if fields else _decoder(cls)
             if decoder is not None and _CLASS_VERSION not in data and data[:1] == b"{" and data[1:2] != b"}":
                 # Decoded straight into the class, the ids spliced in front: half the time of
                 # a dict converted afterwards (a rebuild decodes every stored event).
@@ -72,17 +92,75 @@ class MsgspecMapper(Mapper):
             state: dict[str, Any] = _decode(data)
             state["originator_id"] = stored_event.originator_id
             state["originator_version"] = stored_event.originator_version
+            if fields:
+                self._open(cls, state, fields)
             from_version = state.pop("class_version", 1)
             while from_version < getattr(cls, "class_version", 1):
                 getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
                 from_version += 1
-            return msgspec.convert(state, type=cls, strict=False)
-        except (msgspec.ValidationError, msgspec.DecodeError, AttributeError, KeyError) as e:
+            event = msgspec.convert(state, type=cls, strict=False)
+            if self.keys is not None and stored_event.topic == _ERASED_TOPIC:
+                self.keys.forget(event.originator_id)  # erased elsewhere: drop this process's keys
+            return event
+        except (msgspec.ValidationError, msgspec.DecodeError, AttributeError, KeyError, SealedContentDamaged) as e:
             msg = (
                 f"Failed to decode stored event {stored_event.topic} "
                 f"{stored_event.originator_id} v{stored_event.originator_version}: {e}"
             )
             raise MapperDeserialisationError(msg) from e
+
+    def _seal(self, cls: type, state: dict[str, Any], originator_id: Any, fields: tuple[str, ...]) -> None:
+        owner = _owner(cls, state, originator_id)
+        for name in fields:
+            value = state.get(name)
+            if _has_content(value):
+                plain = _encoder.encode(value)
+                if _NUL in plain and _holds_nul(value):  # checked here: sealed, it could not be seen below
+                    raise InvalidInput("Text may not contain the NUL character (U+0000); remove it and try again.")
+                state[name] = self.keys.seal_json(owner, name, plain)  # type: ignore[union-attr]
+
+    def _open(self, cls: type, state: dict[str, Any], fields: tuple[str, ...]) -> None:
+        owner = _owner(cls, state, state["originator_id"])
+        erased = _erased_values(cls)
+        for name in fields:
+            value = state.get(name)
+            if isinstance(value, dict) and value.keys() == SEALED_KEYS:
+                if self.keys is None:
+                    raise MapperDeserialisationError(f"{cls.__qualname__}.{name} is sealed; this store has no key ring")
+                found, plain = self.keys.open(owner, name, msgspec.convert(value, Sealed))
+                state[name] = plain if found else erased[name]
+            elif self.keys is not None and _has_content(value) and self.keys.is_erased(owner):
+                state[name] = erased[name]  # plaintext of an old event whose owner was erased
+
+
+_ERASED_TOPIC = get_topic(User.Erased)
+
+
+@lru_cache(maxsize=None)
+def _sealed_fields(cls: type) -> tuple[str, ...]:
+    return tuple(getattr(cls, "sealed_fields", ()))
+
+
+@lru_cache(maxsize=None)
+def _erased_values(cls: type) -> dict[str, Any]:
+    types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    return {name: erased_for(types[name]) for name in _sealed_fields(cls)}
+
+
+def _owner(cls: type, state: dict[str, Any], originator_id: Any) -> UUID:
+    """Whose content the event holds: the user named by its `sealed_owner` field, or (None)
+    the User aggregate the event belongs to."""
+    field = getattr(cls, "sealed_owner", None)
+    if field is not None:
+        return _user_uuid(int(state[field]))
+    return originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
+
+
+_user_uuid = lru_cache(maxsize=1 << 16)(user_uuid)  # uuid5 is a SHA-1: worth keeping
+
+
+def _has_content(value: Any) -> bool:
+    return value is not None and value != "" and value != []
 
 
 _CLASS_VERSION = b'"class_version":'

@@ -32,6 +32,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     checkpoint_origin: str = "ledgerllm"
     checkpoint_key: str | None = None
     checkpoint_key_file: Path | None = None
+    # Crypto-shredding (infrastructure/content_keys.py): the master key that wraps each user's
+    # data key: 64 hex characters, or a 0600 file; made on first use at DATA_DIR/master.key.
+    content_master_key: str | None = None
+    content_master_key_file: Path | None = None
     owner_username: str = "admin"
     auth_token: str | None = None  # AUTH_TOKEN: the owner's first password, as upstream
     simple_sso_enabled: bool = False
@@ -117,6 +121,8 @@ _ENV = {
     "CHECKPOINT_ORIGIN": ("checkpoint_origin", str),
     "CHECKPOINT_KEY": ("checkpoint_key", str),
     "CHECKPOINT_KEY_FILE": ("checkpoint_key_file", Path),
+    "CONTENT_MASTER_KEY": ("content_master_key", str),
+    "CONTENT_MASTER_KEY_FILE": ("content_master_key_file", Path),
     "OWNER_USERNAME": ("owner_username", str),
     "AUTH_TOKEN": ("auth_token", str),
     "SIMPLE_SSO_ENABLED": ("simple_sso_enabled", lambda v: v.lower() in {"1", "true", "yes", "on"}),

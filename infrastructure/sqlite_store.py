@@ -71,6 +71,9 @@ class _Pool(SQLiteConnectionPool):
                                 isolation_level=None, timeout=self.lock_timeout or BUSY_TIMEOUT)
         except (sqlite3.Error, TypeError) as e:
             raise InterfaceError(e) from e
+        # Freed bytes are zeroed, so text a read model overwrites (an erasure) leaves no copy
+        # in free space (projections/base.py scrubs the WAL afterwards).
+        c.execute("PRAGMA secure_delete=ON")
         if self.bulk:
             for pragma in ("journal_mode=OFF", "synchronous=OFF", f"cache_size=-{BULK_CACHE_KIB}",
                            "temp_store=MEMORY"):

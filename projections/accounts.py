@@ -9,6 +9,7 @@ from typing import Any
 from application.rows import AuthTokenRow, InviteRow, UserRef, UserRow, WebhookRow
 from domain.invites import Invite
 from domain.system import System
+from domain.sealed import ERASED
 from domain.users import User
 from domain.webhooks import Webhook
 from projections.base import SqlProjection, Tx, handles, iso
@@ -79,6 +80,12 @@ class AccountsProjection(SqlProjection):
     @handles(User.Unsuspended)
     def _unsuspended(self, tx: Tx, e: User.Unsuspended) -> None:
         self._set(tx, e, "suspended = 0")
+
+    @handles(User.Erased)
+    def _erased(self, tx: Tx, e: User.Erased) -> None:
+        # As the events now read (domain/sealed.py): a bio ERASED (an empty one stays empty),
+        # the picture's file name gone.
+        self._set(tx, e, "bio = CASE WHEN bio IS NULL OR bio = '' THEN bio ELSE ? END, pfp_filename = NULL", ERASED)
 
     @handles(User.Deleted)
     def _deleted(self, tx: Tx, e: User.Deleted) -> None:

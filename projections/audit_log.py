@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.persistence import Notification
 
 from application.rows import AuditPage, AuditRow
+from domain.users import User
 from projections.base import SqlProjection, Tx, iso
 from projections.readmodel import ReadModelView
 
@@ -111,6 +112,10 @@ class AuditLogProjection(SqlProjection):
              getattr(event, "actor_api_key_id", None), getattr(event, "correlation_id", None), event_type(event),
              str(event.originator_id), summary(event)),
         )
+        if type(event) is User.Erased:
+            # A profile update's summary shows the picture's file name: the user's content.
+            tx.execute("UPDATE audit_log SET summary = ? WHERE aggregate_id = ? AND type = ? AND position < ?",
+                       ("User.ProfileUpdated (erased)", str(event.originator_id), "User.ProfileUpdated", position))
 
 
 class AuditLog(ReadModelView):

@@ -9,9 +9,11 @@ the same event twice: the one that loses the race rolls back and moves on."""
 
 from __future__ import annotations
 
+import logging
 import re
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Any, ClassVar
 
 from eventsourcing.persistence import Notification, Tracking, TrackingRecorder
@@ -21,8 +23,11 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Identifier
 
+from domain.users import User
 from domain.timefmt import iso_or_none as iso  # noqa: F401  (handlers store times as upstream sends them)
 from projections.tx import Tx  # handlers write through it: `from projections.base import Tx`
+
+log = logging.getLogger("ledgerllm")
 
 
 class SqlView:
@@ -73,7 +78,12 @@ class SqlView:
             self._insert_tracking(cursor, Tracking(app_name, last_id))
         if tx.later:  # committed: this batch's part of the work left for `finish`
             self._later.extend(tx.later)  # type: ignore[union-attr]
+        if not self.bulk and any(isinstance(event, User.Erased) for event, _ in items):
+            self.scrub()
         return True
+
+    def scrub(self) -> None:
+        """After an erasure overwrote rows: leave no old copy of them in the view's files."""
 
     def position(self, app_name: str) -> int:
         return self.max_tracking_id(app_name) or 0  # type: ignore[attr-defined]
@@ -117,6 +127,21 @@ class SQLiteSqlView(SqlView, SQLiteTrackingRecorder):
 
     def construct_create_table_statements(self) -> list[str]:
         return super().construct_create_table_statements() + list(self.schema)
+
+    def scrub(self) -> None:
+        """Every connection runs with secure_delete (infrastructure/sqlite_store.py), so the
+        overwritten text is zeroed in the pages written now; the older page versions still sit
+        in the WAL and in the main file until a checkpoint copies the new pages over them and
+        truncates the WAL (waiting for readers up to the busy timeout)."""
+        pool = self.datastore.pool
+        if pool.is_sqlite_memory_mode:
+            return
+        with closing(sqlite3.connect(pool.db_name, uri=True, isolation_level=None,
+                                     timeout=pool.lock_timeout or 30)) as c:
+            busy = c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:
+            log.warning("%s: the WAL could not be truncated after an erasure (readers); the next checkpoint "
+                        "overwrites the old pages", pool.db_name)
 
     def lock_and_position(self, tx: Tx, app_name: str) -> int:
         tx.execute(

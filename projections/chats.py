@@ -8,7 +8,9 @@ import msgspec
 
 from application.rows import ChatLogRow, EmbedChat, HistoryRow, ThreadRow
 from domain.chats import Chat, HistoryReset
+from domain.sealed import ERASED
 from domain.threads import Thread
+from domain.users import User
 from domain.workspaces import Workspace
 from projections.base import SqlProjection, Tx, handles, iso
 from projections.readmodel import ReadModelView
@@ -101,6 +103,22 @@ class ChatsProjection(SqlProjection):
         tx.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
         tx.execute_later("DELETE FROM chats WHERE thread_key = ? AND position < ?", (thread_id, self.position))
 
+
+    @handles(User.Erased)
+    def _erased(self, tx: Tx, e: User.Erased) -> None:
+        # The user's key is gone: events read from now on give ERASED (domain/sealed.py); the
+        # rows written before hold plaintext, so they are overwritten the same way (a rebuild
+        # overwrites its rows too, so both end alike). Sources and attachment names are emptied
+        # in the stored response; an old row that holds the reply in it gets ERASED there too.
+        if tx.postgres:
+            response = ("(CASE WHEN (response::jsonb -> 'text') IS NULL THEN response::jsonb"
+                        " ELSE jsonb_set(response::jsonb, '{text}', to_jsonb(?::text)) END"
+                        " || jsonb_build_object('sources', '[]'::jsonb, 'attachments', '[]'::jsonb))::text")
+        else:
+            response = ("json_replace(json_set(response, '$.sources', json('[]'), '$.attachments', json('[]')),"
+                        " '$.text', ?)")
+        tx.execute_later(f"UPDATE chats SET prompt = ?, reply = ?, response = {response}"
+                         " WHERE user_id = ? AND position < ?", (ERASED, ERASED, ERASED, e.user_id, self.position))
 
     @handles(Workspace.Deleted)
     def _workspace_deleted(self, tx: Tx, e: Workspace.Deleted) -> None:

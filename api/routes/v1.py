@@ -188,6 +188,7 @@ def v1_router(upload_max_bytes: int) -> Router:
     from api.routes.chat import ChatController, ChatLogsController
     from api.routes.documents import DocumentController
     from api.routes.embeds import EmbedController
+    from api.routes.erasure import ErasureController
     from api.routes.generated import GeneratedFilesController
     from api.routes.images import ImagesController
     from api.routes.openai_v1 import OpenAiChatController, OpenAiController
@@ -201,5 +202,5 @@ def v1_router(upload_max_bytes: int) -> Router:
         AuthController, AdminController, UsersController, WorkspaceController, WorkspaceMembersController,
         documents, SystemV1Controller, OpenAiController, EmbedController, ChatController, ChatLogsController,
         OpenAiChatController, AuditController, ProjectionsController, ImagesController, GeneratedFilesController,
-        AdminEventsController, WebhooksController,
+        AdminEventsController, WebhooksController, ErasureController,
     ])

@@ -98,15 +98,17 @@ def test_backup_then_restore_answers_the_same(backend, tmp_path, request):
     assert manifest["events_head"] == head and f"events head {head}" in made.stdout
     assert READ_MODELS <= set(manifest["read_models"]) and all(0 <= p <= head for p in manifest["read_models"].values())
     paths = {f["path"]: f for f in manifest["files"]}
-    main = ({"events.db", "webhook_deliveries.db", *(f"{name}.db" for name in READ_MODELS)}  # and the webhook checkpoints
-            if backend.name == "sqlite" else {"postgres.dump"})
+    main = ({"events.db", "webhook_deliveries.db", "content_keys.db", *(f"{name}.db" for name in READ_MODELS)}
+            if backend.name == "sqlite" else {"postgres.dump"})  # webhook checkpoints; the data keys that open sealed content
     blobs = {str(p.relative_to(backend.data_dir)) for p in (backend.data_dir / "blobs").rglob("*") if p.is_file()}
     if backend.database_url:  # the blobs are rows in PostgreSQL, so in postgres.dump
         with psycopg.connect(backend.database_url) as conn:
             assert conn.execute("SELECT count(*) FROM ledger_blobs").fetchone()[0] >= 2 and blobs == set()
     else:
         assert len(blobs) >= 2
-    assert set(paths) == main | blobs | {"jwt-secret", "secrets.json"}  # no faiss/
+    # master.key: the master key of the data keys (with PostgreSQL it is a row in the dump)
+    secret_files = {"jwt-secret", "secrets.json"} | ({"master.key"} if backend.name == "sqlite" else set())
+    assert set(paths) == main | blobs | secret_files  # no faiss/
     for rel, entry in paths.items():
         assert (backup / rel).stat().st_size == entry["size"]
     assert _mode(backup) == 0o700 and _mode(backup / "jwt-secret") == _mode(backup / "secrets.json") == 0o600
@@ -114,7 +116,7 @@ def test_backup_then_restore_answers_the_same(backend, tmp_path, request):
     restored = _fresh(backend, tmp_path / "restored", request)
     done = restored.cli("restore", str(backup))
     assert f"events head {head}" in done.stdout and "ledgerllm audit verify" in done.stderr
-    for name in ("jwt-secret", "secrets.json"):
+    for name in sorted(secret_files):
         assert (restored.data_dir / name).read_bytes() == (backend.data_dir / name).read_bytes()
         assert _mode(restored.data_dir / name) == 0o600
     assert not (restored.data_dir / "faiss").exists()

@@ -61,8 +61,8 @@ def test_stream_chat_frames_arrive_before_the_model_finishes_and_match_the_recor
         assert streamed == reply
         history = httpx.get(server.url + "/api/v1/workspace/live/chats", headers=headers, timeout=30).json()["history"]
         assert history[-1]["content"] == streamed and history[-1]["chatId"] == final["chatId"]
-    recorded = [e["state"] for e in sqlite_backend.raw_events() if e["topic"].endswith("Chat.Recorded")]
-    assert recorded[-1]["response"] == reply and recorded[-1]["status"] == "ok"
+    recorded = [e for e in sqlite_backend.events() if type(e).__qualname__ == "Chat.Recorded"]  # sealed: opened
+    assert recorded[-1].response == reply and recorded[-1].status == "ok"
 
 
 def test_a_client_that_disconnects_stops_the_model_and_the_partial_exchange_is_recorded(sqlite_backend, tmp_path, llm):
@@ -82,7 +82,8 @@ def test_a_client_that_disconnects_stops_the_model_and_the_partial_exchange_is_r
                 break
             time.sleep(0.1)
         assert states[-1]["status"] == "partial" and states[-1]["include"] is False
-        assert states[-1]["response"].startswith("w0")
+        opened = [e for e in sqlite_backend.events() if type(e).__qualname__ == "Chat.Recorded"]  # sealed: opened
+        assert opened[-1].response.startswith("w0")
 
 
 def test_stream_errors_and_refusals_use_upstream_frames(sqlite_backend, tmp_path, llm):

@@ -150,6 +150,11 @@ class CommandSequences(RuleBasedStateMachine):
     def delete_user(self, user: int) -> None:
         self.http("DELETE", f"/api/v1/admin/users/{2 + user % (self.users + 1)}")
 
+    @rule(user=picks, reason=st.one_of(texts, loose))
+    def erase_user(self, user: int, reason: Any) -> None:
+        """Crypto-shredding: the user's content reads as erased; read models overwrite it."""
+        self.http("POST", f"/api/v1/admin/users/{1 + user % (self.users + 2)}/erase", {"reason": reason})
+
     @precondition(lambda self: self.multi_user)
     @rule(user=picks, password=passwords, sessions=st.booleans())
     def cli_user_sessions_or_password(self, user: int, password: str, sessions: bool) -> None:

@@ -73,6 +73,8 @@ def exercise_everything(backend, client) -> dict[str, str]:
                   if k["name"] == "cli")
     client.delete(f"/api/admin/api-key/{key_id}", headers=admin)
     assert client.delete(f"/api/v1/admin/users/{uid}", headers=admin).json()["success"]
+    erased = client.post(f"/api/v1/admin/users/{uid}/erase", headers=admin, json={"reason": "asked to be forgotten"})
+    assert erased.json()["success"], erased.text
     exercise_content(client, admin, secrets)
     exercise_webhooks(client, admin, secrets)
     created = backend.cli("users", "create", "clio", "--role", "default", input="clio-password\n")

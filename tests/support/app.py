@@ -67,6 +67,17 @@ class Backend:
                 rows = conn.execute("SELECT rowid, topic, state FROM stored_events ORDER BY rowid").fetchall()
         return [{"position": p, "topic": t, "state": msgspec.json.decode(bytes(s))} for p, t, s in rows]
 
+    def events(self) -> list[Any]:
+        """Every stored event as the app reads it: decoded, sealed fields opened (or erased)."""
+        from application.ledger import Ledger
+        from infrastructure.eventstore import ledger_env
+
+        ledger = Ledger(env=ledger_env(self.settings()))
+        try:
+            return [ledger.mapper.to_domain_event(n) for n in ledger.recorder.select_notifications(1, 1_000_000)]
+        finally:
+            ledger.close()
+
     def all_stored_bytes(self) -> bytes:
         """Everything stored under DATA_DIR (but the two secret stores, `jwt-secret` and
         `secrets.json`, which exist to hold secrets) and every PostgreSQL row, as bytes."""

@@ -517,6 +517,7 @@ def every_kind_of_event(actor: Actor) -> list[Any]:
     deputy.redeem_auth_token(actor, "token-hash")
     directory.leave(actor, deputy)
     deputy.delete(actor)
+    deputy.erase(actor, "asked to be forgotten")
     seq = Sequence.start(actor, "api_keys")
     key = ApiKey.issue(actor, seq.reserve(actor, 1)[0], 1, "secret-hash", "sk-abcdefgh", name="k", expires_at=T0)
     key.mark_expired(actor, T0)
