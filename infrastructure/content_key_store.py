@@ -71,7 +71,58 @@ _SCHEMA = [
 ]
 
 
-class SqliteBackend:
+class _SqlBackend:
+    """The queries both SQL backends run; `mark` is the driver's parameter placeholder."""
+
+    table: str
+    mark = "?"
+
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _run(self, c: Any, sql: str, params: tuple[object, ...] = ()) -> Any:
+        return c.execute(sql.format(t=self.table).replace("?", self.mark), params)
+
+    def active(self, owner: str) -> tuple[str, bytes] | None:
+        with self._connect() as c:
+            row = self._run(c, "SELECT key_id, wrapped FROM {t} WHERE owner = ? ORDER BY created_at DESC LIMIT 1",
+                            (owner,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    def get(self, key_id: str) -> tuple[str, bytes] | None:
+        with self._connect() as c:
+            row = self._run(c, "SELECT owner, wrapped FROM {t} WHERE key_id = ?", (key_id,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    def add(self, key_id: str, owner: str, wrapped: bytes) -> None:
+        with self._connect() as c:
+            self._run(c, "INSERT INTO {t} VALUES (?, ?, ?, ?)", (key_id, owner, wrapped, time.time()))
+
+    def _delete(self, owner: str) -> int:
+        """Delete the owner's keys and leave its tombstone, in one transaction."""
+        with self._connect() as c:
+            n = self._run(c, "DELETE FROM {t} WHERE owner = ?", (owner,)).rowcount
+            self._run(c, "INSERT INTO {t}_erased VALUES (?, ?) ON CONFLICT (owner) DO NOTHING", (owner, time.time()))
+        return int(n)
+
+    def erased(self) -> set[str]:
+        with self._connect() as c:
+            return {r[0] for r in self._run(c, "SELECT owner FROM {t}_erased")}
+
+    def rows(self) -> list[tuple[str, str, bytes]]:
+        with self._connect() as c:
+            return [(k, o, bytes(w)) for k, o, w in self._run(c, "SELECT key_id, owner, wrapped FROM {t}")]
+
+    def put(self, rows: list[tuple[str, str, bytes]], erased: set[str]) -> None:
+        now = time.time()
+        insert = "INSERT INTO {t} VALUES (?, ?, ?, ?) ON CONFLICT (key_id) DO NOTHING"
+        tombstone = "INSERT INTO {t}_erased VALUES (?, ?) ON CONFLICT (owner) DO NOTHING"
+        with self._connect() as c:
+            for sql, params in ((insert, [(k, o, w, now) for k, o, w in rows]), (tombstone, [(o, now) for o in erased])):
+                c.cursor().executemany(sql.format(t=self.table).replace("?", self.mark), params)
+
+
+class SqliteBackend(_SqlBackend):
     """One short connection per call: keys are cached, so calls are rare. Rollback journal
     (deleted at commit) and secure_delete, so a destroyed key leaves no bytes behind."""
 
@@ -102,48 +153,15 @@ class SqliteBackend:
 
         return _Tx()
 
-    def active(self, owner: str) -> tuple[str, bytes] | None:
-        with self._connect() as c:
-            row = c.execute(f"SELECT key_id, wrapped FROM {self.table} WHERE owner = ?"
-                            " ORDER BY created_at DESC LIMIT 1", (owner,)).fetchone()
-        return (row[0], bytes(row[1])) if row else None
-
-    def get(self, key_id: str) -> tuple[str, bytes] | None:
-        with self._connect() as c:
-            row = c.execute(f"SELECT owner, wrapped FROM {self.table} WHERE key_id = ?", (key_id,)).fetchone()
-        return (row[0], bytes(row[1])) if row else None
-
-    def add(self, key_id: str, owner: str, wrapped: bytes) -> None:
-        with self._connect() as c:
-            c.execute(f"INSERT INTO {self.table} VALUES (?, ?, ?, ?)", (key_id, owner, wrapped, time.time()))
-
     def destroy(self, owner: str) -> int:
-        with self._connect() as c:
-            n = c.execute(f"DELETE FROM {self.table} WHERE owner = ?", (owner,)).rowcount
-            c.execute(f"INSERT INTO {self.table}_erased VALUES (?, ?) ON CONFLICT (owner) DO NOTHING",
-                      (owner, time.time()))
+        n = self._delete(owner)
         with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as c:
             c.execute("VACUUM")  # small table; leaves no free page behind
         return n
 
-    def erased(self) -> set[str]:
-        with self._connect() as c:
-            return {r[0] for r in c.execute(f"SELECT owner FROM {self.table}_erased")}
 
-    def rows(self) -> list[tuple[str, str, bytes]]:
-        with self._connect() as c:
-            return [(k, o, bytes(w)) for k, o, w in c.execute(f"SELECT key_id, owner, wrapped FROM {self.table}")]
-
-    def put(self, rows: list[tuple[str, str, bytes]], erased: set[str]) -> None:
-        now = time.time()
-        with self._connect() as c:
-            c.executemany(f"INSERT INTO {self.table} VALUES (?, ?, ?, ?) ON CONFLICT (key_id) DO NOTHING",
-                          [(k, o, w, now) for k, o, w in rows])
-            c.executemany(f"INSERT INTO {self.table}_erased VALUES (?, ?) ON CONFLICT (owner) DO NOTHING",
-                          [(o, now) for o in erased])
-
-
-class PostgresBackend:
+class PostgresBackend(_SqlBackend):
+    mark = "%s"
     table = "ledger_content_keys"
 
     def __init__(self, url: str) -> None:
@@ -162,28 +180,10 @@ class PostgresBackend:
 
         return psycopg.connect(self.url, connect_timeout=10)
 
-    def active(self, owner: str) -> tuple[str, bytes] | None:
-        with self._connect() as c:
-            row = c.execute(f"SELECT key_id, wrapped FROM {self.table} WHERE owner = %s"
-                            " ORDER BY created_at DESC LIMIT 1", (owner,)).fetchone()
-        return (row[0], bytes(row[1])) if row else None
-
-    def get(self, key_id: str) -> tuple[str, bytes] | None:
-        with self._connect() as c:
-            row = c.execute(f"SELECT owner, wrapped FROM {self.table} WHERE key_id = %s", (key_id,)).fetchone()
-        return (row[0], bytes(row[1])) if row else None
-
-    def add(self, key_id: str, owner: str, wrapped: bytes) -> None:
-        with self._connect() as c:
-            c.execute(f"INSERT INTO {self.table} VALUES (%s, %s, %s, %s)", (key_id, owner, wrapped, time.time()))
-
     def destroy(self, owner: str) -> int:
         import psycopg
 
-        with self._connect() as c:
-            n = c.execute(f"DELETE FROM {self.table} WHERE owner = %s", (owner,)).rowcount
-            c.execute(f"INSERT INTO {self.table}_erased VALUES (%s, %s) ON CONFLICT (owner) DO NOTHING",
-                      (owner, time.time()))
+        n = self._delete(owner)
         try:  # dead row versions keep the wrapped key until vacuumed
             with psycopg.connect(self.url, connect_timeout=10, autocommit=True) as c:
                 c.execute(f"VACUUM {self.table}")
@@ -191,19 +191,3 @@ class PostgresBackend:
             log.warning("could not VACUUM %s after an erasure (%s); autovacuum will remove the old rows",
                         self.table, type(e).__name__)
         return n
-
-    def erased(self) -> set[str]:
-        with self._connect() as c:
-            return {r[0] for r in c.execute(f"SELECT owner FROM {self.table}_erased")}
-
-    def rows(self) -> list[tuple[str, str, bytes]]:
-        with self._connect() as c:
-            return [(k, o, bytes(w)) for k, o, w in c.execute(f"SELECT key_id, owner, wrapped FROM {self.table}")]
-
-    def put(self, rows: list[tuple[str, str, bytes]], erased: set[str]) -> None:
-        now = time.time()
-        with self._connect() as c:
-            c.cursor().executemany(f"INSERT INTO {self.table} VALUES (%s, %s, %s, %s) ON CONFLICT (key_id) DO NOTHING",
-                                   [(k, o, w, now) for k, o, w in rows])
-            c.cursor().executemany(f"INSERT INTO {self.table}_erased VALUES (%s, %s) ON CONFLICT (owner) DO NOTHING",
-                                   [(o, now) for o in erased])
