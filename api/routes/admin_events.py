@@ -136,7 +136,7 @@ async def follow(feed: EventFeed, principal: Principal, query: FeedQuery, heartb
     """Page after page from `query.after`, then whatever is stored next, until `lifetime` is up
     or the credential the stream was opened with stops being valid (checked every RECHECK_SECONDS)."""
     started = quiet_since = checked = time.monotonic()
-    cursor = query.after
+    cursor, more = query.after, True
     yield b": events after %d\nretry: 1000\n\n" % cursor
     while time.monotonic() - started < lifetime and not DRAINING.is_set():
         if time.monotonic() - checked >= RECHECK_SECONDS:
@@ -144,22 +144,19 @@ async def follow(feed: EventFeed, principal: Principal, query: FeedQuery, heartb
                 yield b": credential no longer valid\n\n"
                 return
             checked = time.monotonic()
-        page = await anyio.to_thread.run_sync(
-            event_feed.read_feed, feed, principal, msgspec.structs.replace(query, after=cursor))
-        for record in page.events:
-            yield sse_frame(record)
-        if page.events:
-            quiet_since = time.monotonic()
-        cursor = page.next
-        if page.has_more:
-            continue
-        while time.monotonic() - started < lifetime and not DRAINING.is_set():
-            if await anyio.to_thread.run_sync(feed.head) > cursor or time.monotonic() - checked >= RECHECK_SECONDS:
-                break
-            if time.monotonic() - quiet_since >= heartbeat:
-                yield b": heartbeat\n\n"
+        if more or await anyio.to_thread.run_sync(feed.head) > cursor:
+            page = await anyio.to_thread.run_sync(
+                event_feed.read_feed, feed, principal, msgspec.structs.replace(query, after=cursor))
+            for record in page.events:
+                yield sse_frame(record)
+            if page.events:
                 quiet_since = time.monotonic()
-            await anyio.sleep(POLL_SECONDS)
+            cursor, more = page.next, page.has_more
+            continue
+        if time.monotonic() - quiet_since >= heartbeat:
+            yield b": heartbeat\n\n"
+            quiet_since = time.monotonic()
+        await anyio.sleep(POLL_SECONDS)
 
 
 # Set when the server is told to stop: open streams end, so the ASGI server's graceful shutdown
