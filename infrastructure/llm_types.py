@@ -3,6 +3,7 @@ and litellm's lazy, offline import."""
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -69,6 +70,11 @@ class LLMConfig(msgspec.Struct, frozen=True):
 
 _import_lock = threading.Lock()
 _litellm: Any = None
+# litellm's own switch: OpenAI-compatible chat goes through litellm's HTTP handler instead of
+# the openai SDK, whose request "transform" walks every message through each TypedDict of a
+# union: 8 ms for 20 messages and 0.9 s for 2,000 here (bench/chat_overhead.py). The operator
+# can still set it to false to go through the SDK.
+SDK_BYPASS = "EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER"
 
 
 def load_litellm() -> Any:
@@ -81,6 +87,7 @@ def load_litellm() -> Any:
                 from infrastructure.tokenizer import configure_offline
 
                 configure_offline()  # offline cost map, tiktoken files from litellm's own copy
+                os.environ.setdefault(SDK_BYPASS, "true")
                 import litellm
 
                 litellm.telemetry = False
