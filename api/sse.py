@@ -1,18 +1,18 @@
 """Server-sent events from a synchronous frame generator running in a worker thread.
 
 The generator (the chat pipeline) blocks on the model; frames cross to the event loop
-through a queue. If the client goes away, the `cancel` event is set: the pipeline stops the
+through an asyncio queue (the thread hands each one to the loop; no thread hop per frame).
+If the client goes away, the `cancel` event is set: the pipeline stops the
 upstream call and records what it has as a partial exchange."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-import anyio
 import msgspec
 from litestar.response import Stream
 
@@ -34,23 +34,30 @@ def sse(produce: Callable[[threading.Event], Iterator[Any]], on_error: Callable[
 
     async def frames() -> AsyncIterator[bytes]:
         cancel = threading.Event()
-        items: queue.Queue[Any] = queue.Queue()
+        loop = asyncio.get_running_loop()
+        items: asyncio.Queue[Any] = asyncio.Queue()
+
+        def put(item: Any) -> None:  # from the worker thread: no thread hop per frame on the loop's side
+            try:
+                loop.call_soon_threadsafe(items.put_nowait, item)
+            except RuntimeError:  # the loop is closed (server shutting down): nobody is listening
+                cancel.set()
 
         def work() -> None:
             try:
                 for item in produce(cancel):
-                    items.put(item)
+                    put(item)
             except Exception as e:  # noqa: BLE001 - sent to the client as an abort frame
                 log.exception("stream failed")
                 if on_error is not None:
-                    items.put(on_error(e))
+                    put(on_error(e))
             finally:
-                items.put(_DONE)
+                put(_DONE)
 
         threading.Thread(target=work, name="ledgerllm-stream", daemon=True).start()
         try:
             while True:
-                item = await anyio.to_thread.run_sync(items.get, abandon_on_cancel=True)
+                item = await items.get()
                 if item is _DONE:
                     break
                 yield frame(item)
