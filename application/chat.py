@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TypeVar
 
@@ -196,10 +196,11 @@ def plan_chat(ctx: Context, cmd: SendChat) -> Prepared | Refusal | ResetOnly:
     if mode == "query" and not context:
         refusal = str(workspace.settings.get("queryRefusalResponse") or REFUSAL)
         return Refusal(partition=partition, prompt=message, text=refusal, attachments=attachments)
+    history: Iterable[tuple[str, str]]
     if cmd.history is not None:
-        history = cmd.history
+        history = reversed(cmd.history)
     else:  # a reset in the same request leaves this partition's history empty
-        history = [] if cmd.reset else load_history(ctx, partition, cmd.embed_id)
+        history = () if cmd.reset else load_history(ctx, partition, cmd.embed_id)
     system = _system_prompt(ctx, cmd.system_prompt or str(workspace.settings.get("openAiPrompt") or ""))
     prompt: str | list[Part] = message
     if images:
@@ -258,12 +259,13 @@ def _temperature(setting: SettingValue) -> float | None:
     return None if setting is None else float(setting)
 
 
-def load_history(ctx: Context, partition: Partition, embed_id: int | None = None) -> list[tuple[str, str]]:
-    """The newest N included exchanges of exactly this partition, oldest first. N is the
-    workspace's openAiHistory (0 means none; upstream turns 0 into 20)."""
+def load_history(ctx: Context, partition: Partition, embed_id: int | None = None) -> Iterator[tuple[str, str]]:
+    """The newest N included exchanges of exactly this partition, newest first, read as the
+    window fit asks for them. N is the workspace's openAiHistory (0 means none; upstream
+    turns 0 into 20)."""
     limit = int(partition.workspace.settings.get("openAiHistory", 20) or 0)
     if limit <= 0:
-        return []
+        return iter(())
     if embed_id is not None:
         return ctx.chats.embed_prompt_history(embed_id, partition.session_id, limit)
     return ctx.chats.prompt_history(partition.workspace.id, partition.user_id, partition.thread_id,

@@ -12,7 +12,7 @@ oldest history, then shrinks context and prompt, until the messages provably fit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 from application.ports import Message, Part
@@ -72,20 +72,22 @@ def fit(
     window: int,
     system: str,
     context: Sequence[str],
-    history: Sequence[tuple[str, str]],
+    newest_first: Iterable[tuple[str, str]],
     prompt: str | list[Part],
 ) -> tuple[list[Message], bool]:
     """Messages `[system, ...history pairs, user]` that fit `window - reply_buffer(window)`.
 
-    `history` is oldest first, as (user text, assistant text). Returns the messages and
-    whether anything was cut or dropped."""
+    `newest_first` is the history as (user text, assistant text), newest exchange first; it is
+    read only as far back as the fit needs. Returns the messages and whether anything was cut
+    or dropped."""
+    history = _Replay(newest_first)
     window = max(MIN_WINDOW, int(window))
     budget = window - reply_buffer(window)
     user = {"role": "user", "content": prompt}
     system_msg = {"role": "system", "content": system_message(system, context)}
     if _fits_whole(tokens, budget, system_msg, history, user):
         full = [system_msg]
-        for asked, answered in history:
+        for asked, answered in reversed(history.taken):
             full += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
         return full + [user], False
 
@@ -104,12 +106,31 @@ def fit(
     return _squeeze(tokens, budget, [system_msg], kept, user), True
 
 
-def _fits_whole(tokens: Tokens, budget: int, system: Message, history: Sequence[tuple[str, str]],
+class _Replay:
+    """A newest-first history read once from its source and replayed from what was taken."""
+
+    def __init__(self, source: Iterable[tuple[str, str]]) -> None:
+        self._source = iter(source)
+        self.taken: list[tuple[str, str]] = []
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        index = 0
+        while True:
+            if index == len(self.taken):
+                item = next(self._source, None)
+                if item is None:
+                    return
+                self.taken.append(item)
+            yield self.taken[index]
+            index += 1
+
+
+def _fits_whole(tokens: Tokens, budget: int, system: Message, history: Iterable[tuple[str, str]],
                 user: Message) -> bool:
     """Whether everything fits, counting the newest exchanges first and stopping as soon as
-    the budget is passed (a long history is not counted to the end on every chat)."""
+    the budget is passed (a long history is not read or counted to the end on every chat)."""
     running = 3 + message_tokens(tokens, system) + message_tokens(tokens, user)
-    for asked, answered in reversed(history):
+    for asked, answered in history:
         if running > budget:
             return False
         running += tokens.count(asked) + tokens.count(answered) + 2 * MESSAGE_OVERHEAD
@@ -124,12 +145,12 @@ def _cut_system(tokens: Tokens, instructions: str, context: Sequence[str], limit
     return f"{head}\nContext: {tokens.truncate_middle(body, max(1, limit * 3 // 4), MARKER)}"
 
 
-def _history(tokens: Tokens, history: Sequence[tuple[str, str]], limit: int) -> list[Message]:
+def _history(tokens: Tokens, history: Iterable[tuple[str, str]], limit: int) -> list[Message]:
     """Newest exchanges first while they fit; the three newest are cut rather than dropped."""
     side_cap = max(1, int(limit / 2.2))
     kept: list[Message] = []
     running = 0
-    for index, (asked, answered) in enumerate(reversed(history)):
+    for index, (asked, answered) in enumerate(history):
         pair = [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
         size = sum(message_tokens(tokens, m) for m in pair)
         if running + size < limit:

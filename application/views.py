@@ -5,7 +5,7 @@ case may call; the implementations live beside their tables in `projections/`, a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # row Structs, for annotations only
@@ -167,10 +167,11 @@ class ChatsView(ReadModel, Protocol):
     # end of the library slice's block ----------------------------------------------------------
 
     def prompt_history(self, workspace_id: int, user_id: int, thread_id: int | None, session_id: str | None,
-                       limit: int) -> list[tuple[str, str]]:
-        """(prompt, reply) of the newest `limit` included exchanges of exactly this partition, oldest first."""
+                       limit: int) -> Iterator[tuple[str, str]]:
+        """(prompt, reply) of at most `limit` included exchanges of exactly this partition,
+        newest first, read lazily as the caller goes back in time."""
 
-    def embed_prompt_history(self, embed_id: int, session_id: str | None, limit: int) -> list[tuple[str, str]]:
+    def embed_prompt_history(self, embed_id: int, session_id: str | None, limit: int) -> Iterator[tuple[str, str]]:
         """The same for one embed session."""
 
     def history(self, workspace_id: int, user_id: int, session_id: str | None, limit: int,

@@ -4,6 +4,8 @@ listings and exports show. Partitioned by workspace, user, thread and session, w
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import msgspec
 
 from application.rows import ChatLogRow, EmbedChat, HistoryRow, ThreadRow
@@ -15,6 +17,8 @@ from domain.workspaces import Workspace
 from projections.base import SqlProjection, Tx, handles, iso
 from projections.readmodel import ReadModelView
 
+HISTORY_PAGE = 32  # the first page of a prompt's history; each next one is 4 times larger
+_NO_POSITION = 1 << 62  # above every log position
 NO_THREAD, NO_SESSION = -1, ""  # the keys of "default thread" and "no session": indexable, never NULL
 _json = msgspec.json.encode
 
@@ -166,20 +170,29 @@ class ChatHistory(ReadModelView):
 
     # what prompts read as history
     def prompt_history(self, workspace_id: int, user_id: int, thread_id: int | None, session_id: str | None,
-                       limit: int) -> list[tuple[str, str]]:
-        """The newest `limit` included exchanges of exactly this partition, oldest first."""
-        with self._read() as tx:
-            rows = tx.all(
-                "SELECT prompt, reply FROM chats WHERE workspace_id = ? AND user_id = ? AND thread_key = ?"
-                " AND session_key = ? AND include = 1 AND embed_id IS NULL ORDER BY position DESC LIMIT ?",
-                (workspace_id, user_id, _thread(thread_id), _session(session_id), limit))
-        return [(r["prompt"], r["reply"]) for r in reversed(rows)]
+                       limit: int) -> Iterator[tuple[str, str]]:
+        """The partition's included exchanges, newest first, at most `limit`, read a page at a
+        time as the caller takes them: fitting a window stops after the newest few, so a long
+        history is not read to the end on every chat."""
+        return self._newest_first(
+            "workspace_id = ? AND user_id = ? AND thread_key = ? AND session_key = ? AND include = 1"
+            " AND embed_id IS NULL", (workspace_id, user_id, _thread(thread_id), _session(session_id)), limit)
 
-    def embed_prompt_history(self, embed_id: int, session_id: str | None, limit: int) -> list[tuple[str, str]]:
-        with self._read() as tx:
-            rows = tx.all("SELECT prompt, reply FROM chats WHERE embed_id = ? AND session_key = ? AND include = 1"
-                          " ORDER BY position DESC LIMIT ?", (embed_id, _session(session_id), limit))
-        return [(r["prompt"], r["reply"]) for r in reversed(rows)]
+    def embed_prompt_history(self, embed_id: int, session_id: str | None, limit: int) -> Iterator[tuple[str, str]]:
+        return self._newest_first("embed_id = ? AND session_key = ? AND include = 1",
+                                  (embed_id, _session(session_id)), limit)
+
+    def _newest_first(self, where: str, params: tuple[object, ...], limit: int) -> Iterator[tuple[str, str]]:
+        before, page = _NO_POSITION, HISTORY_PAGE
+        while limit > 0:
+            with self._read() as tx:  # one short read per page; nothing is held between pages
+                rows = tx.all(f"SELECT position, prompt, reply FROM chats WHERE {where} AND position < ?"
+                              " ORDER BY position DESC LIMIT ?", (*params, before, min(page, limit)))
+            yield from ((r["prompt"], r["reply"]) for r in rows)
+            if len(rows) < min(page, limit):
+                return
+            limit -= len(rows)
+            before, page = rows[-1]["position"], page * 4
 
     # what the history routes show
     def history(self, workspace_id: int, user_id: int, session_id: str | None, limit: int,

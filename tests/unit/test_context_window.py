@@ -23,7 +23,7 @@ def text(rng: random.Random, n_words: int) -> str:
 
 
 def test_what_fits_is_left_untouched(tokens):
-    messages, cut = fit(tokens, 4096, "Be brief.", ["some context"], [("hi", "hello")], "How are you?")
+    messages, cut = fit(tokens, 4096, "Be brief.", ["some context"], iter([("hi", "hello")]), "How are you?")
     assert not cut
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[0]["content"].startswith("Be brief.\nContext:\n[CONTEXT 0]:\nsome context")
@@ -41,7 +41,7 @@ def test_a_prompt_longer_than_the_window_is_cut_in_the_middle_and_sent_alone(tok
 
 def test_oldest_history_goes_first(tokens):
     history = [(f"question {i} " + "x " * 50, f"answer {i} " + "y " * 50) for i in range(200)]
-    messages, cut = fit(tokens, 4096, "system", [], history, "newest")
+    messages, cut = fit(tokens, 4096, "system", [], reversed(history), "newest")
     assert cut
     kept = [m["content"] for m in messages if m["role"] == "user"][:-1]
     numbers = [int(c.split()[1]) for c in kept]
@@ -71,9 +71,32 @@ def test_random_chats_always_fit_and_keep_the_newest_message(tokens):
         prompt = "HEAD " + text(rng, min(prompt_words, window * 10)) + " TAIL"
         system = text(rng, rng.choice([5, 200, window]))
         context = [text(rng, rng.randint(10, 400)) for _ in range(rng.randint(0, 6))]
-        messages, _ = fit(tokens, window, system, context, history, prompt)
+        messages, _ = fit(tokens, window, system, context, reversed(history), prompt)
         assert total_tokens(tokens, messages) <= window - reply_buffer(window), (case, window)
         last = messages[-1]
         assert last["role"] == "user", case
         assert last["content"].startswith("HEAD") and last["content"].endswith("TAIL"), case
         assert all(m["role"] in ("system", "user", "assistant") for m in messages)
+
+
+def test_a_long_history_is_read_only_as_far_back_as_the_window_needs(tokens):
+    """The history is taken newest first, lazily: with 10,000 exchanges and a 4k window the fit
+    stops after the few that can be in the prompt (the chat reads its history page by page)."""
+    taken = []
+
+    def newest_first():
+        for i in range(10_000, 0, -1):
+            taken.append(i)
+            yield (f"question {i} " + "x " * 50, f"answer {i} " + "y " * 50)
+
+    messages, cut = fit(tokens, 4096, "system", [], newest_first(), "newest")
+    kept = [int(m["content"].split()[1]) for m in messages[:-1] if m["role"] == "user"]
+    assert cut and kept == sorted(kept) and kept[-1] == 10_000
+    assert len(taken) < 50, len(taken)
+
+
+def test_a_short_history_that_fits_is_sent_whole_oldest_first(tokens):
+    history = [(f"q{i}", f"a{i}") for i in range(5)]
+    messages, cut = fit(tokens, 4096, "s", [], reversed(history), "now")
+    assert not cut
+    assert [m["content"] for m in messages[1:-1]] == [t for pair in history for t in pair]
