@@ -15,7 +15,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from api.errors import NO_VALID_KEY
-from application.apikeys import (
+from application.authentication import (
     RecordExpiry, auth_reads_store, is_expired, lookup_principal, principal_from_store, record_expiry,
 )
 from application.sessions import session_principal

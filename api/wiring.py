@@ -12,7 +12,7 @@ from typing import Any
 from eventsourcing.persistence import TrackingRecorder
 from eventsourcing.utils import get_topic
 
-from application.apikeys import hashes_affected_by
+from application.authentication import hashes_affected_by
 from application.ledger import Context, Ledger
 from application.ids import IdBlocks
 from application.llm import CompletionFailed, LLMDefaults

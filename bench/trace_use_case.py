@@ -31,11 +31,14 @@ sys.path.insert(0, str(REPO))
 LAYERS = ("api", "application", "domain", "infrastructure", "projections")
 # Run by every authenticated request or by the follower whatever it applies.
 PLUMBING = {"api/app.py", "api/auth.py", "api/deps.py", "api/errors.py", "api/metrics.py", "api/requestlog.py",
-            "api/wiring.py", "application/access.py", "application/ledger.py", "domain/principal.py",
+            "api/wiring.py", "application/access.py", "application/authentication.py", "application/ledger.py",
+            "domain/hashing.py", "domain/principal.py",
             "infrastructure/memory_cache.py", "infrastructure/ratelimit.py", "infrastructure/clock.py",
             "projections/runner.py", "projections/base.py", "projections/tx.py", "projections/stall.py",
             "infrastructure/eventstore.py", "infrastructure/sqlite_store.py", "infrastructure/mapper.py",
-            "infrastructure/chain.py", "infrastructure/tokens.py", "api/presenters/__init__.py"}
+            "infrastructure/chain.py", "infrastructure/tokens.py", "api/presenters/__init__.py",
+            # the save path (sealing in the mapper, waking the webhook deliverer) and every view's base
+            "infrastructure/content_keys.py", "infrastructure/webhooks.py", "projections/readmodel.py"}
 
 
 class Tracer:

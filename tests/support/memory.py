@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from api.wiring import Runtime, open_runtime
-from application.apikeys import CreateApiKey, create_api_key, lookup_principal
+from application.apikeys import CreateApiKey, create_api_key
+from application.authentication import lookup_principal
 from application.users import CreateUser, EnableMultiUser, create_user, enable_multi_user, principal_for
 from domain.hashing import hash_secret
 from domain.principal import Principal
@@ -92,7 +93,8 @@ def add_user(runtime: Runtime, username: str, role: str = "default", by: Princip
 
 def own_key(runtime: Runtime, principal: Principal) -> Principal:
     """The same user acting through a new API key of theirs (so events carry a key id)."""
-    from application.apikeys import CreateApiKey, create_api_key, lookup_principal
+    from application.apikeys import CreateApiKey, create_api_key
+    from application.authentication import lookup_principal
     from domain.hashing import hash_secret
 
     new = create_api_key(runtime.ctx, CreateApiKey(principal=principal, correlation_id="given-key"))

@@ -8,10 +8,8 @@ from datetime import timedelta
 import msgspec
 import pytest
 
-from application.apikeys import (
-    CreateApiKey, RecordExpiry, RevokeApiKey, create_api_key, is_expired, list_api_keys, lookup_principal, record_expiry,
-    revoke_api_key,
-)
+from application.apikeys import CreateApiKey, RevokeApiKey, create_api_key, list_api_keys, revoke_api_key
+from application.authentication import RecordExpiry, is_expired, lookup_principal, record_expiry
 from domain.apikeys import ApiKey
 from domain.errors import ApiKeyNotFound, InvalidInput
 from domain.hashing import hash_secret
