@@ -21,6 +21,7 @@ from projections.stall import ProjectionStalled, Stall, StallRecord, is_transien
 log = logging.getLogger("ledgerllm.projections")
 
 BATCH = 500
+IDLE_ROUND_SECONDS = 1.0  # the follower visits every view at least this often, events or not
 SKIP_WRITE_LIMIT = 1000  # ignored events are recorded as passed at least this often
 
 
@@ -289,17 +290,34 @@ class Follower:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        """Each poll asks the store for its head only; the views are visited when it moved, when
+        woken, after a failure, and at least every IDLE_ROUND_SECONDS (a view rebuilt or repaired
+        by another process). Visiting every view on every poll kept an idle server's event loop
+        waiting for the GIL behind a few hundred SQL transactions a second."""
         steps = [self._notify, *(r.catch_up for r in self.runners), *self.also]
+        last_head: int | None = None
+        last_round = 0.0
+        failed = woken = False
         while not self._stop.is_set():
-            failed = False
-            for step in steps:  # each on its own: one failing view must not hold up the others
-                try:
-                    step()
-                except Exception:  # keep following: a transient store error must not stop the views
-                    log.exception("projection follower step failed; retrying")
-                    failed = True
-            self._wake.wait(1.0 if failed else self.poll)
+            head = self._head()
+            now = time.monotonic()
+            if failed or woken or head is None or head != last_head or now - last_round >= IDLE_ROUND_SECONDS:
+                failed = False
+                for step in steps:  # each on its own: one failing view must not hold up the others
+                    try:
+                        step()
+                    except Exception:  # keep following: a transient store error must not stop the views
+                        log.exception("projection follower step failed; retrying")
+                        failed = True
+                last_head, last_round = head, now
+            woken = self._wake.wait(1.0 if failed else self.poll)
             self._wake.clear()
+
+    def _head(self) -> int | None:
+        try:
+            return self.app.recorder.max_notification_id() or 0
+        except Exception:  # noqa: BLE001 - the store is away: the round below reports it
+            return None
 
     def _notify(self) -> None:
         """Hand new events to the callbacks; an event counts as seen only once they succeeded
