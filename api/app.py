@@ -25,7 +25,7 @@ from api import metrics
 from api.auth import AuthMiddleware
 from api.deps import provide_ctx
 from api.errors import EXCEPTION_HANDLERS, JsonRequest, document_errors
-from api.requestlog import RequestIdMiddleware, stamp_response
+from api.requestlog import stamp_response
 from api.routes import embed_public, health, keys, public, system, v1
 from api.warmup import Warmup
 from api.wiring import open_runtime
@@ -84,11 +84,11 @@ def create_app(settings: Settings) -> Litestar:
         }),
         security=[{"BearerAuth": []}],
     )
-    middleware = [RequestIdMiddleware, metrics.RequestMetrics,
+    middleware = [metrics.RequestMetrics,
                   DefineMiddleware(AuthMiddleware, exclude=["^/api/docs", "^/metrics"])]
     before_send = [stamp_response]
     if settings.read_only:
-        middleware.insert(2, ReadOnlyMiddleware)
+        middleware.insert(1, ReadOnlyMiddleware)
         before_send.append(stamp_read_only)
     app = Litestar(
         route_handlers=[

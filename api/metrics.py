@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from api import requestlog
 from domain.chats import Chat
 
 EVENTS = Counter("ledgerllm_events_appended_total", "Events appended to the store, by type", ["type"])
@@ -40,7 +41,8 @@ _NOT_COUNTED = re.compile(r"^/(metrics|api/docs)")
 
 
 class RequestMetrics:
-    """ASGI middleware counting each request and its duration. Each label set's metric children
+    """The outermost ASGI middleware: gives each request its id (`api.requestlog.begin`), then
+    counts it and its duration. Each label set's metric children
     are looked up once and kept: `labels()` validates and locks on every call, which made
     Litestar's own middleware the largest cost of a trivial request."""
 
@@ -59,7 +61,11 @@ class RequestMetrics:
         return children
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _NOT_COUNTED.match(scope["path"]):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        requestlog.begin(scope)  # the request id first: one middleware layer less per request
+        if _NOT_COUNTED.match(scope["path"]):
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope.get("path_template") or "<no route>"
