@@ -91,7 +91,8 @@ def main() -> None:
             server = subprocess.Popen(
                 [ledgerllm, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)],
                 env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_ready(base, server, log)
+        # ready, not just answering: the embedder's background warm-up must not share the rounds
+        wait_ready(base, server, log, timeout=180, path="/api/health/ready")
         key = subprocess.run([ledgerllm, "api-keys", "create", "--name", "bench"], env=env,
                              capture_output=True, text=True, check=True).stdout.strip()
         auth_header = ["-H", f"Authorization: Bearer {key}"]

@@ -33,14 +33,15 @@ def http_status(url: str, headers: dict[str, str] | None = None) -> int:
         return err.code
 
 
-def wait_ready(base: str, server: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
-    """Return once the server answers /api/ping; exit with its log if it dies or stays silent."""
+def wait_ready(base: str, server: subprocess.Popen, log: Path, timeout: float = 60.0, path: str = "/api/ping") -> None:
+    """Return once the server answers `path` (/api/ping; /api/health/ready: the model warm-up is
+    done too); exit with its log if it dies or stays silent."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
             break
         try:
-            if http_status(base + "/api/ping") == 200:
+            if http_status(base + path) == 200:
                 return
         except OSError:
             pass
