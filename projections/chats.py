@@ -185,13 +185,14 @@ class ChatHistory(ReadModelView):
     def _newest_first(self, where: str, params: tuple[object, ...], limit: int) -> Iterator[tuple[str, str]]:
         before, page = _NO_POSITION, HISTORY_PAGE
         while limit > 0:
+            size = min(page, limit)
             with self._read() as tx:  # one short read per page; nothing is held between pages
                 rows = tx.all(f"SELECT position, prompt, reply FROM chats WHERE {where} AND position < ?"
-                              " ORDER BY position DESC LIMIT ?", (*params, before, min(page, limit)))
+                              " ORDER BY position DESC LIMIT ?", (*params, before, size))
             yield from ((r["prompt"], r["reply"]) for r in rows)
-            if len(rows) < min(page, limit):
+            if len(rows) < size:
                 return
-            limit -= len(rows)
+            limit -= size
             before, page = rows[-1]["position"], page * 4
 
     # what the history routes show
