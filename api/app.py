@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from eventsourcing.utils import get_topic
 
@@ -25,9 +26,9 @@ from api import metrics
 from api.auth import AuthMiddleware
 from api.deps import provide_ctx
 from api.errors import EXCEPTION_HANDLERS, JsonRequest, document_errors
-from api.requestlog import stamp_response
+from api.requestlog import RequestEdge
 from api.routes import embed_public, health, keys, public, system, v1
-from api.warmup import Warmup
+from api.warmup import Warmup, freeze_heap
 from api.wiring import open_runtime
 from application.ledger import Context, ReadOnly
 from domain.chats import Chat
@@ -62,9 +63,11 @@ def create_app(settings: Settings) -> Litestar:
             if settings.llm_model:
                 warmup.start("completions client", ctx.completions.warm,
                              lambda: bool(getattr(ctx.completions, "loaded", True)))
+        freeze_heap()
         try:
             yield
         finally:
+            gc.unfreeze()  # what the runtime held can be collected once it is closed
             rt = app.state.runtime
             for closer in rt.closers:
                 await closer.aclose()
@@ -86,10 +89,8 @@ def create_app(settings: Settings) -> Litestar:
     )
     middleware = [metrics.RequestMetrics,
                   DefineMiddleware(AuthMiddleware, exclude=["^/api/docs", "^/metrics"])]
-    before_send = [stamp_response]
     if settings.read_only:
         middleware.insert(1, ReadOnlyMiddleware)
-        before_send.append(stamp_read_only)
     app = Litestar(
         route_handlers=[
             public.PublicController, system.SystemController, keys.SingleUserKeysController, keys.AdminKeysController, v1.v1_router(settings.upload_max_bytes),
@@ -98,7 +99,6 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[runtime],
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
         middleware=middleware,
-        before_send=before_send,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=openapi,
         cors_config=CORSConfig(allow_origins=["*"], allow_headers=["*"],
@@ -110,6 +110,12 @@ def create_app(settings: Settings) -> Litestar:
         state=State({"settings": settings}),
     )
     document_errors(app)
+    # Litestar's handler is its CORS layer (`cors_config`) around the exception-handling router.
+    cors = app.asgi_handler
+    inner = getattr(cors, "app", None)
+    if inner is None:
+        raise RuntimeError("Litestar's ASGI handler is not its CORS middleware: check api/requestlog.RequestEdge")
+    app.asgi_handler = RequestEdge(cors, inner, stamp_read_only if settings.read_only else None)
     return app
 
 
@@ -143,12 +149,7 @@ class ReadOnlyMiddleware:
         await self.app(scope, receive, send)
 
 
-async def stamp_read_only(message: Message, scope: Scope) -> None:
-    """before_send hook: every response names the position this read-only server shows."""
-    if message["type"] != "http.response.start":
-        return
+def stamp_read_only(scope: Scope) -> tuple[bytes, bytes] | None:
+    """Every response of a read-only server names the position it shows."""
     runtime = getattr(scope["app"].state, "runtime", None)
-    if runtime is not None:
-        headers = list(message.get("headers", []))
-        headers.append((READ_ONLY_HEADER.lower().encode(), str(runtime.ctx.read_only).encode()))
-        message["headers"] = headers
+    return None if runtime is None else (READ_ONLY_HEADER.lower().encode(), str(runtime.ctx.read_only).encode())
