@@ -6,6 +6,8 @@ figures cover every process writing to the store, not just this one."""
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 import time
 from collections.abc import Iterable
@@ -14,10 +16,10 @@ from typing import Any
 from litestar.plugins.prometheus import PrometheusController
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
-from api import requestlog
 from domain.chats import Chat
 
 EVENTS = Counter("ledgerllm_events_appended_total", "Events appended to the store, by type", ["type"])
@@ -32,46 +34,65 @@ LLM_TOKENS = Counter("ledgerllm_llm_tokens_total", "Tokens sent to and received 
 # Requests, with the names and labels Litestar's Prometheus middleware gives them. Labels hold
 # route templates, never paths, so ids and invite codes never become label values.
 _LABELS = ["method", "path", "status_code", "app_name"]
-REQUESTS = Counter("ledgerllm_requests_total", "Total requests", _LABELS)
-REQUEST_SECONDS = Histogram("ledgerllm_request_duration_seconds", "Request duration, in seconds", _LABELS)
-IN_PROGRESS = Gauge("ledgerllm_requests_in_progress", "Total requests currently in progress", _LABELS,
-                    multiprocess_mode="livesum")
-ERRORS = Counter("ledgerllm_requests_error_total", "Total errors", _LABELS)
+_BUCKETS = Histogram.DEFAULT_BUCKETS  # 5 ms ... 10 s, then +Inf
 _NOT_COUNTED = re.compile(r"^/(metrics|api/docs)")
 
 
+class RequestCounts(Collector):
+    """Requests by (method, route template, status): count and duration histogram, requests in
+    progress, server errors. Kept as plain numbers that only the event loop's thread changes,
+    and turned into metric families when /metrics is scraped: prometheus_client's own
+    metrics take a lock per update, five per request, which cost a trivial request more than
+    all the rest of this module."""
+
+    def __init__(self) -> None:
+        self.done: dict[tuple[str, str, int], list[float]] = {}  # count, sum, then one per bucket
+        self.running: dict[tuple[str, str], int] = {}
+
+    def finished(self, method: str, path: str, status: int, seconds: float) -> None:
+        row = self.done.get((method, path, status))
+        if row is None:
+            row = self.done[(method, path, status)] = [0, 0.0] + [0] * len(_BUCKETS)
+        row[0] += 1
+        row[1] += seconds
+        row[2 + bisect.bisect_left(_BUCKETS, seconds)] += 1
+
+    def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
+        requests = CounterMetricFamily("ledgerllm_requests", "Total requests", labels=_LABELS)
+        errors = CounterMetricFamily("ledgerllm_requests_error", "Total errors", labels=_LABELS)
+        seconds = HistogramMetricFamily("ledgerllm_request_duration_seconds", "Request duration, in seconds",
+                                        labels=_LABELS)
+        running = GaugeMetricFamily("ledgerllm_requests_in_progress", "Total requests currently in progress",
+                                    labels=_LABELS)
+        for (method, path, status), row in list(self.done.items()):  # one C call: no change seen half-way
+            labels = [method, path, str(status), "ledgerllm"]
+            count, total, per_bucket = row[0], row[1], row[2:]
+            requests.add_metric(labels, count)
+            if status >= 500:
+                errors.add_metric(labels, count)
+            cumulative = list(itertools.accumulate(per_bucket))
+            seconds.add_metric(labels, [(floatToGoString(b), n) for b, n in zip(_BUCKETS, cumulative)], total)
+        for (method, path), n in list(self.running.items()):
+            running.add_metric([method, path, "200", "ledgerllm"], n)
+        yield from (requests, errors, seconds, running)
+
+
+REQUESTS = RequestCounts()
+REGISTRY.register(REQUESTS)
+
+
 class RequestMetrics:
-    """The outermost ASGI middleware: gives each request its id (`api.requestlog.begin`), then
-    counts it and its duration. Each label set's metric children
-    are looked up once and kept: `labels()` validates and locks on every call, which made
-    Litestar's own middleware the largest cost of a trivial request."""
+    """The outermost route middleware: counts each request by route template, and its
+    duration, in `REQUESTS`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
-        self._running: dict[tuple[str, str], Any] = {}
-
-    def _done(self, method: str, path: str, status: int) -> tuple[Any, Any, Any]:
-        key = (method, path, status)
-        children = self._children.get(key)
-        if children is None:
-            values = (method, path, str(status), "ledgerllm")
-            children = self._children[key] = (REQUESTS.labels(*values), REQUEST_SECONDS.labels(*values),
-                                              ERRORS.labels(*values) if status >= 500 else None)
-        return children
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        requestlog.begin(scope)  # the request id first: one middleware layer less per request
-        if _NOT_COUNTED.match(scope["path"]):
+        if scope["type"] != "http" or _NOT_COUNTED.match(scope["path"]):
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope.get("path_template") or "<no route>"
-        running = self._running.get((method, path))
-        if running is None:
-            running = self._running[(method, path)] = IN_PROGRESS.labels(method, path, "200", "ledgerllm")
         span = [time.perf_counter(), 0.0, 500]  # start, end, status
 
         async def measured_send(message: Message) -> None:
@@ -81,16 +102,13 @@ class RequestMetrics:
                 span[1] = time.perf_counter()
             await send(message)
 
-        running.inc()
+        running = REQUESTS.running
+        running[(method, path)] = running.get((method, path), 0) + 1
         try:
             await self.app(scope, receive, measured_send)
         finally:
-            running.dec()
-            count, seconds, errors = self._done(method, path, span[2])
-            count.inc()
-            seconds.observe((span[1] or time.perf_counter()) - span[0])
-            if errors is not None:
-                errors.inc()
+            running[(method, path)] -= 1
+            REQUESTS.finished(method, path, span[2], (span[1] or time.perf_counter()) - span[0])
 
 
 class Metrics(PrometheusController):

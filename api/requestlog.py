@@ -1,11 +1,10 @@
 """Request ids and the access log: one line per request, tying events to requests.
 
 The id (ours, or the caller's `X-Request-Id` when it is a short safe token that cannot pass
-for one of ours) is the
-`correlation_id` of every event the request appends. It is stamped on the response and the
-access line is written from a `before_send` hook, which Litestar runs on every response,
-also on errors raised by middleware (auth, rate limits). The line never holds a header
-value, a body or a query string, so no secret reaches the log."""
+for one of ours) is the `correlation_id` of every event the request appends. `RequestEdge`,
+the outermost layer, stamps it on the response and writes the access line, so every response
+has them: errors raised by middleware (auth, rate limits) and requests no route matches too.
+The line never holds a header value, a body or a query string, so no secret reaches the log."""
 
 from __future__ import annotations
 
@@ -13,8 +12,9 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable, Iterator
 
-from litestar.types import Message, Scope
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("ledgerllm.access")
 _SAFE_ID = re.compile(rb"[A-Za-z0-9._-]{8,64}")
@@ -35,49 +35,83 @@ def loggable_path(path: str) -> str:
     return _SECRET_IN_PATH.sub(r"\1<code>", path)
 
 
+_ID_BYTES = 16
+_POOL = 256  # ids per read of the OS's randomness
+_pool: Iterator[bytes] = iter(())
+
+
 def new_request_id() -> str:
-    """A fresh request id: 32 random hex characters, unguessable, so no caller can send the id
-    another request will get (uuid4().hex is the same shape at 3.5x the cost)."""
-    return os.urandom(16).hex()
+    """A fresh request id: 32 random hex characters from the OS's CSPRNG, unguessable, so no
+    caller can send the id another request will get. Read 256 ids at a time: each read is a
+    system call that lets go of the GIL, and on a busy server each such let-go can cost the
+    event loop a thread switch (`next` on a list iterator is atomic, so threads may share it)."""
+    global _pool
+    for chunk in _pool:
+        return chunk.hex()
+    data = os.urandom(_ID_BYTES * _POOL)
+    _pool = iter([data[i:i + _ID_BYTES] for i in range(0, len(data), _ID_BYTES)])
+    return next(_pool).hex()
 
 
-def begin(scope: Scope) -> None:
-    """Give an HTTP request its id and start time before anything else runs (called by the
-    outermost middleware, `api.metrics.RequestMetrics`)."""
-    request_id = None
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            request_id = caller_request_id(value)
-    state = scope.setdefault("state", {})
-    state["request_id"] = request_id or new_request_id()
-    state["started"] = time.perf_counter()
+class RequestEdge:
+    """The outermost layer of every HTTP request, outside Litestar's router (installed by
+    `api.app.create_app` around `Litestar.asgi_handler`), so it also sees requests no route
+    matches. It gives the request its id and start time, stamps X-Request-Id (and RateLimit-*,
+    and the read-only position when `stamp` is given) on the response and writes the access
+    line. It hands a request without an `Origin` header past Litestar's CORS layer, which would
+    only build a header map to find no origin in it; with one, CORS runs as configured."""
+
+    def __init__(self, cors: ASGIApp, inner: ASGIApp,
+                 stamp: Callable[[Scope], tuple[bytes, bytes] | None] | None = None) -> None:
+        self.cors = cors
+        self.inner = inner
+        self.stamp = stamp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.cors(scope, receive, send)
+            return
+        request_id = None
+        origin = False
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = caller_request_id(value)
+            elif name == b"origin":
+                origin = True
+        state = scope["state"]
+        request_id = state["request_id"] = request_id or new_request_id()
+        state["started"] = started = time.perf_counter()
+
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = self._headers(message, scope, request_id)
+                if log.isEnabledFor(logging.INFO):
+                    _access_line(scope, message["status"], request_id, started)
+            await send(message)
+
+        await (self.cors if origin else self.inner)(scope, receive, stamped)
+
+    def _headers(self, message: Message, scope: Scope, request_id: str) -> list[tuple[bytes, bytes]]:
+        headers = list(message.get("headers", []))
+        headers.append((b"x-request-id", request_id.encode()))
+        rate = scope["state"].get("rate_limit")
+        if rate is not None:
+            headers += [
+                (b"ratelimit-limit", str(rate.limit).encode()),
+                (b"ratelimit-remaining", str(rate.remaining).encode()),
+                (b"ratelimit-reset", str(rate.reset).encode()),
+            ]
+        if self.stamp is not None:
+            extra = self.stamp(scope)
+            if extra is not None:
+                headers.append(extra)
+        return headers
 
 
-async def stamp_response(message: Message, scope: Scope) -> None:
-    """before_send hook: add X-Request-Id and RateLimit-* headers, write the access line. A
-    coroutine: Litestar would run a plain function in a worker thread, twice per request."""
-    if message["type"] != "http.response.start" or scope["type"] != "http":
-        return
-    state = scope.get("state", {})
-    request_id = state.get("request_id")
-    if request_id is None:  # the request never reached our middleware (e.g. no route at all)
-        request_id = state["request_id"] = new_request_id()
-    headers = list(message.get("headers", []))
-    headers.append((b"x-request-id", request_id.encode()))
-    rate = state.get("rate_limit")
-    if rate is not None:
-        headers += [
-            (b"ratelimit-limit", str(rate.limit).encode()),
-            (b"ratelimit-remaining", str(rate.remaining).encode()),
-            (b"ratelimit-reset", str(rate.reset).encode()),
-        ]
-    message["headers"] = headers
-    if log.isEnabledFor(logging.INFO):
-        user = scope.get("user")
-        started = state.get("started")
-        took = (time.perf_counter() - started) * 1000 if started else 0.0
-        log.info(
-            "%s %s %s %d %.1fms user=%s key=%s",
-            request_id, scope["method"], loggable_path(scope["path"]), message["status"], took,
-            getattr(user, "user_id", "-"), getattr(user, "api_key_id", None) or "-",
-        )
+def _access_line(scope: Scope, status: int, request_id: str, started: float) -> None:
+    user = scope.get("user")
+    log.info(
+        "%s %s %s %d %.1fms user=%s key=%s",
+        request_id, scope["method"], loggable_path(scope["path"]), status, (time.perf_counter() - started) * 1000,
+        getattr(user, "user_id", "-"), getattr(user, "api_key_id", None) or "-",
+    )

@@ -75,3 +75,31 @@ def test_every_response_carries_a_request_id_that_events_record(client, backend)
 def test_callers_request_id_is_kept_when_safe(client):
     assert client.get("/api/ping", headers={"X-Request-Id": "trace-12345678"}).headers["x-request-id"] == "trace-12345678"
     assert client.get("/api/ping", headers={"X-Request-Id": "bad id;drop"}).headers["x-request-id"] != "bad id;drop"
+
+
+def test_requests_no_route_matches_and_cross_origin_requests_carry_ids(client):
+    missing = client.get("/api/no-such-route")
+    assert missing.status_code == 404 and len(missing.headers["x-request-id"]) == 32
+    ids = {client.get("/api/ping").headers["x-request-id"] for _ in range(300)}  # past one pool of ids
+    assert len(ids) == 300 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    cross = client.get("/api/ping", headers={"Origin": "https://app.example"})
+    assert cross.status_code == 200 and cross.headers["access-control-allow-origin"] == "*"
+    assert "x-request-id" in cross.headers["access-control-expose-headers"].lower()
+    assert len(cross.headers["x-request-id"]) == 32
+    assert "access-control-allow-origin" not in client.get("/api/ping").headers
+    preflight = client.options("/api/v1/auth", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization"})
+    assert preflight.status_code == 204 and preflight.headers["access-control-allow-origin"] == "*"
+    assert "GET" in preflight.headers["access-control-allow-methods"]
+    assert len(preflight.headers["x-request-id"]) == 32
+
+
+def test_access_line_names_request_user_and_key_but_no_secret(client, caplog):
+    key = owner_key(client)
+    with caplog.at_level("INFO", logger="ledgerllm.access"):
+        response = client.get("/api/v1/auth", headers=bearer(key))
+    line = next(r.getMessage() for r in caplog.records if r.name == "ledgerllm.access"
+                and response.headers["x-request-id"] in r.getMessage())
+    assert " GET /api/v1/auth 200 " in line and "user=" in line and "key=" in line and "key=-" not in line
+    assert key not in caplog.text

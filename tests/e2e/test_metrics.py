@@ -30,5 +30,12 @@ def test_metrics_count_requests_events_and_chats(sqlite_backend, llm, llm_settin
     assert _value(text, "ledgerllm_llm_seconds_count") >= 1
     assert "ledgerllm_projection_lag_events" in text
     assert 'path="/api/v1/workspace/{slug}/chat"' in text  # route templates, never raw paths
+    chat = 'app_name="ledgerllm",method="POST",path="/api/v1/workspace/{slug}/chat",status_code="200"'
+    chats = _value(text, f"ledgerllm_requests_total{{{chat}}}")  # >1 if this process served other tests' chats
+    assert chats >= 1 and _value(text, f"ledgerllm_request_duration_seconds_count{{{chat}}}") == chats
+    inf = chat.replace(",method", ',le="+Inf",method')
+    assert _value(text, f"ledgerllm_request_duration_seconds_bucket{{{inf}}}") == chats
+    assert 0 < _value(text, f"ledgerllm_request_duration_seconds_sum{{{chat}}}") < 30 * chats
+    assert 'ledgerllm_requests_in_progress{app_name="ledgerllm",method="POST",path="/api/v1/workspace/{slug}/chat"' in text
     labels = re.findall(r"\{[^}]*\}", text)  # the id must not become a label (a timestamp may hold its digits)
     assert labels and not any("12345" in label for label in labels) and key not in text
