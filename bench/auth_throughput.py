@@ -1,7 +1,8 @@
 """Benchmark: throughput of an authenticated request (/api/v1/auth) against the no-auth floor (/api/ping).
 
-Starts `ledgerllm serve` on a temp DATA_DIR, issues an API key with the CLI, and drives both endpoints
-with wrk (alternating rounds: ping, auth, auth, ping). Aim: auth/ping requests/s ratio >= 0.7, i.e.
+Starts `ledgerllm serve` on a temp DATA_DIR and a bare Litestar app answering the same JSON, issues
+an API key with the CLI, and drives the three endpoints with wrk in cycles (bare, ping, auth, then
+backwards), wrk pinned to one CPU and the servers to the others. Aim: auth/ping requests/s ratio >= 0.7, i.e.
 API-key authentication (header parse, sha256, cache lookup, principal) costs at most ~30% of throughput.
 
 Run from the repo root:  .venv/bin/python bench/auth_throughput.py [--duration 10] [--connections 32]
@@ -15,6 +16,7 @@ import platform
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +28,7 @@ AIM = 0.7
 PING_AIM = 0.8  # ledgerllm's /api/ping against a bare Litestar app's, same run
 P99_AIM = 3.0  # ledgerllm's ping p99 at most this many times the bare app's
 # ABBA order, so drift (thermal, cache expiry, other load) hits every endpoint equally
-ROUNDS = ["bare", "ping", "auth", "auth", "ping", "bare"]
+CYCLE = ["bare", "ping", "auth"]  # run forwards, then backwards, then forwards...
 PATHS = {"bare": "/api/ping", "ping": "/api/ping", "auth": "/api/v1/auth"}
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -39,8 +41,17 @@ def to_ms(value: str) -> float:
     return float(m[1]) * _UNITS_MS[m[2]]
 
 
+def pinned(args: argparse.Namespace, wrk: bool) -> list[str]:
+    """taskset prefix: wrk on the last CPU, the servers on the rest, so the two never trade a
+    core mid-run (that trade was most of the round-to-round spread on a 2-core machine)."""
+    cpus = os.cpu_count() or 1
+    if args.no_pin or cpus < 2 or shutil.which("taskset") is None:
+        return []
+    return ["taskset", "-c", str(cpus - 1) if wrk else f"0-{cpus - 2}"]
+
+
 def run_wrk(url: str, args: argparse.Namespace, duration: int, headers: list[str]) -> dict[str, float]:
-    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s", "--latency", *headers, url]
+    cmd = [*pinned(args, wrk=True), "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s", "--latency", *headers, url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     if "Non-2xx or 3xx responses" in out:
         sys.exit(f"wrk saw error responses from {url}; results would be meaningless:\n{out}")
@@ -64,6 +75,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (1: wrk on one core, server on the other)")
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    parser.add_argument("--cycles", type=int, default=4,
+                        help="measured cycles of bare/ping/auth, alternately forwards and backwards")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="don't pin wrk to the last CPU and the servers to the others (taskset)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found; install it (apt-get install -y wrk)")
@@ -84,12 +99,12 @@ def main() -> None:
     bare_base = f"http://127.0.0.1:{bare_port}"
     try:
         with (tmp / "bare.log").open("w") as bare_log:
-            bare = subprocess.Popen([sys.executable, str(Path(__file__).with_name("bare_app.py")), str(bare_port)],
+            bare = subprocess.Popen([*pinned(args, wrk=False), sys.executable, str(Path(__file__).with_name("bare_app.py")), str(bare_port)],
                                     stdout=bare_log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_ready(bare_base, bare, tmp / "bare.log")
         with log.open("w") as log_file:
             server = subprocess.Popen(
-                [ledgerllm, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)],
+                [*pinned(args, wrk=False), ledgerllm, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)],
                 env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
         # ready, not just answering: the embedder's background warm-up must not share the rounds
         wait_ready(base, server, log, timeout=180, path="/api/health/ready")
@@ -109,14 +124,16 @@ def main() -> None:
         for name in PATHS:  # warm-up, discarded
             run_wrk(bases[name] + PATHS[name], args, 2, headers[name])
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in PATHS}
-        for name in ROUNDS:
-            runs[name].append(run_wrk(bases[name] + PATHS[name], args, args.duration, headers[name]))
+        for cycle in range(args.cycles):
+            for name in CYCLE if cycle % 2 == 0 else CYCLE[::-1]:
+                runs[name].append(run_wrk(bases[name] + PATHS[name], args, args.duration, headers[name]))
         load_after = os.getloadavg()
         mean = {name: {k: sum(r[k] for r in rs) / len(rs) for k in rs[0]} for name, rs in runs.items()}
 
         print(f"machine: nproc={os.cpu_count()}  python={platform.python_version()}  {platform.platform()}")
         print(f"setup:   server workers={args.workers} (LOG_LEVEL=WARNING), wrk -t{args.threads} "
-              f"-c{args.connections} -d{args.duration}s, rounds {'/'.join(ROUNDS)}, mean per endpoint")
+              f"-c{args.connections} -d{args.duration}s, {args.cycles} cycles of {'/'.join(CYCLE)} "
+              f"(alternately reversed), mean per endpoint; {' '.join(pinned(args, True)) or 'not pinned'} for wrk")
         print()
         print(f"load:    1-min load average {load_before[0]:.2f} before, {load_after[0]:.2f} after "
               f"(on {os.cpu_count()} cores; above ~0.5 the figures are shared with other work)")
@@ -130,12 +147,15 @@ def main() -> None:
         ratio = mean["auth"]["rps"] / mean["ping"]["rps"]
         floor = mean["ping"]["rps"] / mean["bare"]["rps"]
         p99 = mean["ping"]["p99_ms"] / mean["bare"]["p99_ms"]
+        per_cycle = sorted(p["rps"] / b["rps"] for p, b in zip(runs["ping"], runs["bare"]))
         print()
+        print(f"ping/bare per cycle: {', '.join(f'{r:.2f}' for r in per_cycle)} (median {statistics.median(per_cycle):.2f})")
         print(f"ratio ping/bare app: {floor:.2f}  (aim >= {PING_AIM}: {'met' if floor >= PING_AIM else 'NOT met'})")
         print(f"p99 ping / bare app: {p99:.2f}x  (aim <= {P99_AIM}x: {'met' if p99 <= P99_AIM else 'NOT met'})")
         print(f"ratio auth/ping:     {ratio:.2f}  (aim >= {AIM}: {'met' if ratio >= AIM else 'NOT met'})")
         print(f"re-run: .venv/bin/python bench/auth_throughput.py --duration {args.duration} "
-              f"--connections {args.connections} --threads {args.threads} --workers {args.workers}")
+              f"--connections {args.connections} --threads {args.threads} --workers {args.workers} --cycles {args.cycles}"
+              f"{' --no-pin' if args.no_pin else ''}")
     except subprocess.CalledProcessError as err:
         sys.exit(f"command failed: {' '.join(map(str, err.cmd))}\n{err.stdout}{err.stderr}")
     except KeyboardInterrupt:
