@@ -25,11 +25,14 @@ LISTS_PER_SQRT = 4
 MIN_LISTS, MAX_LISTS = 64, 16_384
 TRAIN_PER_LIST = 40
 TRAIN_ITERATIONS = 10
-# Clusters scanned per search: 1/40 of them, at least 64 (64 of 1,264 at 100k; 100 of 4,000 at
-# 1M: ~25k vectors, 5.7 ms p50 here). bench/ingest_and_search.py reports recall@10 against exact:
-# at 1M 0.998; at 100k 32 probes gave 0.899 on one run's vectors (0.992 on another's), hence 64.
+# Clusters scanned per search: 1/40 of them, at least 64, and enough to cover ~16k vectors.
+# bench/vector_scale.py's vectors, recall@10 against exact with 200 new queries: at 1M (3,577
+# clusters) 90 probes give 0.998 (~25k vectors scanned, 2.6 ms); at 100k (1,264 clusters) 64 probes
+# gave 0.938 (0.899 and 0.992 on other runs' vectors), 128 0.980, 192 0.993, 256 0.996 (2.2 ms);
+# at 50k 64 gave 0.949, 192 0.993. So a small index scans a larger share.
 PROBE_FRACTION = 1 / 40
 MIN_PROBES = 64
+MIN_SCANNED = 16_384
 SEED = 1234
 
 
@@ -39,8 +42,10 @@ def list_count(n: int) -> int:
     return max(1, min(wanted, n // 39))
 
 
-def probe_count(nlist: int) -> int:
-    return min(nlist, max(MIN_PROBES, math.ceil(nlist * PROBE_FRACTION)))
+def probe_count(nlist: int, n: int) -> int:
+    """Clusters a search scans in an index of `n` vectors in `nlist` clusters."""
+    covering = math.ceil(nlist * MIN_SCANNED / max(n, 1))  # clusters hold n / nlist vectors on average
+    return min(nlist, max(MIN_PROBES, math.ceil(nlist * PROBE_FRACTION), covering))
 
 
 def is_approx(index: Any) -> bool:
@@ -82,7 +87,7 @@ def _cores() -> int:
 
 def prepare(index: Any) -> None:
     """Settings a built or loaded IVF index searches with."""
-    index.nprobe = probe_count(index.nlist)
+    index.nprobe = probe_count(index.nlist, int(index.ntotal))
     index.parallel_mode = 0
 
 

@@ -97,3 +97,15 @@ def test_an_exact_index_loaded_above_the_threshold_is_built_in_the_background(tm
     assert loaded.get("big").search(vectors[3], 1)[0][0] == 3  # serves at once, exact
     loaded.wait_ready(300)
     assert loaded.get("big").approximate and loaded.get("big").search(vectors[3], 1)[0][0] == 3
+
+
+def test_small_approximate_indexes_scan_a_larger_share_of_their_vectors() -> None:
+    """At least ~16k vectors are scanned per search (recall@10 0.94 -> 0.99 at 100k), and a
+    large index still scans 1/40 of its clusters."""
+    from infrastructure.faiss_approx import list_count, probe_count
+
+    for n, probes in ((50_000, 293), (100_000, 208), (1_000_000, 100)):
+        nlist = list_count(n)
+        assert probe_count(nlist, n) == probes, n
+        assert probe_count(nlist, n) * n / nlist >= 16_384
+    assert probe_count(64, 3_000) == 64  # never more clusters than there are
