@@ -107,14 +107,17 @@ def projection_env(settings: Settings, name: str) -> dict[str, str]:
 
 def open_view(settings: Settings, name: str, view_classes: dict[str, type[TrackingRecorder]],
               *, directory: Path | None = None, schema: str | None = None,
-              bulk: bool = False) -> TrackingRecorder:
+              bulk: bool = False, durable: bool = False) -> TrackingRecorder:
     """Construct the projection `name`'s view for the configured backend, creating its tables.
     On PostgreSQL every view (and the store) draws on the process's one pool (infrastructure/pg_pool.py).
 
     A view beside the live one (a rebuild, a verify): with SQLite, `directory` holds its file;
     with PostgreSQL, `schema` holds its tables (created if missing). `bulk`: a scratch copy,
     thrown away if anything fails, so written without durability (SQLite: no WAL, no syncs;
-    PostgreSQL: `synchronous_commit=off`, and its view classes make unlogged tables)."""
+    PostgreSQL: `synchronous_commit=off`, and its view classes make unlogged tables).
+    A SQLite view syncs at checkpoints rather than at each commit (it can be rebuilt from the
+    store, and rows and position commit together), unless `durable`: a view whose rows no
+    event holds (the webhook deliveries)."""
     backend = "postgres" if settings.database_url else "sqlite"
     env_vars = projection_env(settings, name)
     if backend == "postgres" and schema:
@@ -126,6 +129,8 @@ def open_view(settings: Settings, name: str, view_classes: dict[str, type[Tracki
         env_vars["SQLITE_DBNAME"] = str(directory / f"{name}.db")
     if backend == "sqlite" and bulk:
         env_vars[LedgerSQLiteFactory.SQLITE_BULK] = "y"
+    elif backend == "sqlite":
+        env_vars[LedgerSQLiteFactory.SQLITE_SYNCHRONOUS] = "FULL" if durable else "NORMAL"
     factory = InfrastructureFactory.construct(Environment(name, env_vars))
     return factory.tracking_recorder(view_classes[backend])
 

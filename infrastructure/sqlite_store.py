@@ -11,7 +11,11 @@ they never wait for a writer.
 
 `SQLITE_BULK=y` opens a scratch file for bulk loading: no journal at all (so no rollback
 either: a rebuild's copy is thrown away when anything fails), no syncs and a larger page
-cache. Everything else works as the library's datastore does."""
+cache. `SQLITE_SYNCHRONOUS=NORMAL` (every live read model but the webhook deliveries) syncs
+at WAL checkpoints instead of at every commit: a read model's rows and its tracking position
+commit together, so a power cut can only take its last transactions back as a whole, and the
+follower applies those events again from the store (which keeps FULL: an event is synced
+before its append returns). Everything else works as the library's datastore does."""
 
 from __future__ import annotations
 
@@ -58,10 +62,14 @@ class _Connection(SQLiteConnection):
             yield curs
 
 
+SYNCHRONOUS = frozenset({"NORMAL", "FULL"})
+
+
 class _Pool(SQLiteConnectionPool):
-    def __init__(self, *, bulk: bool, **kwargs: Any) -> None:
+    def __init__(self, *, bulk: bool, synchronous: str = "FULL", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.bulk = bulk
+        self.synchronous = synchronous
 
     def _create_connection(self) -> SQLiteConnection:
         try:
@@ -83,24 +91,30 @@ class _Pool(SQLiteConnectionPool):
                 c.execute("PRAGMA journal_mode=WAL")
                 self.journal_mode_was_changed_to_wal = True
             self.is_journal_mode_wal = True
+        if not self.bulk:
+            c.execute(f"PRAGMA synchronous={self.synchronous}")
         c.row_factory = sqlite3.Row
         return _Connection(sqlite_conn=c, max_age=self.max_age)
 
 
 class LedgerSQLiteDatastore(SQLiteDatastore):
     def __init__(self, db_name: str, *, lock_timeout: int | None = None, bulk: bool = False,
-                 **kwargs: Any) -> None:
+                 synchronous: str = "FULL", **kwargs: Any) -> None:
         super().__init__(db_name, lock_timeout=lock_timeout, **kwargs)
         timeout = lock_timeout or BUSY_TIMEOUT
+        if synchronous not in SYNCHRONOUS:
+            raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {sorted(SYNCHRONOUS)}, got {synchronous!r}")
         # This process's own threads queue for the one writer connection as long as other
         # processes may make them wait for the file's lock (the library waits 5 s).
-        self.pool = _Pool(db_name=db_name, lock_timeout=timeout, bulk=bulk, pool_timeout=float(timeout))
+        self.pool = _Pool(db_name=db_name, lock_timeout=timeout, bulk=bulk, synchronous=synchronous,
+                          pool_timeout=float(timeout))
 
 
 class LedgerSQLiteFactory(SQLiteFactory):
     """`PERSISTENCE_MODULE` for SQLite: the library's factory with the datastore above."""
 
     SQLITE_BULK = "SQLITE_BULK"
+    SQLITE_SYNCHRONOUS = "SQLITE_SYNCHRONOUS"
 
     def __init__(self, env: Environment | EnvType | None) -> None:
         super().__init__(env)
@@ -108,5 +122,6 @@ class LedgerSQLiteFactory(SQLiteFactory):
         self.datastore = LedgerSQLiteDatastore(
             library.pool.db_name, lock_timeout=library.pool.lock_timeout,
             bulk=bool(strtobool(self.env.get(self.SQLITE_BULK, "n") or "n")),
+            synchronous=(self.env.get(self.SQLITE_SYNCHRONOUS) or "FULL").upper(),
             single_row_tracking=library.single_row_tracking, originator_id_type=library.originator_id_type)
         library.close()

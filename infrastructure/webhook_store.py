@@ -38,7 +38,8 @@ def _state(r: dict[str, Any]) -> DeliveryState:
 
 class DeliveryStore:
     def __init__(self, settings: Settings) -> None:
-        self.view: Any = open_view(settings, NAME, view_classes(NAME, SCHEMA, [NAME]))
+        # durable: delivery positions and failures are in no event, so a lost commit would resend
+        self.view: Any = open_view(settings, NAME, view_classes(NAME, SCHEMA, [NAME]), durable=True)
 
     def close(self) -> None:
         self.view.datastore.close()

@@ -392,3 +392,19 @@ def test_process_event_applies_one_event_and_records_its_tracking(backend: Backe
             projection.process_event(last[0], Tracking(application_name=name, notification_id=last[1]))
         assert rows_of(ctx.api_keys.runner) == before
         assert projection.view.position(name) == last[1]
+
+
+def test_sqlite_read_models_sync_at_checkpoints_but_the_store_and_webhook_deliveries_at_each_commit(sqlite_backend):
+    """A read model can be rebuilt from the store (its rows and position commit together), so
+    it skips the per-commit sync; the store and the webhook deliveries (in no event) keep it."""
+    def synchronous(datastore: Any) -> int:
+        with datastore.transaction(commit=False) as cursor:
+            cursor.execute("PRAGMA synchronous")
+            return cursor.fetchone()[0]
+
+    with runtime_of(sqlite_backend) as runtime:
+        assert runtime.runners
+        for runner in runtime.runners:
+            assert synchronous(runner.view.datastore) == 1, runner.name  # NORMAL
+        assert synchronous(runtime.ctx.ledger.recorder.datastore) == 2  # FULL
+        assert runtime.deliveries is not None and synchronous(runtime.deliveries.view.datastore) == 2
