@@ -87,10 +87,9 @@ def create_app(settings: Settings) -> Litestar:
         }),
         security=[{"BearerAuth": []}],
     )
-    middleware = [metrics.RequestMetrics,
-                  DefineMiddleware(AuthMiddleware, exclude=["^/api/docs", "^/metrics"])]
+    middleware = [DefineMiddleware(AuthMiddleware, exclude=["^/api/docs", "^/metrics"])]
     if settings.read_only:
-        middleware.insert(1, ReadOnlyMiddleware)
+        middleware.insert(0, ReadOnlyMiddleware)
     app = Litestar(
         route_handlers=[
             public.PublicController, system.SystemController, keys.SingleUserKeysController, keys.AdminKeysController, v1.v1_router(settings.upload_max_bytes),
@@ -115,7 +114,7 @@ def create_app(settings: Settings) -> Litestar:
     inner = getattr(cors, "app", None)
     if inner is None:
         raise RuntimeError("Litestar's ASGI handler is not its CORS middleware: check api/requestlog.RequestEdge")
-    app.asgi_handler = RequestEdge(cors, inner, stamp_read_only if settings.read_only else None)
+    app.asgi_handler = RequestEdge(cors, inner, stamp_read_only if settings.read_only else None, metrics.REQUESTS)
     return app
 
 

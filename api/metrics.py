@@ -7,14 +7,14 @@ figures cover every process writing to the store, not just this one."""
 from __future__ import annotations
 
 import bisect
+import collections
 import itertools
 import re
-import time
 from collections.abc import Iterable
 from typing import Any
 
 from litestar.plugins.prometheus import PrometheusController
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Scope
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -36,23 +36,33 @@ LLM_TOKENS = Counter("ledgerllm_llm_tokens_total", "Tokens sent to and received 
 _LABELS = ["method", "path", "status_code", "app_name"]
 _BUCKETS = Histogram.DEFAULT_BUCKETS  # 5 ms ... 10 s, then +Inf
 _NOT_COUNTED = re.compile(r"^/(metrics|api/docs)")
+NO_ROUTE = "<no route>"  # requests no route matched (404, 405)
 
 
 class RequestCounts(Collector):
     """Requests by (method, route template, status): count and duration histogram, requests in
-    progress, server errors. Kept as plain numbers that only the event loop's thread changes,
-    and turned into metric families when /metrics is scraped: prometheus_client's own
-    metrics take a lock per update, five per request, which cost a trivial request more than
-    all the rest of this module."""
+    progress, server errors. `api.requestlog.RequestEdge` calls `begin` and `end` around every
+    HTTP request, on the event loop's thread; the numbers stay plain Python and become metric
+    families when /metrics is scraped (prometheus_client's own metrics take a lock per update,
+    five per request, which cost a trivial request more than all the rest of this module). A
+    request in progress is counted under the route the router has found for it by then."""
 
     def __init__(self) -> None:
         self.done: dict[tuple[str, str, int], list[float]] = {}  # count, sum, then one per bucket
-        self.running: dict[tuple[str, str], int] = {}
+        self.live: dict[int, Scope] = {}
 
-    def finished(self, method: str, path: str, status: int, seconds: float) -> None:
-        row = self.done.get((method, path, status))
+    def begin(self, scope: Scope) -> bool:
+        if _NOT_COUNTED.match(scope["path"]):
+            return False
+        self.live[id(scope)] = scope
+        return True
+
+    def end(self, scope: Scope, status: int, seconds: float) -> None:
+        self.live.pop(id(scope), None)
+        key = (scope["method"], scope.get("path_template") or NO_ROUTE, status)
+        row = self.done.get(key)
         if row is None:
-            row = self.done[(method, path, status)] = [0, 0.0] + [0] * len(_BUCKETS)
+            row = self.done[key] = [0, 0.0] + [0] * len(_BUCKETS)
         row[0] += 1
         row[1] += seconds
         row[2 + bisect.bisect_left(_BUCKETS, seconds)] += 1
@@ -64,7 +74,9 @@ class RequestCounts(Collector):
                                         labels=_LABELS)
         running = GaugeMetricFamily("ledgerllm_requests_in_progress", "Total requests currently in progress",
                                     labels=_LABELS)
-        for (method, path, status), row in list(self.done.items()):  # one C call: no change seen half-way
+        rows = list(self.done.items())  # one C call each: no change seen half-way
+        live = list(self.live.values())
+        for (method, path, status), row in rows:
             labels = [method, path, str(status), "ledgerllm"]
             count, total, per_bucket = row[0], row[1], row[2:]
             requests.add_metric(labels, count)
@@ -72,43 +84,16 @@ class RequestCounts(Collector):
                 errors.add_metric(labels, count)
             cumulative = list(itertools.accumulate(per_bucket))
             seconds.add_metric(labels, [(floatToGoString(b), n) for b, n in zip(_BUCKETS, cumulative)], total)
-        for (method, path), n in list(self.running.items()):
+        in_progress = dict.fromkeys(((method, path) for (method, path, _), _ in rows), 0)  # 0s stay listed
+        in_progress.update(collections.Counter((scope["method"], scope.get("path_template") or NO_ROUTE)
+                                               for scope in live))
+        for (method, path), n in in_progress.items():
             running.add_metric([method, path, "200", "ledgerllm"], n)
         yield from (requests, errors, seconds, running)
 
 
 REQUESTS = RequestCounts()
 REGISTRY.register(REQUESTS)
-
-
-class RequestMetrics:
-    """The outermost route middleware: counts each request by route template, and its
-    duration, in `REQUESTS`."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _NOT_COUNTED.match(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        method, path = scope["method"], scope.get("path_template") or "<no route>"
-        span = [time.perf_counter(), 0.0, 500]  # start, end, status
-
-        async def measured_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                span[2] = message["status"]
-            elif message["type"] == "http.response.body" and not span[1]:
-                span[1] = time.perf_counter()
-            await send(message)
-
-        running = REQUESTS.running
-        running[(method, path)] = running.get((method, path), 0) + 1
-        try:
-            await self.app(scope, receive, measured_send)
-        finally:
-            running[(method, path)] -= 1
-            REQUESTS.finished(method, path, span[2], (span[1] or time.perf_counter()) - span[0])
 
 
 class Metrics(PrometheusController):

@@ -13,6 +13,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -53,19 +54,32 @@ def new_request_id() -> str:
     return next(_pool).hex()
 
 
+class RequestCounter(Protocol):
+    """Counts requests by route template (`api.metrics.RequestCounts`)."""
+
+    def begin(self, scope: Scope) -> bool:
+        """Whether this request is counted; if so it is in progress until `end`."""
+
+    def end(self, scope: Scope, status: int, seconds: float) -> None: ...
+
+
 class RequestEdge:
     """The outermost layer of every HTTP request, outside Litestar's router (installed by
     `api.app.create_app` around `Litestar.asgi_handler`), so it also sees requests no route
     matches. It gives the request its id and start time, stamps X-Request-Id (and RateLimit-*,
     and the read-only position when `stamp` is given) on the response and writes the access
-    line. It hands a request without an `Origin` header past Litestar's CORS layer, which would
-    only build a header map to find no origin in it; with one, CORS runs as configured."""
+    line, and has `counts` count it (by the route template the router left in the scope, so
+    also no route at all). It hands a request without an `Origin` header past Litestar's CORS
+    layer, which would only build a header map to find no origin in it; with one, CORS runs as
+    configured."""
 
     def __init__(self, cors: ASGIApp, inner: ASGIApp,
-                 stamp: Callable[[Scope], tuple[bytes, bytes] | None] | None = None) -> None:
+                 stamp: Callable[[Scope], tuple[bytes, bytes] | None] | None = None,
+                 counts: RequestCounter | None = None) -> None:
         self.cors = cors
         self.inner = inner
         self.stamp = stamp
+        self.counts = counts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,14 +96,26 @@ class RequestEdge:
         request_id = state["request_id"] = request_id or new_request_id()
         state["started"] = started = time.perf_counter()
 
+        span = [0.0, 500]  # first body message out, status
+
         async def stamped(message: Message) -> None:
             if message["type"] == "http.response.start":
+                span[1] = message["status"]
                 message["headers"] = self._headers(message, scope, request_id)
                 if log.isEnabledFor(logging.INFO):
                     _access_line(scope, message["status"], request_id, started)
+            elif not span[0] and message["type"] == "http.response.body":
+                span[0] = time.perf_counter()
             await send(message)
 
-        await (self.cors if origin else self.inner)(scope, receive, stamped)
+        counts = self.counts
+        if counts is None or not counts.begin(scope):
+            await (self.cors if origin else self.inner)(scope, receive, stamped)
+            return
+        try:
+            await (self.cors if origin else self.inner)(scope, receive, stamped)
+        finally:
+            counts.end(scope, int(span[1]), (span[0] or time.perf_counter()) - started)
 
     def _headers(self, message: Message, scope: Scope, request_id: str) -> list[tuple[bytes, bytes]]:
         headers = list(message.get("headers", []))

@@ -19,6 +19,7 @@ def test_metrics_count_requests_events_and_chats(sqlite_backend, llm, llm_settin
         client.post("/api/v1/workspace/new", headers=bearer(key), json={"name": "m"})
         client.post("/api/v1/workspace/m/chat", headers=bearer(key), json={"message": "hello"})
         client.delete("/api/system/api-key/12345", headers=bearer(key))
+        client.get("/api/no-such-route/67890")  # no route: counted, under no path
         deadline = time.monotonic() + 5
         while True:  # the follower counts events from the log on its next poll
             text = client.get("/metrics").text
@@ -37,5 +38,7 @@ def test_metrics_count_requests_events_and_chats(sqlite_backend, llm, llm_settin
     assert _value(text, f"ledgerllm_request_duration_seconds_bucket{{{inf}}}") == chats
     assert 0 < _value(text, f"ledgerllm_request_duration_seconds_sum{{{chat}}}") < 30 * chats
     assert 'ledgerllm_requests_in_progress{app_name="ledgerllm",method="POST",path="/api/v1/workspace/{slug}/chat"' in text
+    assert _value(text, 'ledgerllm_requests_total{app_name="ledgerllm",method="GET",path="<no route>",status_code="404"}') >= 1
+    assert 'path="/metrics"' not in text
     labels = re.findall(r"\{[^}]*\}", text)  # the id must not become a label (a timestamp may hold its digits)
     assert labels and not any("12345" in label for label in labels) and key not in text
