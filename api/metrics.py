@@ -15,7 +15,7 @@ from typing import Any
 
 from litestar.plugins.prometheus import PrometheusController
 from litestar.types import Scope
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString

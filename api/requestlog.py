@@ -108,14 +108,12 @@ class RequestEdge:
                 span[0] = time.perf_counter()
             await send(message)
 
-        counts = self.counts
-        if counts is None or not counts.begin(scope):
-            await (self.cors if origin else self.inner)(scope, receive, stamped)
-            return
+        counts = self.counts if self.counts is not None and self.counts.begin(scope) else None
         try:
             await (self.cors if origin else self.inner)(scope, receive, stamped)
         finally:
-            counts.end(scope, int(span[1]), (span[0] or time.perf_counter()) - started)
+            if counts is not None:
+                counts.end(scope, int(span[1]), (span[0] or time.perf_counter()) - started)
 
     def _headers(self, message: Message, scope: Scope, request_id: str) -> list[tuple[bytes, bytes]]:
         headers = list(message.get("headers", []))
