@@ -15,14 +15,13 @@ from typing import TypeVar
 
 import msgspec
 
-from application.access import check_scope
+from application.access import check_scope, visible_workspace
 from application.chat_context import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, Attachment, read_attachments, retrieve
 from application.context_window import fit
 from application.ledger import Command, Context
 from application.llm import CompletionFailed, ResolvedLLM, resolve_llm
 from application.ports import JsonObject, Message, Part
-from application.rows import SettingValue
-from application.workspaces import WorkspaceRow, member_ids, visible_workspace
+from application.rows import SettingValue, WorkspaceRow
 from domain.chats import Chat, HistoryReset
 from domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from domain.principal import Role, Scope
@@ -230,7 +229,7 @@ def _acting_user(ctx: Context, req: SendChat, workspace: WorkspaceRow) -> int:
     user = ctx.accounts.user(req.user_id)
     if user is None or user.deleted or user.suspended:
         raise NotFound("User not found or suspended")
-    if ctx.accounts.is_multi_user() and user.role == Role.DEFAULT.value and user.id not in member_ids(ctx, workspace.id):
+    if ctx.accounts.is_multi_user() and user.role == Role.DEFAULT.value and user.id not in ctx.library.member_ids(workspace.id):
         raise PermissionDenied("That user is not a member of this workspace.")
     return user.id
 

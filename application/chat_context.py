@@ -11,7 +11,7 @@ import msgspec
 from application.ledger import Context
 from application.ports import JsonObject, Part
 from application.search import embed_query
-from application.workspaces import WorkspaceRow, workspace_documents
+from application.rows import WorkspaceRow
 from domain.errors import InvalidInput
 
 MAX_ATTACHMENTS = 10
@@ -69,14 +69,13 @@ def retrieve(ctx: Context, workspace: WorkspaceRow, message: str) -> tuple[list[
     context: list[str] = []
     sources: list[JsonObject] = []
     pinned_paths = set()
-    for link in workspace_documents(ctx, workspace.id):
-        if link["pinned"]:
-            pinned_paths.add(link["docpath"])
-            text = _document_text(ctx, link["document_id"])
+    for link in ctx.library.workspace_documents(workspace.id):
+        if link.pinned:
+            pinned_paths.add(link.docpath)
+            text = _document_text(ctx, link.document_id)
             if text:
                 context.append(text)
-                meta = msgspec.json.decode(link["metadata"] or "{}")
-                sources.append({"id": link["doc_id"], **meta, "text": text[:SOURCE_PREVIEW] + "...continued on in source document..."})
+                sources.append({"id": link.doc_id, **link.metadata, "text": text[:SOURCE_PREVIEW] + "...continued on in source document..."})
     index = ctx.content.index
     if index.count(workspace.aggregate_id) == 0:
         return context, sources

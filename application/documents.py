@@ -10,10 +10,10 @@ from datetime import datetime
 
 import msgspec
 
-from application.access import check_can_manage_content, check_scope
+from application.access import check_can_manage_content, check_scope, restricted
 from application.ledger import Command, Context
 from application.rows import DocumentRow, DocumentUse
-from application.workspaces import EmbedFailure, UpdateEmbeddings, get_workspace, restricted, update_embeddings
+from application.workspaces import EmbedFailure, UpdateEmbeddings, get_workspace, update_embeddings
 from domain.documents import DEFAULT_FOLDER, METADATA_KEYS, Document, Folder, check_folder, folder_uuid, split_docpath
 from domain.errors import DomainError, InvalidInput, NotFound
 from domain.principal import Actor, Principal, Scope

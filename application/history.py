@@ -9,12 +9,12 @@ from datetime import datetime, timezone
 
 import msgspec
 
-from application.access import check_scope
+from application.access import check_scope, visible_workspace
 from application.ledger import Context
 from application.ports import JsonObject
 from application.rows import ChatLogRow, HistoryRow
 from application.threads import owned_thread
-from application.workspaces import get_workspace_by_id, visible_workspace
+from application.workspaces import get_workspace_by_id
 from domain.errors import InvalidInput, PermissionDenied
 from domain.timefmt import iso, unix
 from domain.principal import Principal, Role, Scope

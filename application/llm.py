@@ -10,6 +10,7 @@ from application.ledger import Context
 from application.ports import CompletionConfig, LLMDefaults
 from application.rows import SettingValue
 from domain.errors import DomainError
+from domain.system import SECRET_SETTINGS
 
 
 class LLMNotConfigured(DomainError):
@@ -39,8 +40,6 @@ class ResolvedLLM(msgspec.Struct, frozen=True):
 
 
 def resolve_llm(ctx: Context, workspace_settings: dict[str, SettingValue]) -> ResolvedLLM:
-    from application.system import setting_value
-
     defaults: LLMDefaults = ctx.llm_defaults
     model = str(workspace_settings.get("chatModel") or "") or None
     provider = str(workspace_settings.get("chatProvider") or "") or None
@@ -60,3 +59,10 @@ def resolve_llm(ctx: Context, workspace_settings: dict[str, SettingValue]) -> Re
         timeout=defaults.timeout,
     )
     return ResolvedLLM(config, window, model.split("/", 1)[0])
+
+
+def setting_value(ctx: Context, key: str) -> str | None:
+    """A provider setting: secrets from the secrets store, public ones from the read model."""
+    if key in SECRET_SETTINGS:
+        return ctx.content.secrets.get(key)
+    return ctx.accounts.setting(f"env:{key}")

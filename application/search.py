@@ -5,10 +5,10 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
-from application.access import check_scope
+from application.access import check_scope, visible_workspace
 from application.ledger import Context
 from application.rows import WorkspaceRow
-from application.workspaces import list_workspaces, visible_workspace
+from application.workspaces import list_workspaces
 from domain.errors import InvalidInput
 from domain.principal import Principal, Scope
 from domain.hashing import chunk_hash

@@ -64,13 +64,6 @@ def update_env(ctx: Context, cmd: UpdateEnv) -> tuple[dict[str, str], str | None
     return new_values, error
 
 
-def setting_value(ctx: Context, key: str) -> str | None:
-    """A provider setting: secrets from the secrets store, public ones from the read model."""
-    if key in SECRET_SETTINGS:
-        return ctx.content.secrets.get(key)
-    return ctx.accounts.setting(f"env:{key}")
-
-
 def check_env_dump(principal: Principal) -> None:
     """Upstream's env-dump writes its settings to the .env file; ours are already events and
     the secrets store, so there is nothing to write. Admins only (upstream's needs no key)."""

@@ -8,7 +8,8 @@ import uuid
 from application.ids import take_id
 from application.ledger import Command, Context
 from application.rows import ThreadRow
-from application.workspaces import WorkspaceRow, visible_workspace
+from application.access import visible_workspace
+from application.rows import WorkspaceRow
 from domain.errors import Conflict, NotFound, PermissionDenied
 from domain.principal import Principal, Scope
 from domain.threads import Thread, ThreadSlug, check_thread_slug, thread_slug_uuid, thread_uuid

@@ -7,7 +7,7 @@ import uuid
 
 import msgspec
 
-from application.access import check_admin_or_manager, check_can_manage_content, check_scope
+from application.access import check_admin_or_manager, check_can_manage_content, check_scope, restricted
 from application.ledger import Command, Context
 from application.rows import SettingValue, UserRow, WorkspaceDocumentRow, WorkspaceRow, ThreadRow
 from domain.embeds import Embed, embed_uuid
@@ -17,8 +17,6 @@ from domain.workspaces import (
     WORKSPACE_DIRECTORY_ID, Workspace, WorkspaceDirectory, WorkspaceDoc, check_name, slugify, workspace_uuid,
 )
 from domain.hashing import chunk_hash
-
-__all__ = ["WorkspaceRow"]  # imported from here by the chat and thread use cases
 
 MAX_CHUNK_TOKENS = 200  # cl100k tokens; all-MiniLM-L6-v2 reads at most 256 word pieces
 DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_OVERLAP = 1000, 20  # upstream's text splitter defaults
@@ -33,25 +31,9 @@ def get_workspace_by_id(ctx: Context, workspace_id: int) -> WorkspaceRow | None:
     return ctx.library.workspace_by_id(workspace_id)
 
 
-def restricted(ctx: Context, principal: Principal) -> bool:
-    """`default` users see only workspaces they belong to (multi-user mode)."""
-    return principal.role is Role.DEFAULT and ctx.accounts.is_multi_user()
-
-
 def list_workspaces(ctx: Context, principal: Principal) -> list[WorkspaceRow]:
     check_scope(principal, Scope.READ)
     return ctx.library.workspaces(member=principal.user_id if restricted(ctx, principal) else None)
-
-
-def visible_workspace(ctx: Context, principal: Principal, slug: str, scope: Scope = Scope.READ) -> WorkspaceRow:
-    """The workspace if it exists and the caller may see it; otherwise NotFound (not 403, so
-    a default user cannot probe other workspaces' slugs). `scope`: what the key needs (chat
-    routes: `chat`)."""
-    check_scope(principal, scope)
-    row = get_workspace(ctx, slug)
-    if row is None or (restricted(ctx, principal) and principal.user_id not in member_ids(ctx, row.id)):
-        raise NotFound(f"Workspace {slug} is not a valid workspace.")
-    return row
 
 
 def member_ids(ctx: Context, workspace_id: int) -> set[int]:
@@ -61,14 +43,6 @@ def member_ids(ctx: Context, workspace_id: int) -> set[int]:
 def documents_of(ctx: Context, workspace_id: int) -> list[WorkspaceDocumentRow]:
     """The documents embedded in the workspace (upstream's workspace_documents rows)."""
     return ctx.library.workspace_documents(workspace_id)
-
-
-def workspace_documents(ctx: Context, workspace_id: int) -> list[dict[str, object]]:
-    """Transitional, for the chat use case: the links as the dicts it reads (`metadata` a JSON
-    string). New code calls `documents_of`."""
-    return [{"id": d.id, "doc_id": d.doc_id, "docpath": d.docpath, "document_id": d.document_id, "pinned": d.pinned,
-             "chunks": d.chunks, "created_at": d.created_at, "updated_at": d.updated_at, "filename": d.filename,
-             "metadata": msgspec.json.encode(d.metadata).decode()} for d in documents_of(ctx, workspace_id)]
 
 
 def threads_of(ctx: Context, principal: Principal, workspace_id: int) -> list[ThreadRow]:

@@ -38,8 +38,8 @@ whose ``completion_stream`` is the OpenAI SDK's ``openai.Stream``, whose ``.resp
 ``_find_response`` looks in both places. The socket comes from httpcore's
 ``response.extensions["network_stream"].get_extra_info("socket")``.
 
-The parts live beside it: `llm_types` (results, config, error, the lazy import),
-`llm_streams` (cancellation and stall detection), `llm_usage` and `llm_errors`.
+The parts live beside it: `llm_types` (results, config, error, usage, the lazy import),
+`llm_streams` (cancellation and stall detection) and `llm_errors` (error mapping and scrubbing).
 """
 
 from __future__ import annotations
@@ -55,9 +55,8 @@ from typing import Any
 from infrastructure.llm_errors import map_error, safe_model, scrub
 from infrastructure.llm_streams import StreamGuard, stream_watchdog
 from infrastructure.llm_types import (
-    KINDS, Completion, CompletionError, LLMConfig, StreamEvent, Usage, load_litellm,
+    KINDS, Completion, CompletionError, LLMConfig, StreamEvent, Usage, estimate_usage, load_litellm, usage_from,
 )
-from infrastructure.llm_usage import estimate_usage, usage_from
 
 __all__ = ["KINDS", "Completion", "CompletionError", "LLMConfig", "LiteLLMCompletions", "StreamEvent", "Usage",
            "load_litellm", "scrub"]

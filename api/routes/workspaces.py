@@ -21,6 +21,7 @@ from api.presenters.library import (
 )
 from api.schema import IdPath, PublicId, Short, SlugPath, Text
 from application import users, workspaces as ws
+from application.access import visible_workspace
 from application.ledger import Context
 from application.rows import WorkspaceRow
 from application.search import MAX_QUERY_CHARS, has_vectors, vector_search
@@ -114,7 +115,7 @@ class WorkspaceController(Controller):
         """`workspace` is an array, as upstream: empty (200) for a slug that is unknown or not
         visible to the caller; AnythingLLM's CLI then creates its default workspace."""
         try:
-            row = ws.visible_workspace(ctx, request.user, slug)
+            row = visible_workspace(ctx, request.user, slug)
         except NotFound:  # upstream's answer for an unknown slug, not an error
             return WorkspaceFound([])
         return WorkspaceFound([_with_documents(ctx, request.user, row)])
@@ -160,7 +161,7 @@ class WorkspaceController(Controller):
         """Cosine search: `score` is the similarity, `distance = 1 - score`; hits below
         `scoreThreshold` (default: the workspace's similarityThreshold) are left out."""
         hits = vector_search(ctx, request.user, slug, data.query, data.topN, data.scoreThreshold)
-        if not hits and not has_vectors(ctx, ws.visible_workspace(ctx, request.user, slug)):
+        if not hits and not has_vectors(ctx, visible_workspace(ctx, request.user, slug)):
             return SearchAnswer([], "No embeddings found for this workspace.")
         return SearchAnswer(hits)
 

@@ -8,7 +8,6 @@ import pytest
 from application.invites import (
     ClaimInvite, CreateInvite, DisableInvite, claim_invite, create_invite, disable_invite, invite_problem,
 )
-from application.workspaces import member_ids
 from domain.errors import InviteNotFound, MultiUserModeRequired, NotFound, PermissionDenied
 from domain.invites import Invite
 from domain.users import User, UserDirectory
@@ -59,7 +58,7 @@ def test_a_claim_registers_the_user_as_their_own_actor_and_joins_live_workspaces
         assert [type(e) for e in events] == [UserDirectory.Entered, User.Registered, Invite.Claimed,
                                              Workspace.MembersChanged]
         assert stamps(events) == {(user.id, None, "c3")}
-        assert user.role == "default" and member_ids(rt.ctx, kept.id) == {user.id}
+        assert user.role == "default" and rt.ctx.library.member_ids(kept.id) == {user.id}
         assert invite_problem(rt.ctx, new.code) == "Invite is no longer valid."
 
 

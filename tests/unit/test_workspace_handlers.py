@@ -11,8 +11,9 @@ from application.documents import UploadRawText, upload_raw_text
 from application.workspaces import (
     CreateWorkspace, DeleteWorkspace, SetMembers, UpdateEmbeddings, UpdatePin, UpdateWorkspace, create_workspace,
     delete_workspace, get_workspace, list_members, list_workspaces, set_members, update_embeddings, update_pin,
-    update_workspace, visible_workspace,
+    update_workspace,
 )
+from application.access import visible_workspace
 from domain.errors import InvalidInput, NotFound, PermissionDenied
 from domain.principal import Principal
 from tests.support.memory import head, kinds, memory_runtime, multi_user, new_events, owner, stamps, user, with_key
