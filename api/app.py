@@ -31,6 +31,7 @@ from api.routes import embed_public, health, keys, public, system, v1
 from api.warmup import Warmup, freeze_heap
 from api.wiring import open_runtime
 from application.ledger import Context, ReadOnly
+from application.ports import Clock
 from domain.chats import Chat
 from infrastructure.settings import Settings
 
@@ -38,17 +39,18 @@ VERSION = "0.1.0"
 log = logging.getLogger("ledgerllm")
 
 
-def create_app(settings: Settings) -> Litestar:
+def create_app(settings: Settings, clock: Clock | None = None) -> Litestar:
     """The app. Each start-up opens its runtime with `app.state.settings` (these settings, unless
-    replaced before a later start-up); only the parts named by `app_shape` are built into the
-    routes, so an app may be started again with other settings of the same shape."""
+    replaced before a later start-up) and `app.state.clock` (`clock`; None: the system clock);
+    only the parts named by `app_shape` are built into the routes, so an app may be started again
+    with other settings of the same shape."""
 
     @asynccontextmanager
     async def runtime(app: Litestar) -> AsyncIterator[None]:
         # A server process: its PostgreSQL pool has the server's size, its connections say "serve".
         settings = msgspec.structs.replace(app.state.settings, pg_role="serve")
         app.state.runtime = await anyio.to_thread.run_sync(lambda: open_runtime(
-            settings, follow=True, observe=metrics.observe, observed_topics=frozenset({get_topic(Chat.Recorded)}),
+            settings, follow=True, clock=app.state.clock, observe=metrics.observe, observed_topics=frozenset({get_topic(Chat.Recorded)}),
             webhook_outcome=metrics.webhook_outcome))
         metrics.LAG.runtime = app.state.runtime
         read_only = app.state.runtime.ctx.read_only
@@ -106,7 +108,7 @@ def create_app(settings: Settings) -> Litestar:
         signature_namespace={"Context": Context},
         request_class=JsonRequest,
         logging_config=None,
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "clock": clock}),
     )
     document_errors(app)
     # Litestar's handler is its CORS layer (`cors_config`) around the exception-handling router.

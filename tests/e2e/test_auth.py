@@ -42,20 +42,25 @@ def test_revoked_key_is_refused_at_once(client):
     assert client.get("/api/v1/auth", headers=bearer(victim)).status_code == 403
 
 
-def test_expired_key_is_refused_and_its_expiry_recorded(client, backend):
-    import time
+def test_expired_key_is_refused_and_its_expiry_recorded(backend):
+    from datetime import UTC, datetime, timedelta
 
-    key = owner_key(client, name="short")
-    # An expiry in the past cannot be requested; issue one that lapses in a second.
-    from datetime import timedelta
+    from tests.support.app import client_for
+    from tests.support.clock import FakeClock
 
-    short = owner_key(client, name="brief", expires_in=timedelta(seconds=1))
-    assert client.get("/api/v1/auth", headers=bearer(short)).status_code == 200
-    time.sleep(1.2)
-    assert client.get("/api/v1/auth", headers=bearer(short)).json() == NO_KEY
+    clock = FakeClock(datetime.now(UTC))
+    with client_for(backend, clock=clock) as client:
+        key = owner_key(client, name="short")
+        # An expiry in the past cannot be requested; issue one that lapses in a second.
+        short = owner_key(client, name="brief", expires_in=timedelta(seconds=1))
+        assert client.get("/api/v1/auth", headers=bearer(short)).status_code == 200
+        clock.advance(seconds=0.9)
+        assert client.get("/api/v1/auth", headers=bearer(short)).status_code == 200
+        clock.advance(seconds=0.2)
+        assert client.get("/api/v1/auth", headers=bearer(short)).json() == NO_KEY
+        listing = client.get("/api/system/api-keys?includeRevoked=true", headers=bearer(key)).json()["apiKeys"]
     expired = [e for e in backend.raw_events() if e["topic"].endswith("ApiKey.Expired")]
     assert len(expired) == 1
-    listing = client.get("/api/system/api-keys?includeRevoked=true", headers=bearer(key)).json()["apiKeys"]
     assert [k["active"] for k in listing if k["name"] == "brief"] == [False]
 
 

@@ -4,8 +4,7 @@ which request; and no secret is stored anywhere or logged."""
 from __future__ import annotations
 
 import logging
-import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from eventsourcing.utils import get_topic
 
@@ -22,6 +21,7 @@ import domain.webhooks
 import domain.workspaces
 from domain.audited import Audited, event_classes
 from tests.support.app import bearer, client_for, multi_user_keys, owner_key
+from tests.support.clock import FakeClock
 from tests.support.webhook_receiver import WebhookReceiver, wait_until
 
 
@@ -65,7 +65,7 @@ def exercise_everything(backend, client) -> dict[str, str]:
     secrets["session_jwt"] = session
     brief = owner_key(client, name="brief", expires_in=timedelta(seconds=1))
     secrets["brief_key"] = brief
-    time.sleep(1.1)
+    client.app.state.clock.advance(seconds=1.1)
     assert client.get("/api/v1/auth", headers=bearer(brief)).status_code == 403  # records ApiKey.Expired
     cli_key = backend.cli("api-keys", "create", "--name", "cli").stdout.strip()
     secrets["cli_key"] = cli_key
@@ -141,8 +141,9 @@ def exercise_webhooks(client, admin, secrets) -> None:
 
 def test_every_event_type_records_its_actor_and_no_secret_is_stored_or_logged(backend, caplog, llm_settings):
     caplog.set_level(logging.DEBUG)
+    clock = FakeClock(datetime.now(UTC))  # keys expire when the test moves it, without sleeping
     with client_for(backend, auth_token="owner-password-1", simple_sso_enabled=True, **llm_settings,
-                    **WEBHOOKS) as client:
+                    **WEBHOOKS, clock=clock) as client:
         secrets = exercise_everything(backend, client)
         secrets["llm_api_key"] = llm_settings["llm_api_key"]
         key_ids = {k["id"]: k for k in client.get("/api/admin/api-keys?includeRevoked=true",

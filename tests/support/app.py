@@ -98,12 +98,15 @@ class Backend:
 def client_for(backend: Backend, **overrides: Any) -> Iterator[TestClient]:
     """The real app on `backend`, started (its runtime opened) for the block. Building Litestar's
     routes costs about a second, so a stopped app of the same shape is started again with these
-    settings instead (each start-up opens a fresh runtime); apps in use are never shared."""
+    settings instead (each start-up opens a fresh runtime); apps in use are never shared.
+    `clock`: what the runtime tells time by (a `FakeClock` for expiry without sleeping)."""
+    clock = overrides.pop("clock", None)
     settings = backend.settings(**overrides)
     shape = app_shape(settings)
     idle = _IDLE_APPS.setdefault(shape, [])
     app = idle.pop() if idle else create_app(settings)
     app.state.settings = settings
+    app.state.clock = clock
     try:
         with TestClient(app) as client:
             yield client
