@@ -2,6 +2,9 @@
 
 The generator (the chat pipeline) blocks on the model; frames cross to the event loop
 through an asyncio queue (the thread hands each one to the loop; no thread hop per frame).
+After each hand-off the thread waits (briefly) until the loop has taken the frame: when the
+model's bytes arrive in a burst the thread would otherwise parse on holding the GIL, and the
+loop could send the frame only when the thread's GIL slice ran out (5 ms by default).
 If the client goes away, the `cancel` event is set: the pipeline stops the
 upstream call and records what it has as a partial exchange."""
 
@@ -18,6 +21,7 @@ from litestar.response import Stream
 
 log = logging.getLogger("ledgerllm.api")
 _DONE = object()
+HANDOFF_WAIT_S = 0.005  # at most one default GIL slice: never later than without the wait
 SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive", "Access-Control-Allow-Origin": "*",
                "X-Accel-Buffering": "no"}
 _encode = msgspec.json.Encoder().encode
@@ -36,12 +40,16 @@ def sse(produce: Callable[[threading.Event], Iterator[Any]], on_error: Callable[
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
         items: asyncio.Queue[Any] = asyncio.Queue()
+        taken = threading.Event()  # set by the loop when it took a frame
 
         def put(item: Any) -> None:  # from the worker thread: no thread hop per frame on the loop's side
+            taken.clear()
             try:
                 loop.call_soon_threadsafe(items.put_nowait, item)
             except RuntimeError:  # the loop is closed (server shutting down): nobody is listening
                 cancel.set()
+                return
+            taken.wait(HANDOFF_WAIT_S)  # blocking releases the GIL: the loop sends the frame now
 
         def work() -> None:
             try:
@@ -58,6 +66,7 @@ def sse(produce: Callable[[threading.Event], Iterator[Any]], on_error: Callable[
         try:
             while True:
                 item = await items.get()
+                taken.set()
                 if item is _DONE:
                     break
                 yield frame(item)
