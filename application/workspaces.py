@@ -12,7 +12,7 @@ from application.ledger import Command, Context
 from application.rows import SettingValue, UserRow, WorkspaceDocumentRow, WorkspaceRow, ThreadRow
 from domain.embeds import Embed, embed_uuid
 from domain.errors import NotFound
-from domain.principal import Actor, Principal, Role, Scope
+from domain.principal import Actor, Principal, Scope
 from domain.workspaces import (
     WORKSPACE_DIRECTORY_ID, Workspace, WorkspaceDirectory, WorkspaceDoc, check_name, slugify, workspace_uuid,
 )
