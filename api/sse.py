@@ -2,9 +2,11 @@
 
 The generator (the chat pipeline) blocks on the model; frames cross to the event loop
 through an asyncio queue (the thread hands each one to the loop; no thread hop per frame).
-After each hand-off the thread waits (briefly) until the loop has taken the frame: when the
-model's bytes arrive in a burst the thread would otherwise parse on holding the GIL, and the
-loop could send the frame only when the thread's GIL slice ran out (5 ms by default).
+When the loop is idle, waiting for the next frame, the thread waits (briefly) after the hand-off
+until the loop has taken it: when the model's bytes arrive in a burst the thread would
+otherwise parse on holding the GIL, and the loop could send the frame only when the thread's
+GIL slice ran out (5 ms by default). While the loop is busy sending (a slow client), the thread
+does not wait.
 If the client goes away, the `cancel` event is set: the pipeline stops the
 upstream call and records what it has as a partial exchange."""
 
@@ -40,16 +42,19 @@ def sse(produce: Callable[[threading.Event], Iterator[Any]], on_error: Callable[
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
         items: asyncio.Queue[Any] = asyncio.Queue()
+        idle = threading.Event()  # set while the loop waits for the next frame
         taken = threading.Event()  # set by the loop when it took a frame
 
         def put(item: Any) -> None:  # from the worker thread: no thread hop per frame on the loop's side
+            wanted = idle.is_set()
             taken.clear()
             try:
                 loop.call_soon_threadsafe(items.put_nowait, item)
             except RuntimeError:  # the loop is closed (server shutting down): nobody is listening
                 cancel.set()
                 return
-            taken.wait(HANDOFF_WAIT_S)  # blocking releases the GIL: the loop sends the frame now
+            if wanted:
+                taken.wait(HANDOFF_WAIT_S)  # blocking releases the GIL: the loop sends the frame now
 
         def work() -> None:
             try:
@@ -65,7 +70,9 @@ def sse(produce: Callable[[threading.Event], Iterator[Any]], on_error: Callable[
         threading.Thread(target=work, name="ledgerllm-stream", daemon=True).start()
         try:
             while True:
+                idle.set()
                 item = await items.get()
+                idle.clear()
                 taken.set()
                 if item is _DONE:
                     break
