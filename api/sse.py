@@ -67,6 +67,7 @@ def sse(produce: Callable[[threading.Event], Iterator[Any]], on_error: Callable[
             finally:
                 put(_DONE)
 
+        idle.set()  # the loop waits for the first frame from the start
         threading.Thread(target=work, name="ledgerllm-stream", daemon=True).start()
         try:
             while True:
