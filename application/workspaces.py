@@ -36,10 +36,6 @@ def list_workspaces(ctx: Context, principal: Principal) -> list[WorkspaceRow]:
     return ctx.library.workspaces(member=principal.user_id if restricted(ctx, principal) else None)
 
 
-def member_ids(ctx: Context, workspace_id: int) -> set[int]:
-    return ctx.library.member_ids(workspace_id)
-
-
 def documents_of(ctx: Context, workspace_id: int) -> list[WorkspaceDocumentRow]:
     """The documents embedded in the workspace (upstream's workspace_documents rows)."""
     return ctx.library.workspace_documents(workspace_id)
@@ -165,7 +161,7 @@ def set_members(ctx: Context, cmd: SetMembers) -> list[UserRow]:
 
 def members(ctx: Context, workspace_id: int) -> list[UserRow]:
     """The workspace's members that are not deleted, by user id."""
-    users = ctx.accounts.users(member_ids(ctx, workspace_id))
+    users = ctx.accounts.users(ctx.library.member_ids(workspace_id))
     return [users[u] for u in sorted(users) if not users[u].deleted]
 
 
