@@ -1,11 +1,12 @@
 """Runs projections: pulls new events from the store and applies them in batches.
 
-The SQLite recorder cannot subscribe, so runners poll (every `poll` seconds, and at once when
-this process saved something). `ensure(position)` gives read-after-write: the calling thread
-catches the view up itself instead of waiting for the background thread."""
+The SQLite recorder cannot subscribe, so a follower thread polls the store's head (every `poll`
+seconds) and brings the views up to it. `ensure(position)` gives read-after-write: the calling
+thread catches the view up itself instead of waiting for the follower."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -71,6 +72,17 @@ class _ReadAhead:
             self.rows = None
 
 
+def read_rows(recorder: Any, start: int, limit: int, stop: int | None = None) -> list[Any]:
+    """Up to `limit` stored events from position `start` (to `stop`), as notifications. The
+    ledger's recorders also give them as plain rows (`read_events`), read without an object
+    per row (a rebuild reads every event)."""
+    read_events = getattr(recorder, "read_events", None)
+    if read_events is None:
+        return list(recorder.select_notifications(start=start, limit=limit, stop=stop))
+    rows = [_Row(*r) for r in read_events(start - 1, limit)]
+    return rows if stop is None else [r for r in rows if r.id <= stop]
+
+
 class ProjectionLagging(RuntimeError):
     """The view did not reach a position in time (the store or the view is unavailable)."""
 
@@ -129,13 +141,15 @@ class ProjectionRunner:
         return self.catch_up()
 
     def catch_up(self, until: int | None = None, progress: Callable[[int], None] | None = None,
-                 stop: int | None = None) -> int:
+                 stop: int | None = None, given: list[Any] | None = None) -> int:
         """Apply every stored event after the view's position; return the position.
 
         `until`: return once the view has reached it (it may go further, a batch at a time).
         `stop`: apply no event after it (a view as it was at that position). An event the
         projection cannot apply stops it there: the stall is recorded, nothing after it is
-        applied, and this returns the position before it (see `projections.stall`)."""
+        applied, and this returns the position before it (see `projections.stall`). `given`:
+        stored events the caller read already, in order and none left out; used instead of a
+        read when they hold the next one."""
         with self._lock:
             while True:
                 stored = self.view.position(self.app.name)
@@ -145,7 +159,11 @@ class ProjectionRunner:
                 start = max(stored, self._scanned)
                 if stop is not None and start >= stop:
                     break
-                notifications = self._read(start + 1, stop)
+                if given and given[0].id <= start + 1 <= given[-1].id and stop is None:
+                    notifications = [n for n in given if n.id > start]
+                else:
+                    notifications = self._read(start + 1, stop)
+                given = None
                 if not notifications:
                     break
                 if not self._may_continue():
@@ -225,15 +243,26 @@ class ProjectionRunner:
         return self._read_now(start, stop)
 
     def _read_now(self, start: int, stop: int | None) -> list[Any]:
-        """The next batch of stored events from `start` (to `stop`), as notifications. The
-        ledger's recorders also give them as plain rows (`read_events`), read without an
-        object per row (a rebuild reads every event)."""
-        recorder = self.app.recorder
-        read_events = getattr(recorder, "read_events", None)
-        if read_events is None:
-            return list(recorder.select_notifications(start=start, limit=self.batch, stop=stop))
-        rows = [_Row(*r) for r in read_events(start - 1, self.batch)]
-        return rows if stop is None else [r for r in rows if r.id <= stop]
+        return read_rows(self.app.recorder, start, self.batch, stop)
+
+    def pass_unwanted(self, rows: list[Any]) -> bool:
+        """The follower read the events after its last round once for every view (`rows`, in
+        order, none left out). True if this view has nothing to do for them: it is already past
+        them, or it had reached the one before them and wants none of them (it then counts as
+        having reached the last, without a statement to its table). False: catch up."""
+        if not rows or self._known >= rows[-1].id:
+            return True
+        if not self._lock.acquire(blocking=False):
+            return False  # a request is catching this view up: the follower does the same after it
+        try:
+            last = rows[-1].id
+            if (self._stall is not None or self._known < rows[0].id - 1 or last - self._stored >= SKIP_WRITE_LIMIT
+                    or any(self.projection.wants(r) for r in rows)):
+                return False
+            self._scanned = self._known = last
+            return True
+        finally:
+            self._lock.release()
 
     def ensure(self, position: int | None, timeout: float = 10.0) -> None:
         """Return once the view has applied the event at `position` (read-after-write)."""
@@ -290,40 +319,68 @@ class Follower:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        """Each poll asks the store for its head only; the views are visited when it moved, when
-        woken, after a failure, and at least every IDLE_ROUND_SECONDS (a view rebuilt or repaired
-        by another process). Visiting every view on every poll kept an idle server's event loop
-        waiting for the GIL behind a few hundred SQL transactions a second."""
-        steps = [self._notify, *(r.catch_up for r in self.runners), *self.also]
+        """Each poll asks the store for its head only. When it moved by at most a batch, the new
+        events are read once and each view looks at them in memory (`pass_unwanted`): only a
+        view that wants one of them catches up, and the `also` steps run only after a view
+        moved. Every view catches up fully after a failure, when the head moved further or could
+        not be read, and at least every IDLE_ROUND_SECONDS (a view rebuilt or repaired by another
+        process). Visiting every view on every poll kept an idle server's event loop waiting for
+        the GIL behind a few hundred SQL transactions a second, and a chat cost three statements
+        per view in the background."""
         last_head: int | None = None
         last_round = 0.0
-        failed = woken = False
+        failed = False
         while not self._stop.is_set():
             head = self._head()
             now = time.monotonic()
-            if failed or woken or head is None or head != last_head or now - last_round >= IDLE_ROUND_SECONDS:
-                failed = False
-                for step in steps:  # each on its own: one failing view must not hold up the others
-                    try:
-                        step()
-                    except Exception:  # keep following: a transient store error must not stop the views
-                        log.exception("projection follower step failed; retrying")
-                        failed = True
-                last_head, last_round = head, now
-            woken = self._wake.wait(1.0 if failed else self.poll)
+            full = failed or head is None or last_head is None or now - last_round >= IDLE_ROUND_SECONDS
+            if full or head != last_head:
+                rows = None
+                if full or head - last_head > BATCH:  # type: ignore[operator]
+                    last_round = now
+                else:
+                    rows = read_rows(self.app.recorder, last_head + 1, BATCH)  # type: ignore[operator]
+                failed = self._round(rows)
+                last_head = None if failed else max(head, rows[-1].id if rows else 0)  # type: ignore[type-var]
+            self._wake.wait(1.0 if failed else self.poll)
             self._wake.clear()
 
+    def _round(self, rows: list[Any] | None) -> bool:
+        """Bring the callbacks and every view up to date, each on its own (one failing view must
+        not hold up the others); True if a step failed. `rows`: every event since the last round,
+        read once, or None to have each view read for itself."""
+        steps: list[Callable[[], Any]] = [lambda: self._notify(rows)]
+        moved = rows is None
+        for runner in self.runners:
+            if rows is None or not runner.pass_unwanted(rows):
+                steps.append(functools.partial(runner.catch_up, given=rows))
+                moved = True
+        if moved:
+            steps += self.also
+        failed = False
+        for step in steps:
+            try:
+                step()
+            except Exception:  # keep following: a transient store error must not stop the views
+                log.exception("projection follower step failed; retrying")
+                failed = True
+        return failed
     def _head(self) -> int | None:
         try:
             return self.app.recorder.max_notification_id() or 0
         except Exception:  # noqa: BLE001 - the store is away: the round below reports it
             return None
 
-    def _notify(self) -> None:
+    def _notify(self, rows: list[Any] | None = None) -> None:
         """Hand new events to the callbacks; an event counts as seen only once they succeeded
-        (a cache that could not be told of a revocation is told again on the next round)."""
+        (a cache that could not be told of a revocation is told again on the next round).
+        `rows`: the events after the last round, if the follower read them already."""
+        given = rows is not None and (not rows or rows[0].id <= self._seen + 1 <= rows[-1].id + 1)
         while True:
-            notifications = self.app.recorder.select_notifications(start=self._seen + 1, limit=BATCH)
+            if given:
+                notifications = [n for n in rows if n.id > self._seen]  # type: ignore[union-attr]
+            else:
+                notifications = self.app.recorder.select_notifications(start=self._seen + 1, limit=BATCH)
             if not notifications:
                 return
             if self.on_events:
@@ -335,3 +392,5 @@ class Follower:
                             if n.topic in self.observed_topics]
                 self.on_topics([n.topic for n in notifications], observed)
             self._seen = notifications[-1].id
+            if given:
+                return  # what came after them is the next round's
