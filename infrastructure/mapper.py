@@ -88,7 +88,7 @@ class MsgspecMapper(Mapper):
                 # a dict converted afterwards (a rebuild decodes every stored event).
                 head = b'{"originator_id":%b,"originator_version":%d,' % (
                     _encoder.encode(stored_event.originator_id), stored_event.originator_version)
-                return decoder.decode(head + data[1:])
+                return self._read(stored_event, decoder.decode(head + data[1:]))
             state: dict[str, Any] = _decode(data)
             state["originator_id"] = stored_event.originator_id
             state["originator_version"] = stored_event.originator_version
@@ -98,16 +98,18 @@ class MsgspecMapper(Mapper):
             while from_version < getattr(cls, "class_version", 1):
                 getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
                 from_version += 1
-            event = msgspec.convert(state, type=cls, strict=False)
-            if self.keys is not None and stored_event.topic == _ERASED_TOPIC:
-                self.keys.forget(event.originator_id)  # erased elsewhere: drop this process's keys
-            return event
+            return self._read(stored_event, msgspec.convert(state, type=cls, strict=False))
         except (msgspec.ValidationError, msgspec.DecodeError, AttributeError, KeyError, SealedContentDamaged) as e:
             msg = (
                 f"Failed to decode stored event {stored_event.topic} "
                 f"{stored_event.originator_id} v{stored_event.originator_version}: {e}"
             )
             raise MapperDeserialisationError(msg) from e
+
+    def _read(self, stored_event: StoredEvent, event: Any) -> Any:
+        if self.keys is not None and stored_event.topic == _ERASED_TOPIC:
+            self.keys.forget(event.originator_id)  # erased elsewhere: drop this process's keys
+        return event
 
     def _seal(self, cls: type, state: dict[str, Any], originator_id: Any, fields: tuple[str, ...]) -> None:
         owner = _owner(cls, state, originator_id)

@@ -4,6 +4,7 @@ wrapped keys need the master key they were made with."""
 
 from __future__ import annotations
 
+import copy
 import uuid
 from pathlib import Path
 
@@ -44,3 +45,36 @@ def test_sealed_content_opens_elsewhere_until_its_owner_is_erased(backend):
     assert fresh.key_id != sealed.key_id and other.open(dana, "prompt", fresh) == (True, "after")
     with pytest.raises(MasterKeyError):
         KeyRing(other._backend, bytes(32)).open(eve, "prompt", kept)  # another master key
+
+
+def test_a_process_that_reads_the_erasure_drops_its_cached_key(backend):
+    """Two processes on one store: the one that did not erase the user had their key cached; once
+    it reads their User.Erased event (as its follower does), it no longer opens their content."""
+    from application.erasure import EraseUser, erase_user
+    from application.users import CreateUser, EnableMultiUser, UpdateUser, create_user, enable_multi_user, \
+        principal_for, update_user
+    from domain.sealed import ERASED
+    from domain.users import User
+    from tests.integration.test_projections import owner, runtime_of
+
+    with runtime_of(backend) as first, runtime_of(backend) as second:
+        boss = enable_multi_user(first.ctx, EnableMultiUser(principal=owner(first.ctx), correlation_id="m",
+                                                            username="boss", password="boss-password"))
+        admin = principal_for(first.ctx, boss)
+        dana = create_user(first.ctx, CreateUser(principal=admin, correlation_id="c", username="dana",
+                                                 password="dana-password"))
+        update_user(first.ctx, UpdateUser(principal=admin, correlation_id="b", user_id=dana.id, bio="dana's secret"))
+        recorder, mapper = copy.copy(first.ctx.ledger.recorder), copy.copy(first.ctx.ledger.mapper)
+        mapper.keys = _rings(backend)[1]  # its own ring and cache, as another process has them
+
+        def bios() -> list[str]:
+            return [e.bio for e in map(mapper.to_domain_event, recorder.select_notifications(1, 10_000))
+                    if isinstance(e, User.ProfileUpdated) and e.bio is not None]
+
+        assert bios() == ["dana's secret"]  # the first process has dana's key cached now
+        seen = recorder.max_notification_id()
+        second_admin = principal_for(second.ctx, second.ctx.accounts.user(boss.id))
+        erase_user(second.ctx, EraseUser(principal=second_admin, correlation_id="e", user_id=dana.id, reason="asked"))
+        erasure = recorder.select_notifications(seen + 1, 10)
+        assert [type(mapper.to_domain_event(n)) for n in erasure] == [User.Erased]
+        assert bios() == [ERASED]  # its cached key went with the event, not 30 s later
