@@ -1,9 +1,11 @@
 """The mapper decodes events from rows as the store holds them: the aggregate id as a UUID or
 as its text (SQLite keeps 32 hex digits), straight into the event class, with the same result
-as decoding the state to a dict and converting it."""
+as decoding the state to a dict and converting it. With a key ring, sealed fields read back as
+they were written, and as erased once their key is gone or their owner was erased."""
 
 from __future__ import annotations
 
+import os
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -12,7 +14,9 @@ import pytest
 from eventsourcing.persistence import JSONTranscoder, MapperDeserialisationError
 from eventsourcing.utils import resolve_topic
 
-from infrastructure.mapper import MsgspecMapper
+from infrastructure.content_key_store import MemoryBackend
+from infrastructure.content_keys import KeyRing
+from infrastructure.mapper import MsgspecMapper, _owner, _sealed_fields
 from tests.unit.test_domain_rules import every_kind_of_event
 from tests.unit.test_mapper import ACTOR
 
@@ -51,3 +55,58 @@ def test_a_row_with_a_broken_id_or_state_raises_a_mapper_error() -> None:
                 Row(stored.originator_id.hex, stored.originator_version, stored.topic, b'{"timestamp": 3')):
         with pytest.raises(MapperDeserialisationError):
             mapper.to_domain_event(row)
+
+
+# sealed content ------------------------------------------------------------------------------
+def sealing_mapper(ring: KeyRing | None = None) -> MsgspecMapper:
+    mapper = MsgspecMapper(transcoder=JSONTranscoder())
+    mapper.keys = ring or KeyRing(MemoryBackend(), os.urandom(32))
+    return mapper
+
+
+def opened_and_converted(mapper: MsgspecMapper, stored: Any) -> Any:
+    """The event built step by step: the state as a dict, its sealed fields opened in it, then
+    converted (what the mapper does for a sealed event)."""
+    cls = resolve_topic(stored.topic)
+    state = msgspec.json.decode(stored.state)
+    state.update(originator_id=UUID(str(stored.originator_id)), originator_version=stored.originator_version)
+    mapper._open(cls, state, _sealed_fields(cls))
+    return msgspec.convert(state, type=cls, strict=False)
+
+
+def sealed_events() -> list[Any]:
+    events = [e for e in every_kind_of_event(ACTOR) if _sealed_fields(type(e))]
+    assert len({type(e) for e in events}) >= 3, "too few kinds of sealed event to compare"
+    return events
+
+
+def test_sealed_events_read_back_as_they_were_sealed() -> None:
+    mapper = sealing_mapper()
+    for event in sealed_events():
+        stored = mapper.to_stored_event(event)
+        back = mapper.to_domain_event(Row(stored.originator_id.hex, stored.originator_version, stored.topic,
+                                          stored.state))
+        assert type(back) is type(event) and back == event == opened_and_converted(mapper, stored)
+        assert vars(back) == vars(event)
+
+
+def test_sealed_content_without_its_key_or_plaintext_of_an_erased_owner_reads_as_erased() -> None:
+    sealing, plain = sealing_mapper(), MsgspecMapper(transcoder=JSONTranscoder())
+    events = sealed_events()
+    sealed = [sealing.to_stored_event(e) for e in events]
+    old = [plain.to_stored_event(e) for e in events]  # written before sealing: plaintext
+    ring = KeyRing(MemoryBackend(), os.urandom(32))  # another store: none of the keys
+    for event in events:
+        ring.destroy(_owner(type(event), vars(event), event.originator_id))
+    reader = sealing_mapper(ring)
+    erased_fields = 0
+    for event, stored in [*zip(events, sealed), *zip(events, old)]:
+        back = reader.to_domain_event(stored)
+        assert back == opened_and_converted(reader, stored)
+        for name in _sealed_fields(type(event)):
+            if getattr(event, name) not in (None, "", []):
+                assert getattr(back, name) != getattr(event, name)
+                erased_fields += 1
+        assert [getattr(back, f) for f in vars(event) if f not in _sealed_fields(type(event))] == \
+               [getattr(event, f) for f in vars(event) if f not in _sealed_fields(type(event))]
+    assert erased_fields >= 8
