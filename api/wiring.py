@@ -42,7 +42,8 @@ from projections.base import SqlProjection
 from projections.catalog import PROJECTIONS
 from projections.chats import ChatHistory
 from projections.library import Library
-from projections.runner import Follower, ProjectionRunner
+from projections.follower import Follower
+from projections.runner import ProjectionRunner
 from projections.vector_index import FaissFollower
 from projections.vectors import Vectors, VectorsProjection
 

@@ -38,7 +38,7 @@ PLUMBING = {"api/app.py", "api/auth.py", "api/deps.py", "api/errors.py", "api/me
             "api/wiring.py", "application/access.py", "application/authentication.py", "application/ledger.py",
             "domain/hashing.py", "domain/principal.py",
             "infrastructure/memory_cache.py", "infrastructure/ratelimit.py", "infrastructure/clock.py",
-            "projections/runner.py", "projections/base.py", "projections/tx.py", "projections/stall.py",
+            "projections/runner.py", "projections/follower.py", "projections/base.py", "projections/tx.py", "projections/stall.py",
             "infrastructure/eventstore.py", "infrastructure/sqlite_store.py", "infrastructure/mapper.py",
             "infrastructure/chain.py", "infrastructure/tokens.py", "api/presenters/__init__.py",
             # the save path (sealing in the mapper, waking the webhook deliverer) and every view's base

@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
+import projections.follower as follower_module
 import projections.runner as runner_module
 from api.wiring import Runtime
 from application.apikeys import CreateApiKey, create_api_key
-from projections.runner import Follower, ProjectionRunner
+from projections.follower import Follower
+from projections.runner import ProjectionRunner
 from tests.integration.test_projections import append_key, head, owner, revoke_key, rows_of, runtime_of
 from tests.support.app import Backend
 
@@ -90,7 +92,7 @@ def test_the_follower_brings_every_view_to_the_head_and_reports_each_event_once(
 
 
 def test_a_view_that_wants_none_of_the_new_events_is_not_asked(backend: Backend, monkeypatch) -> None:
-    monkeypatch.setattr(runner_module, "IDLE_ROUND_SECONDS", 3600.0)  # no periodic full round in the test
+    monkeypatch.setattr(follower_module, "IDLE_ROUND_SECONDS", 3600.0)  # no periodic full round in the test
     with runtime_of(backend) as runtime:
         ctx, topics = runtime.ctx, []
         with following(runtime, topics) as (_, views):
