@@ -1,0 +1,28 @@
+"""Upstream's timestamp text: UTC, milliseconds (truncated), a `Z`; from any timezone-aware time,
+and back."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from domain.timefmt import iso, iso_or_none, parse_iso, unix
+
+MOMENT = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("tz", [timezone.utc, ZoneInfo("UTC"), timezone(timedelta(hours=2)),
+                                ZoneInfo("America/New_York"), timezone(timedelta(minutes=-90))])
+def test_any_timezone_gives_the_same_utc_text(tz) -> None:
+    assert iso(MOMENT.astimezone(tz)) == "2026-01-02T03:04:05.678Z"
+
+
+def test_text_round_trips_and_sorts_in_time_order() -> None:
+    assert parse_iso(iso(MOMENT)) == MOMENT.replace(microsecond=678000)
+    later = [MOMENT + timedelta(milliseconds=n) for n in (1, 999, 1000, 86_400_000)]
+    texts = [iso(m) for m in [MOMENT, *later]]
+    assert texts == sorted(texts) and len(set(texts)) == len(texts)
+    assert iso_or_none(None) is None and iso_or_none(MOMENT) == texts[0]
+    assert unix(texts[0]) == int(MOMENT.timestamp())
