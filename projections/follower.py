@@ -84,7 +84,7 @@ class Follower:
                 if full or head - last_head > BATCH:  # type: ignore[operator]
                     last_round = now
                 else:
-                    rows = read_rows(self.app.recorder, last_head + 1, BATCH)  # type: ignore[operator]
+                    rows = self._read_after(last_head)  # type: ignore[arg-type]
                 failed = self._round(rows)
                 last_head = None if failed else max(head, rows[-1].id if rows else 0)  # type: ignore[type-var]
             self._wake.wait(1.0 if failed else self.poll)
@@ -110,6 +110,16 @@ class Follower:
                 log.exception("projection follower step failed; retrying")
                 failed = True
         return failed
+
+    def _read_after(self, position: int) -> list[Any] | None:
+        """The events after `position` (at most a batch), or None if the store could not be read
+        (every view then tries for itself, and the round reports what failed)."""
+        try:
+            return read_rows(self.app.recorder, position + 1, BATCH)
+        except Exception:  # noqa: BLE001 - the store is away: the follower must keep running
+            log.warning("projection follower could not read new events; every view reads for itself")
+            return None
+
     def _head(self) -> int | None:
         try:
             return self.app.recorder.max_notification_id() or 0

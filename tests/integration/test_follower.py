@@ -130,3 +130,34 @@ def test_a_burst_longer_than_a_batch_still_reaches_every_view(sqlite_backend: Ba
         assert len(topics) == position - start
         revoked = [k for k in rows_of(ctx.api_keys.runner)["api_keys"] if k["name"].startswith("burst-")]
         assert len(revoked) == burst // 2 and all(k["revoked_at"] is not None for k in revoked)
+
+
+def test_a_failed_read_of_the_new_events_does_not_stop_the_follower(sqlite_backend: Backend) -> None:
+    with runtime_of(sqlite_backend) as runtime:
+        ctx, topics = runtime.ctx, []
+        recorder = ctx.ledger.recorder
+        real_read, failures, armed = recorder.read_events, [], threading.Event()
+
+        def failing_once(after: int, limit: int) -> Any:
+            if armed.is_set() and not failures and threading.current_thread().name == FOLLOWER_THREAD:
+                failures.append(after)
+                raise OSError("disk I/O error (injected)")
+            return real_read(after, limit)
+
+        recorder.read_events = failing_once  # type: ignore[method-assign]
+        try:
+            with following(runtime, topics) as (follower, _):
+                start = head(ctx.ledger)
+                wait_until(caught_up(runtime.runners, start), "the first round")
+                time.sleep(0.2)  # that round is over: the next one reads the new events once, and fails
+                armed.set()
+                for n in range(3):
+                    append_key(ctx, f"after-failure-{n}")
+                position = head(ctx.ledger)
+                wait_until(lambda: bool(failures), "the injected failure")
+                wait_until(caught_up(runtime.runners, position), "every view at the head after the failure")
+                wait_until(lambda: len(topics) >= position - start, "every new event reported")
+                assert follower._thread is not None and follower._thread.is_alive()
+        finally:
+            recorder.read_events = real_read  # type: ignore[method-assign]
+        assert len(topics) == position - start
