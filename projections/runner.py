@@ -181,7 +181,10 @@ class ProjectionRunner:
                     progress(len(notifications))
                 if len(notifications) < self.batch or (until is not None and last_id >= until) or last_id == stop:
                     break
-            self._known = max(self._known, self.view.position(self.app.name))
+            # The stored position as last read or written here: one statement less per catch-up
+            # (each write request's read-after-write runs one). Another runner may have gone
+            # further since; then this reports less than the view has, never more.
+            self._known = max(self._known, self._stored)
             return self._known
 
     def _apply(self, stored: int, notifications: list[Any]) -> bool:
