@@ -54,9 +54,6 @@ class Follower:
         self._thread = threading.Thread(target=self._run, name="ledgerllm-follower", daemon=True)
         self._thread.start()
 
-    def wake(self) -> None:
-        self._wake.set()
-
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
@@ -69,9 +66,8 @@ class Follower:
         view that wants one of them catches up, and the `also` steps run only after a view
         moved. Every view catches up fully after a failure, when the head moved further or could
         not be read, and at least every IDLE_ROUND_SECONDS (a view rebuilt or repaired by another
-        process). Visiting every view on every poll kept an idle server's event loop waiting for
-        the GIL behind a few hundred SQL transactions a second, and a chat cost three statements
-        per view in the background."""
+        process). So an idle server runs one statement per poll, and a chat's events cost
+        statements only in the views that apply them."""
         last_head: int | None = None
         last_round = 0.0
         failed = False
