@@ -1,6 +1,6 @@
 """Benchmark: what the chat pipeline costs on top of the model, at 10 and at 1,000 prior exchanges.
 
-Starts a zero-latency OpenAI-compatible model on loopback (tests/support/llm_server.py, a real HTTP
+Starts a zero-latency OpenAI-compatible model on loopback (harness/llm_server.py, a real HTTP
 server in this process, replying at once with a fixed 20-word text) and `ledgerllm serve` on a temp
 DATA_DIR pointed at it (LLM_MODEL=openai/test-model, LLM_CONTEXT_WINDOW=8192, LOG_LEVEL=WARNING).
 One workspace with openAiHistory=1000, so the newest 1,000 exchanges of a session are loaded and
@@ -56,7 +56,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx
 
-from tests.support.llm_server import LLMServer, ModelHandler, Script
+from harness.llm_server import LLMServer, ModelHandler, Script
 from common import free_port, machine_facts, stop, wait_ready
 
 REPLY = "The quick answer is that the plan holds up well and needs only two small changes before it ships Friday."

@@ -1,7 +1,7 @@
 """Benchmark: the event log at 1,000,000 events, on SQLite and on PostgreSQL.
 
 For each backend, in one run, on a fresh store (SQLite: a temp DATA_DIR; PostgreSQL: a
-PostgreSQL 15 this script starts on loopback with tests/support/servers.py, the test suite's
+PostgreSQL 15 this script starts on loopback with harness/servers.py, the test suite's
 throwaway cluster: trust auth, fsync=off, synchronous_commit=off):
 
 1. Append. A seeded synthetic history (mostly `Chat.Recorded` with prompts of ~100-400 bytes and
@@ -489,7 +489,7 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
     try:
         url = None
         if backend == "postgres":
-            from tests.support.servers import (
+            from harness.servers import (
                 PostgresServer,  # the test suite's throwaway cluster
             )
 

@@ -9,7 +9,7 @@ fast embedding backend, vector search over HTTP at 100k chunks, and the index at
    batch 64, normalized, the server's thread count) and the fast backend's own embed of exactly
    the same chunks, before and after, and reports API / raw torch (aim >= 2.5) and API / raw fast.
    Quality: recall@1/@5 of torch and of the fast backend on the labelled retrieval set the tests
-   use (tests/support/retrieval_set.py), and the fast vectors' mean cosine to torch's (aims:
+   use (harness/retrieval_set.py), and the fast vectors' mean cosine to torch's (aims:
    recall@5 >= 0.99 x torch's, cosine >= 0.99).
 2. Search over HTTP at --search-chunks (100,000) chunks. The embedding cache of a fresh DATA_DIR
    is pre-filled with seeded random unit vectors for every chunk, the documents are uploaded

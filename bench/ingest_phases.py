@@ -122,7 +122,7 @@ def phase_ingest(args: argparse.Namespace, ledgerllm: str, tmp: Path, servers: l
 def retrieval_quality(model: Any, fast: Any) -> dict[str, float]:
     """recall@1/@5 of torch fp32 and the fast backend on the labelled set the tests use, and
     the fast vectors' cosine to torch's."""
-    from tests.support import retrieval_set
+    from harness import retrieval_set
 
     labelled = retrieval_set.make(n_chunks=300, n_questions=300, seed=7)
     out: dict[str, float] = {}

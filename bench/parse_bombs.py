@@ -1,7 +1,7 @@
 """Decompression bombs against a real `ledgerllm serve`: time to refusal, memory, and whether
 the server keeps answering meanwhile.
 
-For each hostile document (built here, from tests/support/bombs.py) it sends the bomb, times
+For each hostile document (built here, from harness/bombs.py) it sends the bomb, times
 the answer, and keeps sending it back to back until --load-seconds have passed since the first
 (a bomb that takes longer is sent once). Meanwhile it pings `GET /api/ping` every 10 ms from
 another process and samples the resident memory of the server process and of its child
@@ -40,8 +40,8 @@ import httpx
 from common import REPO, free_port, machine_facts, stop, wait_ready
 
 sys.path.insert(0, str(REPO))
-from tests.support.bombs import docx_bomb, pdf_flate_bomb, pdf_page_flood  # noqa: E402
-from tests.support.llm_server import LLMServer  # noqa: E402
+from harness.bombs import docx_bomb, pdf_flate_bomb, pdf_page_flood  # noqa: E402
+from harness.llm_server import LLMServer  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 LEDGERLLM = str(Path(sys.executable).parent / "ledgerllm")

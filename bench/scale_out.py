@@ -1,7 +1,7 @@
 """Benchmark: one `ledgerllm serve` against two (or more) on one PostgreSQL and one Redis.
 
-Starts a throwaway PostgreSQL and Redis (the test suite's fixtures: tests/support/servers.py), a
-zero-latency OpenAI-compatible model on loopback (tests/support/llm_server.py, replying at once),
+Starts a throwaway PostgreSQL and Redis (the test suite's fixtures: harness/servers.py), a
+zero-latency OpenAI-compatible model on loopback (harness/llm_server.py, replying at once),
 and, for each process count asked for (default 1 then 2), that many `ledgerllm serve` processes,
 each with its own DATA_DIR, all on the same fresh database and Redis (LOG_LEVEL=WARNING).
 
@@ -39,8 +39,8 @@ sys.path.insert(0, str(REPO))
 import psycopg
 
 from common import free_port, machine_facts, stop, wait_ready
-from tests.support.llm_server import LLMServer
-from tests.support.servers import PostgresServer, RedisServer
+from harness.llm_server import LLMServer
+from harness.servers import PostgresServer, RedisServer
 
 P99_LIMIT_MS = 1000.0
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}

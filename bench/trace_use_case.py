@@ -100,7 +100,7 @@ def main() -> None:
 
     from api.app import create_app
     from infrastructure.settings import load_settings
-    from tests.support.llm_server import LLMServer
+    from harness.llm_server import LLMServer
 
     model = LLMServer().start()
     try:

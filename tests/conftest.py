@@ -13,7 +13,7 @@ from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests.support.servers import PostgresServer, RedisServer  # noqa: E402
+from harness.servers import PostgresServer, RedisServer  # noqa: E402
 
 # --- servers ---
 # One real PostgreSQL and one real Redis per test run; each test gets its own
@@ -81,7 +81,7 @@ def client(backend: Backend):
 
 # --- model ---
 # A real OpenAI-compatible server on loopback: the app reaches it through litellm's real client.
-from tests.support.llm_server import LLMServer  # noqa: E402
+from harness.llm_server import LLMServer  # noqa: E402
 
 PROVIDER_KEY = "sk-test-provider-key-9f8e7d"
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.llm_server import TINY_PNG, LLMServer
 from tests.clients.anything_cli import ANY, INSTALL_HINT, AnyCli, Terminal
 from tests.conftest import PROVIDER_KEY
 from tests.support.app import Backend
-from tests.support.llm_server import TINY_PNG, LLMServer
 from tests.support.process import ServerProcess, running_server
 
 DEFAULT_SLUG = "anythingllm-cli-default-workspace"  # the CLI's own default

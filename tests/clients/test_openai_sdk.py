@@ -13,9 +13,9 @@ import httpx
 import openai
 import pytest
 
+from harness.llm_server import TINY_PNG, LLMServer
 from tests.conftest import PROVIDER_KEY
 from tests.support.app import Backend
-from tests.support.llm_server import TINY_PNG, LLMServer
 from tests.support.process import running_server
 
 

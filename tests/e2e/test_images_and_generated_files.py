@@ -8,8 +8,8 @@ import re
 
 import pytest
 
+from harness.llm_server import TINY_PNG
 from tests.support.app import bearer, client_for, owner_key
-from tests.support.llm_server import TINY_PNG
 
 IMAGES = "/api/v1/openai/images/generations"
 GENERATED = "/api/v1/document/generated-files/"

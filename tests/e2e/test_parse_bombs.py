@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.bombs import docx_bomb, pdf_flate_bomb, pdf_page_flood
 from tests.support.app import Backend, bearer, client_for, multi_user_keys, owner_key
-from tests.support.bombs import docx_bomb, pdf_flate_bomb, pdf_page_flood
 from tests.unit.test_parsers import make_docx
 
 DEADLINE = 30.0  # seconds; generous for a busy machine: the point is seconds, not minutes

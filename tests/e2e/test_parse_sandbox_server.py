@@ -7,7 +7,7 @@ import threading
 
 import httpx
 
-from tests.support.bombs import docx_bomb
+from harness.bombs import docx_bomb
 from tests.support.process import get, running_server
 from tests.unit.test_parsers import make_docx
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from harness.servers import RedisServer
 from tests.support.app import Backend
 from tests.support.process import get, running_server
-from tests.support.servers import RedisServer
 
 DEADLINE = 120  # seconds: generous for a loaded machine
 

@@ -1,7 +1,7 @@
 """The litellm adapter against a real OpenAI-compatible server on loopback.
 
 Nothing is mocked: every call goes through litellm's own code path and the OpenAI SDK over
-HTTP to ``tests.support.llm_server.LLMServer``, which records what it received.
+HTTP to ``harness.llm_server.LLMServer``, which records what it received.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from infrastructure.completions import (
     StreamEvent,
     Usage,
 )
-from tests.support.llm_server import LLMServer, count_tokens
+from harness.llm_server import LLMServer, count_tokens
 
 API_KEY = "sk-test-0123456789abcdefSECRET"
 MESSAGES = [

@@ -1,5 +1,5 @@
 """The fast embedding backend keeps retrieval quality: on a labelled retrieval set
-(tests/support/retrieval_set.py), OpenVINO's recall@5 is at least 0.99x torch fp32's and its
+(harness/retrieval_set.py), OpenVINO's recall@5 is at least 0.99x torch fp32's and its
 vectors are within 0.99 mean cosine of torch's. Both backends run the real bundled model."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from infrastructure.embedder import LocalEmbedder
-from tests.support import retrieval_set
+from harness import retrieval_set
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import pytest
 from infrastructure import parsers
 from infrastructure.parse_limits import ParseLimitExceeded, ParseLimits
 from infrastructure.parse_pool import ParserPool, ParsingBusy, SandboxSettings
-from tests.support.bombs import docx_bomb, pdf_flate_bomb, pdf_page_flood
+from harness.bombs import docx_bomb, pdf_flate_bomb, pdf_page_flood
 from tests.support.files import make_pdf
 from tests.unit.test_parsers import make_docx
 

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
+from harness.servers import free_port
 from tests.support.app import LEDGERLLM, Backend
-from tests.support.servers import free_port
 
 # Generous: on a loaded machine (the suite must pass with CPU hogs beside it) a request can
 # wait seconds for a core; a test fails on a wrong answer, not on a slow one.

@@ -12,7 +12,7 @@ import zipfile
 import pytest
 
 from infrastructure.parsers import ParseLimitExceeded, ParseLimits, UnparsableFile, parse
-from tests.support.bombs import docx_bomb, pdf_flate_bomb, pdf_page_flood
+from harness.bombs import docx_bomb, pdf_flate_bomb, pdf_page_flood
 from tests.support.files import make_pdf
 from tests.unit.test_parsers import make_docx
 

@@ -16,7 +16,7 @@ from domain.errors import InvalidInput, PermissionDenied
 from domain.principal import Scope
 from domain.projections import ProjectionControl
 from domain.system import System
-from tests.support.llm_server import TINY_PNG
+from harness.llm_server import TINY_PNG
 from tests.support.memory import add_user, head, kinds, memory_runtime, new_events, owner, own_key, stamps
 
 SECRET = "sk-provider-secret-0123456789"
