@@ -45,7 +45,8 @@ def _password() -> tuple[str, bool]:
     return secrets.token_urlsafe(15), True
 
 
-def _user_id(ctx: Any, username: str) -> int:
+def user_id_named(ctx: Any, username: str) -> int:
+    """The id of the user called `username`; exits saying how to list users if there is none."""
     row = ctx.accounts.user_named(username)
     if row is None:
         raise SystemExit(f"error: no user named {username!r}; see `ledgerllm users list`.")
@@ -130,7 +131,7 @@ def cmd_users_set_password(args: argparse.Namespace) -> None:
     try:
         password, generated = _password()
         update_user(rt.ctx, UpdateUser(principal=cli_principal(rt.ctx), correlation_id=cli_correlation_id(),
-                                       user_id=_user_id(rt.ctx, args.name), password=password))
+                                       user_id=user_id_named(rt.ctx, args.name), password=password))
         if generated:
             print(password)
         print(f"password of {args.name} changed; their old sessions are revoked", file=sys.stderr)
@@ -147,7 +148,7 @@ def cmd_keys_create(args: argparse.Namespace) -> None:
         ctx = rt.ctx
         new = create_api_key(ctx, CreateApiKey(
             principal=cli_principal(ctx), correlation_id=cli_correlation_id(),
-            user_id=_user_id(ctx, args.user) if args.user else None, name=args.name,
+            user_id=user_id_named(ctx, args.user) if args.user else None, name=args.name,
             scopes=tuple(args.scope) if args.scope else None,
             expires_in=parse_duration(args.expires_in) if args.expires_in else None,
             rate_limit=args.rate_limit,
@@ -208,7 +209,7 @@ def _table(args: argparse.Namespace, columns: list[str], rows: list[list[Any]]) 
     Console().print(table)
 
 
-def _lazy_in(module: str, name: str) -> Callable[[argparse.Namespace], None]:
+def lazy_command(module: str, name: str) -> Callable[[argparse.Namespace], None]:
     """Command `name` of api/`module`.py, imported only when it runs (the parser stays fast)."""
 
     def run(args: argparse.Namespace) -> None:
@@ -218,7 +219,7 @@ def _lazy_in(module: str, name: str) -> Callable[[argparse.Namespace], None]:
 
 
 def _lazy(name: str) -> Callable[[argparse.Namespace], None]:
-    return _lazy_in("cli_events", name)
+    return lazy_command("cli_events", name)
 
 
 def _add_events_commands(sub: Any) -> None:
@@ -232,32 +233,32 @@ def _add_events_commands(sub: Any) -> None:
     imported = events.add_parser("import", help="append an `events export` file (FILE, or - for stdin) to an "
                                  "empty store")
     imported.add_argument("file", metavar="FILE")
-    imported.set_defaults(func=_lazy_in("cli_import", "cmd_events_import"))
+    imported.set_defaults(func=lazy_command("cli_import", "cmd_events_import"))
     projections = sub.add_parser("projections", help="the read models").add_subparsers(dest="action", required=True)
     status = projections.add_parser("status", help="each read model's position, the store's head, the lag")
     status.add_argument("--json", action="store_true")
-    status.set_defaults(func=_lazy_in("cli_projections", "projections_status"))
+    status.set_defaults(func=lazy_command("cli_projections", "projections_status"))
     retry = projections.add_parser("retry", help="apply again the event a stalled read model stopped at "
                                                  "(after an upgrade that fixes the cause)")
     retry.add_argument("name", metavar="NAME")
-    retry.set_defaults(func=_lazy_in("cli_projections", "cmd_projections_retry"))
+    retry.set_defaults(func=lazy_command("cli_projections", "cmd_projections_retry"))
     skip = projections.add_parser("skip", help="let a stalled read model pass the event it stopped at; "
                                                "recorded as an event with you and the reason")
     skip.add_argument("name", metavar="NAME")
     skip.add_argument("position", type=int, metavar="POSITION")
     skip.add_argument("--reason", required=True, metavar="TEXT", help="why (kept in the audit log)")
-    skip.set_defaults(func=_lazy_in("cli_projections", "cmd_projections_skip"))
+    skip.set_defaults(func=lazy_command("cli_projections", "cmd_projections_skip"))
     rebuild = projections.add_parser(
         "rebuild", help="rebuild read models from the events beside the live ones, then swap them in "
                         "(safe while the server runs)")
     rebuild.add_argument("names", nargs="*", metavar="NAME", help="accounts, api_keys, library, vectors, chats, audit_log")
     rebuild.add_argument("--all", action="store_true", help="every read model")
-    rebuild.set_defaults(func=_lazy_in("cli_rebuild", "cmd_projections_rebuild"))
+    rebuild.set_defaults(func=lazy_command("cli_rebuild", "cmd_projections_rebuild"))
     verify = sub.add_parser("verify", help="rebuild every read model into a scratch copy and compare it row by row "
                                            "with the live one; exit 1 and a diff when they differ")
     verify.add_argument("names", nargs="*", metavar="NAME", help="only these read models")
     verify.add_argument("--json", action="store_true", help="one JSON object per read model")
-    verify.set_defaults(func=_lazy_in("cli_rebuild", "cmd_verify"))
+    verify.set_defaults(func=lazy_command("cli_rebuild", "cmd_verify"))
     audit = sub.add_parser("audit", help="the audit log (every event: who, which key, which request), newest first; "
                                          "`audit verify` checks the store's digest chain")
     audit_sub = audit.add_subparsers(dest="audit_action", metavar="verify|checkpoint|public-key")
@@ -267,12 +268,12 @@ def _add_events_commands(sub: Any) -> None:
     chain.add_argument("--checkpoint", metavar="FILE", nargs="+", default=[], help="signed checkpoints it must extend")
     chain.add_argument("--key", metavar="VERIFIER_KEY", help="their verifier key (text or file); default: this store's")
     chain.add_argument("--json", action="store_true")
-    chain.set_defaults(func=_lazy_in("cli_rebuild", "cmd_audit_verify"))
+    chain.set_defaults(func=lazy_command("cli_rebuild", "cmd_audit_verify"))
     checkpoint = audit_sub.add_parser("checkpoint", help="verify the chain, then sign its head (Ed25519)")
     checkpoint.add_argument("--out", metavar="FILE", help="write the checkpoint here instead of stdout")
-    checkpoint.set_defaults(func=_lazy_in("cli_checkpoint", "cmd_audit_checkpoint"))
+    checkpoint.set_defaults(func=lazy_command("cli_checkpoint", "cmd_audit_checkpoint"))
     audit_sub.add_parser("public-key", help="print the verifier key for this store's checkpoints").set_defaults(
-        func=_lazy_in("cli_checkpoint", "cmd_audit_public_key"))
+        func=lazy_command("cli_checkpoint", "cmd_audit_public_key"))
     audit.add_argument("--key", help="API key id")
     audit.add_argument("--limit", type=int, default=100, help="1 to 1000")
     audit.add_argument("--offset", type=int, default=0)
@@ -291,21 +292,21 @@ def _add_events_commands(sub: Any) -> None:
 def _add_ops_commands(sub: Any) -> None:
     backup = sub.add_parser("backup", help="copy the store, blobs and secrets to a new DIR (safe while serving)")
     backup.add_argument("dir", metavar="DIR", help="a new or empty directory")
-    backup.set_defaults(func=_lazy_in("cli_backup", "cmd_backup"))
+    backup.set_defaults(func=lazy_command("cli_backup", "cmd_backup"))
     restore = sub.add_parser("restore", help="check a backup, then put it in place (stop the server first)")
     restore.add_argument("dir", metavar="DIR", help="a directory made by `ledgerllm backup`")
     restore.add_argument("--force", action="store_true",
                          help="replace existing data; it moves to DATA_DIR/../<name>.before-restore-<time>")
-    restore.set_defaults(func=_lazy_in("cli_restore", "cmd_restore"))
+    restore.set_defaults(func=lazy_command("cli_restore", "cmd_restore"))
     blobs = sub.add_parser("blobs", help="document blobs").add_subparsers(dest="action", required=True)
     migrate = blobs.add_parser("migrate", help="copy the blob files under DATA_DIR/blobs into PostgreSQL "
                                                "(DATABASE_URL), checking each digest; safe to run again")
     migrate.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
-    migrate.set_defaults(func=_lazy_in("cli_blobs", "cmd_blobs_migrate"))
+    migrate.set_defaults(func=lazy_command("cli_blobs", "cmd_blobs_migrate"))
     export_blobs = blobs.add_parser("export", help="write every blob in PostgreSQL as files under DIR "
                                                    "(DATA_DIR/blobs's layout)")
     export_blobs.add_argument("dir", metavar="DIR")
-    export_blobs.set_defaults(func=_lazy_in("cli_blobs", "cmd_blobs_export"))
+    export_blobs.set_defaults(func=lazy_command("cli_blobs", "cmd_blobs_export"))
     from api.cli_webhooks import add_webhook_commands  # the parser only; its commands import lazily
     add_webhook_commands(sub)
 
@@ -326,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--until", required=True, metavar="POSITION|TIME",
                         help="an event position, or an ISO 8601 time (the last event at or before it)")
     replay.add_argument("--into", required=True, metavar="DIR", help="a new or empty directory")
-    replay.set_defaults(func=_lazy_in("cli_replay", "cmd_replay"))
+    replay.set_defaults(func=lazy_command("cli_replay", "cmd_replay"))
 
     users = sub.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)
     create = users.add_parser("create", help="create a user; password from stdin, else generated and printed")
@@ -338,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.set_defaults(func=cmd_users_list)
     rs = users.add_parser("revoke-sessions", help="invalidate every session token of a user")
     rs.add_argument("name")
-    rs.set_defaults(func=_lazy_in("cli_users", "cmd_users_revoke_sessions"))
+    rs.set_defaults(func=lazy_command("cli_users", "cmd_users_revoke_sessions"))
     sp = users.add_parser("set-password", help="set a password (stdin, else generated and printed once)")
     sp.add_argument("name")
     sp.set_defaults(func=cmd_users_set_password)
@@ -349,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("name", help="username (also of a deleted user)")
     erase.add_argument("--reason", required=True, help="why (recorded in the User.Erased event)")
     erase.add_argument("--json", action="store_true")
-    erase.set_defaults(func=_lazy_in("cli_users", "cmd_users_erase"))
+    erase.set_defaults(func=lazy_command("cli_users", "cmd_users_erase"))
 
     keys = sub.add_parser("api-keys", help="manage API keys").add_subparsers(dest="action", required=True)
     kc = keys.add_parser("create", help="issue a key; prints only the secret on stdout")

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from api.cli import _user_id, cli_correlation_id, cli_principal, cli_runtime
+from api.cli import user_id_named, cli_correlation_id, cli_principal, cli_runtime
 
 
 def cmd_users_revoke_sessions(args: argparse.Namespace) -> None:
@@ -15,7 +15,7 @@ def cmd_users_revoke_sessions(args: argparse.Namespace) -> None:
     rt = cli_runtime()
     try:
         revoke_sessions(rt.ctx, RevokeSessions(principal=cli_principal(rt.ctx), correlation_id=cli_correlation_id(),
-                                               user_id=_user_id(rt.ctx, args.name)))
+                                               user_id=user_id_named(rt.ctx, args.name)))
         print(f"every session of {args.name} is revoked", file=sys.stderr)
     finally:
         rt.close()

@@ -10,7 +10,7 @@ from typing import Any
 
 
 def add_webhook_commands(sub: Any) -> None:
-    from api.cli import _lazy_in
+    from api.cli import lazy_command
 
     hooks = sub.add_parser("webhooks", help="POST every new event (or those of some types) to URLs, signed")
     actions = hooks.add_subparsers(dest="action", required=True)
@@ -26,7 +26,7 @@ def add_webhook_commands(sub: Any) -> None:
     replay = actions.add_parser("replay-parked", help="send parked webhooks again from the event they stopped at")
     replay.add_argument("id", type=int, nargs="?", metavar="ID", help="only this webhook (default: every parked one)")
     for parser, name in ((add, "cmd_add"), (lst, "cmd_list"), (remove, "cmd_remove"), (replay, "cmd_replay_parked")):
-        parser.set_defaults(func=_lazy_in("cli_webhooks", name))
+        parser.set_defaults(func=lazy_command("cli_webhooks", name))
 
 
 def _run(use: Any) -> Any:

@@ -83,7 +83,7 @@ def measure(args: argparse.Namespace) -> dict:
     approx.wait_ready()
     result["approx_build_s"] = time.perf_counter() - t
     result["approximate"] = approx.approximate
-    result["nlist"], result["nprobe"] = int(approx._index.nlist), int(approx._index.nprobe)
+    result["nlist"], result["nprobe"] = approx.clusters or (0, 0)
     del vectors
     result["memory_built"] = memory_mib()
     result.update(_searches(embedder, exact, approx, queries(args.queries, args.seed)))

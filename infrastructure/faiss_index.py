@@ -68,6 +68,12 @@ class VectorIndex:
     def approximate(self) -> bool:
         return faiss_approx.is_approx(self._index)
 
+    @property
+    def clusters(self) -> tuple[int, int] | None:
+        """(clusters, clusters each search scans) while approximate; None while exact."""
+        index = self._index
+        return (int(index.nlist), int(index.nprobe)) if faiss_approx.is_approx(index) else None
+
     # --- changes ---
 
     def add(self, ids: Any, vectors: Any) -> None:

@@ -93,7 +93,7 @@ class MsgspecMapper(Mapper):
             state["originator_id"] = stored_event.originator_id
             state["originator_version"] = stored_event.originator_version
             if fields:
-                self._open(cls, state, fields)
+                self.open_sealed(cls, state, fields)
             from_version = state.pop("class_version", 1)
             while from_version < getattr(cls, "class_version", 1):
                 getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
@@ -112,7 +112,7 @@ class MsgspecMapper(Mapper):
         return event
 
     def _seal(self, cls: type, state: dict[str, Any], originator_id: Any, fields: tuple[str, ...]) -> None:
-        owner = _owner(cls, state, originator_id)
+        owner = content_owner(cls, state, originator_id)
         for name in fields:
             value = state.get(name)
             if _has_content(value):
@@ -121,8 +121,10 @@ class MsgspecMapper(Mapper):
                     raise InvalidInput("Text may not contain the NUL character (U+0000); remove it and try again.")
                 state[name] = self.keys.seal_json(owner, name, plain)  # type: ignore[union-attr]
 
-    def _open(self, cls: type, state: dict[str, Any], fields: tuple[str, ...]) -> None:
-        owner = _owner(cls, state, state["originator_id"])
+    def open_sealed(self, cls: type, state: dict[str, Any], fields: tuple[str, ...]) -> None:
+        """Opens, in place in a decoded state, each of `fields` that is sealed; erased content, and
+        plaintext left by an owner since erased, become the field's erased value."""
+        owner = content_owner(cls, state, state["originator_id"])
         erased = _erased_values(cls)
         for name in fields:
             value = state.get(name)
@@ -149,7 +151,7 @@ def _erased_values(cls: type) -> dict[str, Any]:
     return {name: erased_for(types[name]) for name in _sealed_fields(cls)}
 
 
-def _owner(cls: type, state: dict[str, Any], originator_id: Any) -> UUID:
+def content_owner(cls: type, state: dict[str, Any], originator_id: Any) -> UUID:
     """Whose content the event holds: the user named by its `sealed_owner` field, or (None)
     the User aggregate the event belongs to."""
     field = getattr(cls, "sealed_owner", None)

@@ -54,6 +54,10 @@ class Follower:
         self._thread = threading.Thread(target=self._run, name="ledgerllm-follower", daemon=True)
         self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()

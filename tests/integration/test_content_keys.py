@@ -17,18 +17,19 @@ from infrastructure.content_key_store import PostgresBackend, SqliteBackend
 from infrastructure.eventstore import content_keys_env
 
 
-def _rings(backend) -> tuple[KeyRing, KeyRing, str, str]:
-    """Two rings on one store, as two processes have them (each with its own cache)."""
+def _rings(backend) -> tuple[KeyRing, KeyRing, SqliteBackend | PostgresBackend]:
+    """Two rings on one store, as two processes have them (each with its own cache), and the
+    second one's connection to that store."""
     env = content_keys_env(backend.settings())
     store, master = env[ENV_STORE], env[ENV_MASTER]
     kind, _, where = store.partition(":")
     second_process = SqliteBackend(Path(where)) if kind == "sqlite" else PostgresBackend(where)
-    return key_ring(store, master), KeyRing(second_process, bytes.fromhex(master)), store, master
+    return key_ring(store, master), KeyRing(second_process, bytes.fromhex(master)), second_process
 
 
 def test_sealed_content_opens_elsewhere_until_its_owner_is_erased(backend):
     backend.data_dir.mkdir(parents=True, exist_ok=True)
-    first, other, store, master = _rings(backend)
+    first, other, second_store = _rings(backend)
     dana, eve = uuid.uuid4(), uuid.uuid4()
     sealed = first.seal(dana, "prompt", "a private question")
     assert sealed.ciphertext and b"private" not in sealed.ciphertext
@@ -44,7 +45,7 @@ def test_sealed_content_opens_elsewhere_until_its_owner_is_erased(backend):
     fresh = first.seal(dana, "prompt", "after")  # new content: a new key
     assert fresh.key_id != sealed.key_id and other.open(dana, "prompt", fresh) == (True, "after")
     with pytest.raises(MasterKeyError):
-        KeyRing(other._backend, bytes(32)).open(eve, "prompt", kept)  # another master key
+        KeyRing(second_store, bytes(32)).open(eve, "prompt", kept)  # another master key
 
 
 def test_a_process_that_reads_the_erasure_drops_its_cached_key(backend):

@@ -157,7 +157,7 @@ def test_a_failed_read_of_the_new_events_does_not_stop_the_follower(sqlite_backe
                 wait_until(lambda: bool(failures), "the injected failure")
                 wait_until(caught_up(runtime.runners, position), "every view at the head after the failure")
                 wait_until(lambda: len(topics) >= position - start, "every new event reported")
-                assert follower._thread is not None and follower._thread.is_alive()
+                assert follower.running
         finally:
             recorder.read_events = real_read  # type: ignore[method-assign]
         assert len(topics) == position - start

@@ -321,7 +321,7 @@ def test_a_runner_that_loses_the_race_does_not_report_a_position_the_view_has_no
         visible = get_key(one.ctx, second_key) is not None
         assert reported <= position and visible, (
             f"BUG: ProjectionRunner.catch_up lost the race to another runner (view at {position}) "
-            f"but returned {reported} and set _known={runner_a._known}; ensure({h1}) then returned "
+            f"but returned {reported} and reports reaching {runner_a.position()}; ensure({h1}) then returned "
             f"while key {second_key} is {'visible' if visible else 'NOT visible'} in the view "
             "(catch_up ignores process_batch's False and sets _known = last_id)"
         )

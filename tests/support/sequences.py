@@ -103,7 +103,7 @@ def lag_report(client: Any) -> str:
     import traceback
 
     runtime = client.app.state.runtime
-    lines = [f"{r.name}: known {r._known} scanned {r._scanned} stored {r.view.position(runtime.ctx.ledger.name)}"
+    lines = [f"{r.name}: reached {r.position()} stored {r.view.position(runtime.ctx.ledger.name)}"
              for r in runtime.runners]
     frames = sys._current_frames()
     for thread in threading.enumerate():
