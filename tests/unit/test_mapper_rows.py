@@ -5,6 +5,7 @@ they were written, and as erased once their key is gone or their owner was erase
 
 from __future__ import annotations
 
+import base64
 import os
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -114,3 +115,32 @@ def test_sealed_content_without_its_key_or_plaintext_of_an_erased_owner_reads_as
         assert [getattr(back, f) for f in vars(event) if f not in sealed_fields(type(event))] == \
                [getattr(event, f) for f in vars(event) if f not in sealed_fields(type(event))]
     assert erased_fields >= 8
+
+
+def test_a_damaged_sealed_field_is_a_mapper_error_never_a_wrong_value() -> None:
+    mapper = sealing_mapper()
+    event, stored, state, name = next(
+        (e, stored, state, f) for e in sealed_events()
+        for stored in [mapper.to_stored_event(e)] for state in [msgspec.json.decode(stored.state)]
+        for f in sealed_fields(type(e)) if isinstance(state.get(f), dict))
+    good = state[name]
+    flipped = bytearray(base64.b64decode(good["ciphertext"]))
+    flipped[0] ^= 1
+    damaged = [
+        {**good, "nonce": "not base64!"},
+        {**good, "ciphertext": "A" + good["ciphertext"]},  # one character too many
+        {**good, "key_id": 7},
+        {**good, "nonce": 12},
+        {**good, "ciphertext": base64.b64encode(bytes(flipped)).decode()},  # does not authenticate
+        {**good, "key_id": "no-such-key"},
+    ]
+    assert mapper.to_domain_event(stored) == event
+    for value in damaged:
+        row = Row(stored.originator_id.hex, stored.originator_version, stored.topic,
+                  msgspec.json.encode({**state, name: value}))
+        try:
+            back = mapper.to_domain_event(row)
+        except MapperDeserialisationError:
+            continue
+        # an unknown key reads as erased content (its key was destroyed), never as the plaintext
+        assert value["key_id"] == "no-such-key" and getattr(back, name) != getattr(event, name)
