@@ -5,7 +5,7 @@ name or prefix) and time bounds (ISO 8601 time or event position, both inclusive
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -15,6 +15,7 @@ from application.views import AccountsView, AuditView
 from application.rows import AuditPage, AuditRow  # noqa: F401  (AuditRow: what a page holds)
 from domain.errors import InvalidInput
 from domain.principal import Principal
+from domain.timefmt import utc
 
 if TYPE_CHECKING:
     from application.ledger import Context
@@ -52,7 +53,10 @@ def parse_bound(value: str | None, name: str) -> Bound | None:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidInput(f"{name} must be an event position or an ISO 8601 time like 2026-01-02T03:04:05Z") from None
-    return Bound(moment=moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
+    try:
+        return Bound(moment=utc(moment))
+    except ValueError as e:
+        raise InvalidInput(f"{name}: {e}") from None
 
 
 def parse_anchor(value: str | None) -> tuple[int, bytes] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 
 import msgspec
 
@@ -16,7 +16,7 @@ from application.rows import ChatLogRow, HistoryRow
 from application.threads import owned_thread
 from application.workspaces import get_workspace_by_id
 from domain.errors import InvalidInput, PermissionDenied
-from domain.timefmt import iso, unix
+from domain.timefmt import iso, unix, utc
 from domain.principal import Principal, Role, Scope
 
 MAX_LIMIT = 1000
@@ -133,7 +133,10 @@ def export_chats(ctx: Context, principal: Principal, kind: str, after: int | Non
         if found is None:
             raise InvalidInput(f"Chat {after} is not in the chat log (deleted?): resume with since=<its sent_at>.")
         position = found
-    cutoff = None if since is None else iso(since if since.tzinfo else since.replace(tzinfo=timezone.utc))
+    try:
+        cutoff = None if since is None else iso(utc(since))
+    except ValueError as e:
+        raise InvalidInput(f"since: {e}") from None
     entries: list[LogEntry] = []
     while page := _log_entries(ctx, ctx.chats.chat_log_after(position, cutoff, EXPORT_BATCH)):
         entries += page

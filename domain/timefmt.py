@@ -16,6 +16,17 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
+def utc(moment: datetime) -> datetime:
+    """A client's time in UTC (naive means UTC). ValueError when UTC cannot hold it: an offset
+    can carry year 1 or 9999 past the range a datetime has (`0001-01-01T00:00:00+18:00`)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"{moment.isoformat()} is outside years 1 to 9999 in UTC") from None
+
+
 def iso_or_none(moment: datetime | None) -> str | None:
     return None if moment is None else iso(moment)
 

@@ -22,7 +22,7 @@ from api.presenters.chat import (
     FORBIDDEN, ChatAbort, ChatReply, History, HistoryError, MessageError, ThreadAnswer, ThreadError, ThreadList, abort,
     chat_reply, history_out, immediate_frames, immediate_reply, stream_frames, thread_out,
 )
-from api.schema import Flag, Limit, PageIndex, PublicId, Short, SlugPath, ThreadSlugPath, flag
+from api.schema import JS_SAFE_MAX, Flag, PageIndex, PublicId, Short, SlugPath, ThreadSlugPath, flag
 from api.sse import sse
 from application import chat, history, threads
 from application.ledger import Context
@@ -32,6 +32,11 @@ SYNC = {"sync_to_thread": True}
 # their JSON answers (refusals, validation errors) are Responses, which keep their own.
 EVENT_STREAM = "text/event-stream"
 CHAT_ERRORS = {"error_shape": ChatAbort, **raises(404, 502, 504)}
+
+# Query parameters state their limits through Parameter: Litestar checks those (a 400 in the
+# route's shape) and documents them; a msgspec Meta inside a query parameter's type is neither.
+SessionQuery = Annotated[str | None, Parameter(max_length=255, description="an API session id")]
+LimitQuery = Annotated[int | None, Parameter(ge=1, le=1000, description="chats to return, 1 to 1000")]
 
 
 class AttachmentIn(msgspec.Struct):
@@ -110,8 +115,8 @@ class ChatController(Controller):
 
     @get("/{slug:str}/chats", operation_id="v1WorkspaceChats", responses=FORBIDDEN, opt={"error_shape": HistoryError, **raises(404)},
          **SYNC)
-    def chats(self, ctx: Context, request: Request, slug: SlugPath, apiSessionId: Short | None = None,
-              limit: Limit | None = None, orderBy: Literal["asc", "desc"] | None = None) -> History:
+    def chats(self, ctx: Context, request: Request, slug: SlugPath, apiSessionId: SessionQuery = None,
+              limit: LimitQuery = None, orderBy: Literal["asc", "desc"] | None = None) -> History:
         """The caller's own history (upstream shows every user's, and reset chats too)."""
         return history_out(history.workspace_history(ctx, request.user, slug, apiSessionId, limit, orderBy))
 
@@ -220,11 +225,13 @@ class ChatLogsController(Controller):
     def export_chats(self, ctx: Context, request: Request,
                      type: Annotated[Literal["json", "jsonl", "csv", "jsonAlpaca"],
                                      Parameter(description="the export format")] = "jsonl",
-                     after: Annotated[PublicId | None, Parameter(
+                     after: Annotated[int | None, Parameter(
+                         ge=1, le=JS_SAFE_MAX,
                          description="only chats recorded after this chat (the last id of the previous"
                                      " export); 400 when it is no longer in the log")] = None,
                      since: Annotated[datetime | None, Parameter(
-                         description="only chats sent at or after this ISO 8601 time (UTC when no offset)")] = None,
+                         description="only chats sent at or after this ISO 8601 time (UTC when no offset),"
+                                     " from year 1 to 9999 in UTC")] = None,
                      ) -> Response[str]:
         """Admins and managers; oldest first. `after` and `since` (ledgerllm's, both optional) let an
         archive follow by cursor. CSV cells a spreadsheet would run as a formula are defused."""

@@ -31,6 +31,7 @@ COMMON = {"sync_to_thread": True}
 MAX_LISTING = 1000
 DocPath = Annotated[str, Meta(min_length=1, max_length=1000)]
 FolderName = Annotated[str, Meta(min_length=1, max_length=200)]
+FolderQuery = Annotated[str | None, Parameter(min_length=1, max_length=200, description="only this folder")]
 FolderPath = Annotated[str, Parameter(min_length=1, max_length=200, description="a folder name")]
 MetaKey = Annotated[str, Meta(max_length=100)]
 MetaField = Annotated[str, Meta(max_length=10_000)] | int | float | bool | None
@@ -168,7 +169,7 @@ class DocumentController(Controller):
 
     @get("/documents", operation_id="v1ListDocuments", guards=[requires_scope("read")],
          opt={"error_shape": FolderError, **raises(NotFound)}, **COMMON)
-    def list_documents(self, ctx: Context, request: Request, folder: FolderName | None = None, offset: Offset = 0,
+    def list_documents(self, ctx: Context, request: Request, folder: FolderQuery = None, offset: Offset = 0,
                        limit: ListLimit = None) -> DocumentsAnswer | FolderAnswer:
         """Every folder with its documents; with `folder`, one page of that folder (as
         /documents/folder/{folder}). A default user sees only documents in their workspaces."""

@@ -14,7 +14,7 @@ from api.errors import SuccessError, raises
 from api.presenters import request_id
 from api.presenters.chat import History, WidgetAbort, history_out
 from api.routes.chat import EVENT_STREAM, stream_chat_reply
-from api.schema import Short, Temperature
+from api.schema import Short, ShortPath, Temperature
 from application import chat, embeds
 from application.ledger import Context
 
@@ -53,7 +53,7 @@ class EmbedWidgetController(Controller):
 
     @post("/{embed_id:str}/stream-chat", operation_id="embedStreamChat", status_code=200, media_type=EVENT_STREAM,
           opt={"error_shape": WidgetAbort, **raises(*WIDGET_ERRORS)})
-    async def stream_chat(self, ctx: Context, request: Request, embed_id: Short, data: WidgetChatBody) -> Stream:
+    async def stream_chat(self, ctx: Context, request: Request, embed_id: ShortPath, data: WidgetChatBody) -> Stream:
         """`{sessionId, message, prompt?, temperature?}`; overrides only where the embed allows.
         A refusal (unknown or disabled embed, origin not allowed, a limit reached) is a JSON abort.
         The per-session and per-day limits are reserved before the chat runs, so they hold
@@ -66,12 +66,12 @@ class EmbedWidgetController(Controller):
 
     @get("/{embed_id:str}/{session_id:str}", operation_id="embedHistory", sync_to_thread=True,
          opt={"error_shape": HistoryError, **raises(*WIDGET_ERRORS)})
-    def history(self, ctx: Context, request: Request, embed_id: Short, session_id: Short) -> History:
+    def history(self, ctx: Context, request: Request, embed_id: ShortPath, session_id: ShortPath) -> History:
         return history_out(embeds.widget_history(ctx, embed_id, request.headers.get("origin"), session_id))
 
     @delete("/{embed_id:str}/{session_id:str}", operation_id="embedReset", status_code=200, sync_to_thread=True,
             opt={"error_shape": SuccessError, **raises(*WIDGET_ERRORS)})
-    def reset(self, ctx: Context, request: Request, embed_id: Short, session_id: Short) -> Done:
+    def reset(self, ctx: Context, request: Request, embed_id: ShortPath, session_id: ShortPath) -> Done:
         embeds.reset_widget_session(ctx, embeds.ResetWidgetSession(
             correlation_id=request_id(request), public_uuid=embed_id, origin=request.headers.get("origin"),
             session_id=session_id))

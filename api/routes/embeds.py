@@ -11,7 +11,7 @@ from msgspec import UNSET, Meta, UnsetType
 from api.errors import ErrorBody, raises
 from api.presenters.chat import FORBIDDEN
 from api.presenters import request_id
-from api.schema import Short
+from api.schema import Short, ShortPath
 from application import embeds
 from application.ledger import Context
 
@@ -165,7 +165,7 @@ class EmbedController(Controller):
 
     @post("/{embed_uuid:str}", operation_id="v1UpdateEmbed", responses=FORBIDDEN, status_code=200,
           opt={"error_shape": EmbedChangeError, **raises(404)}, **COMMON)
-    def update(self, ctx: Context, request: Request, embed_uuid: Short, data: UpdateEmbedBody) -> Done:
+    def update(self, ctx: Context, request: Request, embed_uuid: ShortPath, data: UpdateEmbedBody) -> Done:
         embeds.update_embed(ctx, embeds.UpdateEmbed(principal=request.user, correlation_id=request_id(request),
                                                     public_uuid=embed_uuid, settings=data.settings(),
                                                     workspace_id=data.workspace_id))
@@ -173,16 +173,16 @@ class EmbedController(Controller):
 
     @delete("/{embed_uuid:str}", operation_id="v1DeleteEmbed", responses=FORBIDDEN, status_code=200,
             opt={"error_shape": EmbedChangeError, **raises(404)}, **COMMON)
-    def remove(self, ctx: Context, request: Request, embed_uuid: Short) -> Done:
+    def remove(self, ctx: Context, request: Request, embed_uuid: ShortPath) -> Done:
         embeds.delete_embed(ctx, embeds.DeleteEmbed(principal=request.user, correlation_id=request_id(request),
                                                     public_uuid=embed_uuid))
         return Done(True)
 
     @get("/{embed_uuid:str}/chats", operation_id="v1EmbedChats", opt=raises(404), **COMMON)
-    def chats(self, ctx: Context, request: Request, embed_uuid: Short) -> EmbedChats:
+    def chats(self, ctx: Context, request: Request, embed_uuid: ShortPath) -> EmbedChats:
         """The widget's chats, newest first (404 for an unknown embed; upstream answers [])."""
         return _chats(embeds.embed_chats(ctx, request.user, embed_uuid, None))
 
     @get("/{embed_uuid:str}/chats/{session_uuid:str}", operation_id="v1EmbedSessionChats", opt=raises(404), **COMMON)
-    def session_chats(self, ctx: Context, request: Request, embed_uuid: Short, session_uuid: Short) -> EmbedChats:
+    def session_chats(self, ctx: Context, request: Request, embed_uuid: ShortPath, session_uuid: ShortPath) -> EmbedChats:
         return _chats(embeds.embed_chats(ctx, request.user, embed_uuid, session_uuid))

@@ -54,8 +54,9 @@ class Target:
     paths: dict[str, list[str]] = field(default_factory=dict)  # path parameter name -> real values
     head: EventHead | None = None
 
-    def call(self, method: str, path: str, key: str | None = None, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {key or self.keys['admin']}"}
+    def call(self, method: str, path: str, key: str | None = None, headers: dict[str, str] | None = None,
+             **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key or self.keys['admin']}", **(headers or {})}
         return self.http.request(method, path, headers=headers, **kwargs)
 
     def ok(self, method: str, path: str, key: str | None = None, **kwargs: Any) -> dict[str, Any]:

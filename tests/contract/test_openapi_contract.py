@@ -5,8 +5,10 @@ store's digest chain intact after the run. Figures are printed at the end of the
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import schemathesis
@@ -77,3 +79,72 @@ def test_the_run_left_the_digest_chain_intact(target):
     report = target.ok("GET", "/api/v1/admin/audit/verify")
     assert report["intact"] is True and report["problemCount"] == 0, report
     assert report["headPosition"] == target.head() > 0 and report["checked"] > 0
+
+
+# --- documented parameter limits ----------------------------------------------------------
+# Times an offset carries out of the range a datetime has once in UTC (a 500 before).
+EDGE_TIMES = ["0001-01-01T00:00:00+18:00", "9999-12-31T23:59:59-18:00", "not-a-time"]
+PROBES = ["abc", "0", "-1", "9" * 16, "x" * 300, "1" + "0" * 30]
+
+
+def _breaking(param: dict) -> list[str]:
+    """Values that break a parameter's documented schema (a union breaks when every member
+    does: only limits of its non-null members are used, and only where no member allows), and
+    for a time (a date-time, or text documented as an ISO 8601 time) the edge times."""
+    schema = param.get("schema", {})
+    members = [m for m in schema.get("oneOf", schema.get("anyOf", [schema])) if m.get("type") != "null"]
+    values: list[str] = []
+    for m in members:
+        if "maximum" in m:
+            values += [str(int(m["maximum"]) + 1), "1" + "0" * 30]
+        if "minimum" in m:
+            values.append(str(int(m["minimum"]) - 1))
+        if "maxLength" in m:
+            values.append("x" * (int(m["maxLength"]) + 1))
+        if "pattern" in m:
+            values += [p for p in PROBES if not re.search(m["pattern"], p)][:2]
+        if "enum" in m:
+            values.append("not-one-of-these")
+    times = EDGE_TIMES if any(m.get("format") == "date-time" for m in members) or \
+        "ISO 8601" in param.get("description", "") else []
+    return [v for v in dict.fromkeys(values) if not any(_allows(m, v) for m in members)] + times
+
+
+def _allows(m: dict, value: str) -> bool:
+    if m.get("type") == "string" and "enum" not in m:
+        return len(value) <= m.get("maxLength", 1 << 30) and ("pattern" not in m or bool(re.search(m["pattern"], value)))
+    return False
+
+
+def test_every_documented_parameter_limit_is_enforced(target, schema):
+    """A query, path or header value outside what the OpenAPI documents for it is a 400 that
+    names the parameter, answered before the handler, and stores nothing. Operations with a
+    body get no body here, so for them only a query or header value is sent."""
+    target.ensure()
+    spec = schema.raw_schema
+    refused, head = 0, target.head()
+    failures: list[str] = []
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            if not isinstance(op, dict):
+                continue
+            params = op.get("parameters", [])
+            for p in params:
+                if p["in"] not in ("query", "path", "header") or (p["in"] == "path" and "requestBody" in op):
+                    continue
+                for value in _breaking(p):
+                    url = path
+                    for other in params:
+                        if other["in"] == "path":
+                            real = value if other is p else target.paths.get(other["name"], ["1"])[0]
+                            url = url.replace("{" + other["name"] + "}", quote(real, safe=""))
+                    query = {p["name"]: value} if p["in"] == "query" else None
+                    headers = {p["name"]: value} if p["in"] == "header" else {}
+                    response = target.call(method.upper(), url, params=query, headers=headers,
+                                           **({"json": {}} if "requestBody" in op else {}))
+                    if response.status_code != 400 or p["name"] not in response.text:
+                        failures.append(f"{method.upper()} {path} {p['in']} {p['name']}={value[:40]!r}: "
+                                        f"{response.status_code} {response.text[:160]}")
+                    refused += 1
+    assert not failures, "\n".join(failures)
+    assert refused > 50 and target.head() == head
