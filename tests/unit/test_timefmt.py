@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from domain.timefmt import iso, iso_or_none, parse_iso, unix
+from domain.timefmt import iso, iso_or_none, parse_iso, unix, utc
 
 MOMENT = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
 
@@ -26,3 +26,15 @@ def test_text_round_trips_and_sorts_in_time_order() -> None:
     assert texts == sorted(texts) and len(set(texts)) == len(texts)
     assert iso_or_none(None) is None and iso_or_none(MOMENT) == texts[0]
     assert unix(texts[0]) == int(MOMENT.timestamp())
+
+
+def test_utc_reads_a_clients_time_or_says_why_it_cannot():
+    naive = datetime(2026, 1, 2, 3, 4, 5)
+    assert utc(naive) == naive.replace(tzinfo=timezone.utc)
+    east = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    assert utc(east) == east and utc(east).tzinfo is timezone.utc and utc(east).hour == 21 and utc(east).day == 1
+    for edge in (datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=18))),
+                 datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-18)))):
+        with pytest.raises(ValueError, match="outside years 1 to 9999 in UTC"):
+            utc(edge)
+    assert utc(datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=-18)))).hour == 18
