@@ -29,14 +29,14 @@ this module adds what the application needs on top of it:
   short message that never contains the API key (scrubbed, along with anything shaped like
   a bearer token or an ``sk-`` key).
 
-How the HTTP response is reached (litellm internals this module relies on): for the
-``openai`` provider, ``litellm.completion(stream=True)`` returns a ``CustomStreamWrapper``
-whose ``completion_stream`` is the OpenAI SDK's ``openai.Stream``, whose ``.response`` is the
-``httpx.Response``. For providers served by litellm's own HTTP handler (ollama, ...),
-``completion_stream`` is a ``BaseModelResponseIterator`` whose ``streaming_response`` is the
-``httpx.Response.iter_lines()`` generator (the response is that generator frame's ``self``);
-``_find_response`` looks in both places. The socket comes from httpcore's
-``response.extensions["network_stream"].get_extra_info("socket")``.
+How the HTTP response is reached, through public APIs only: litellm is given our own
+``httpx.Client`` (``llm_types.http_client``): as ``client=HTTPHandler(client=...)`` on every
+call, which litellm's HTTP handler uses for OpenAI-compatible chat (the SDK bypass) and for
+the providers it serves itself (ollama, ...), and as ``litellm.client_session``, which the
+openai SDK path uses when an operator turns the bypass off. The client's transport hands each
+response it opens to the stream's guard (a context variable set while the stream opens and
+reads). The socket comes from httpcore's documented ``network_stream`` extension. Providers
+that reach the network another way still stop at the next chunk and within the read timeout.
 
 The parts live beside it: `llm_types` (results, config, error, usage, the lazy import),
 `llm_streams` (cancellation and stall detection) and `llm_errors` (error mapping and scrubbing).
@@ -55,7 +55,8 @@ from typing import Any
 from infrastructure.llm_errors import map_error, safe_model, scrub
 from infrastructure.llm_streams import StreamGuard, stream_watchdog
 from infrastructure.llm_types import (
-    KINDS, Completion, CompletionError, LLMConfig, StreamEvent, Usage, estimate_usage, load_litellm, usage_from,
+    KINDS, Completion, CompletionError, LLMConfig, StreamEvent, Usage, estimate_usage, litellm_client, load_litellm,
+    usage_from,
 )
 
 __all__ = ["KINDS", "Completion", "CompletionError", "LLMConfig", "LiteLLMCompletions", "StreamEvent", "Usage",
@@ -123,12 +124,12 @@ class LiteLLMCompletions:
         try:
             guard.enter_wait()
             try:
-                wrapper = litellm.completion(**kwargs)
+                with guard.opening():
+                    wrapper = litellm.completion(**kwargs)
             except Exception as e:  # noqa: BLE001
                 raise guard.error(e, config) from None
             finally:
                 guard.leave_wait()
-            guard.attach(wrapper)
             parts: list[str] = []
             usage: Usage | None = None
             finish_reason: str | None = None
@@ -137,14 +138,14 @@ class LiteLLMCompletions:
                 guard.check(config)
                 guard.enter_wait()
                 try:
-                    chunk = next(chunks)
+                    with guard.opening():  # some providers open the response on the first read
+                        chunk = next(chunks)
                 except StopIteration:
                     break
                 except Exception as e:  # noqa: BLE001
                     raise guard.error(e, config) from None
                 finally:
                     guard.leave_wait()
-                guard.attach(wrapper)  # providers that open the response lazily, on the first read
                 usage = usage_from(getattr(chunk, "usage", None)) or usage
                 for choice in getattr(chunk, "choices", None) or ():
                     if getattr(choice, "index", 0) not in (0, None):
@@ -191,6 +192,9 @@ class LiteLLMCompletions:
             kwargs["api_base"] = config.api_base
         if config.api_key:
             kwargs["api_key"] = config.api_key
+        client = litellm_client()
+        if client is not None:
+            kwargs["client"] = client
         if temperature is not None:
             kwargs["temperature"] = temperature
         if max_tokens is not None:

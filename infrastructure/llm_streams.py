@@ -5,15 +5,15 @@ and the watchdog thread that reaches a consumer blocked on a read."""
 from __future__ import annotations
 
 import functools
-import inspect
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from infrastructure.llm_errors import map_error, safe_model
-from infrastructure.llm_types import CompletionError, LLMConfig
+from infrastructure.llm_types import CompletionError, LLMConfig, response_taker
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -24,7 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
 class StreamGuard:
     """One stream's HTTP response, and the means to abort it from another thread.
 
-    The consumer thread calls ``attach`` once litellm has opened the response, brackets every
+    The consumer thread opens and reads the stream inside ``opening()``, where the LLM HTTP
+    client's transport hands the guard the response it opens (``take``); it brackets every
     blocking read with ``enter_wait``/``leave_wait``, and ``check``s the cancel event between
     reads. The watchdog thread calls ``poll``: when ``cancel`` is set, or a read has waited
     longer than the timeout (plus a grace, as httpx's own read timeout should fire first),
@@ -53,30 +54,36 @@ class StreamGuard:
         self.waiting_since: float | None = None  # the consumer is blocked in a read since
         self.aborted: str | None = None  # "cancelled" | "timeout"
         self.shut = False  # the watchdog has shut the socket down
-        self._searched = False
 
     # consumer side
 
-    def attach(self, wrapper: Any) -> None:
-        if self.response is not None or self._searched and not _lazy(wrapper):
-            return
-        self._searched = True
-        response = _find_response(wrapper)
-        if response is None:
-            return
+    @contextmanager
+    def opening(self) -> Iterator[None]:
+        """Within it, a response that litellm opens on this thread is handed to `take`."""
+        token = response_taker.set(self.take)
+        try:
+            yield
+        finally:
+            response_taker.reset(token)
+
+    def take(self, request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        """Called by the client's transport with the response it opened: keeps it and its
+        socket, and returns it with its byte stream guarded."""
+        import httpx
+
         sock = None
         try:
             stream = response.extensions.get("network_stream")
             sock = stream.get_extra_info("socket") if stream is not None else None
         except Exception:  # noqa: BLE001 - best effort: without it, cancel acts between chunks
             sock = None
+        guarded = httpx.Response(response.status_code, headers=response.headers, request=request,
+                                 extensions=response.extensions,
+                                 stream=_guarded_stream_class()(response.stream, self))
         with self.lock:
-            self.response = response
+            self.response, self.released = guarded, False
             self.sock = sock if isinstance(sock, socket.socket) else None
-            if getattr(response, "is_closed", False):
-                self.released = True
-            else:
-                response.stream = _guarded_stream_class()(response.stream, self)
+        return guarded
 
     def enter_wait(self) -> None:
         self.waiting_since = time.monotonic()
@@ -200,38 +207,3 @@ class _Watchdog:
 
 
 stream_watchdog = _Watchdog()
-
-
-def _lazy(wrapper: Any) -> bool:
-    """litellm opens some providers' responses on the first read (``make_call``)."""
-    return getattr(wrapper, "make_call", None) is not None
-
-
-def _find_response(wrapper: Any) -> httpx.Response | None:
-    """The ``httpx.Response`` behind a litellm stream (see the module docstring)."""
-    import httpx
-
-    seen: set[int] = set()
-    todo: list[tuple[Any, int]] = [(wrapper, 0)]
-    while todo:
-        obj, depth = todo.pop()
-        if obj is None or id(obj) in seen or depth > 4:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, httpx.Response):
-            return obj
-        if inspect.isgenerator(obj):
-            frame = obj.gi_frame
-            if frame is not None:
-                todo.extend((v, depth + 1) for v in frame.f_locals.values()
-                            if isinstance(v, httpx.Response) or inspect.isgenerator(v))
-            continue
-        for name in ("response", "http_response", "completion_stream", "streaming_response",
-                     "response_iterator", "_stream_iter"):
-            try:
-                value = getattr(obj, name, None)
-            except Exception:  # noqa: BLE001
-                value = None
-            if value is not None and not isinstance(value, str | bytes):
-                todo.append((value, depth + 1))
-    return None

@@ -4,8 +4,11 @@ offline import."""
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import msgspec
@@ -97,8 +100,60 @@ def load_litellm() -> Any:
                 # 0.9 ms a chunk (a 20-chunk stream 57 -> 39 ms), and messages stay out of its logs.
                 litellm.disable_streaming_logging = True
                 litellm.turn_off_message_logging = True
+                litellm.client_session = http_client()  # what the openai SDK path uses
                 _litellm = litellm
     return _litellm
+
+
+# --- the HTTP client litellm is given ----------------------------------------------------
+
+# Set while a stream opens or reads (infrastructure/llm_streams.py): the client's transport
+# hands it each response opened meanwhile, in this context, so a cancel can reach the socket.
+response_taker: ContextVar[Callable[[Any, Any], Any] | None] = ContextVar("ledgerllm_response_taker", default=None)
+
+
+@functools.cache
+def http_client() -> Any:
+    """The process's one `httpx.Client` for LLM calls: litellm gets it through its public
+    knobs (`client=` an `HTTPHandler` around it, and `litellm.client_session` for the openai
+    SDK path), so every response passes through our transport. Cookies a provider sets are
+    dropped (one client serves every user); timeouts are set per call."""
+    import http.cookiejar
+
+    import httpx
+
+    class Transport(httpx.BaseTransport):
+        def __init__(self) -> None:
+            self._inner = httpx.HTTPTransport(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100))
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = self._inner.handle_request(request)
+            take = response_taker.get()
+            return response if take is None else take(request, response)
+
+        def close(self) -> None:
+            self._inner.close()
+
+    no_cookies = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return httpx.Client(transport=Transport(), timeout=httpx.Timeout(600.0, connect=5.0), follow_redirects=True,
+                        cookies=no_cookies)
+
+
+def litellm_client() -> Any:
+    """The `client=` for litellm.completion: litellm's HTTP handler around `http_client()`. None
+    when the operator turned the openai SDK path back on (SDK_BYPASS false): that path takes an
+    SDK client there, and gets ours through `litellm.client_session` instead."""
+    litellm = load_litellm()
+    if os.environ.get(SDK_BYPASS, "").strip().lower() != "true":
+        return None
+    return _handler(litellm)
+
+
+@functools.cache
+def _handler(litellm: Any) -> Any:
+    from litellm.llms.custom_httpx.http_handler import HTTPHandler
+
+    return HTTPHandler(client=http_client())
 
 
 # --- usage: the provider's figures, or an estimate when it sent none ---------------------

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.llm_server import LLMServer, count_tokens
 from infrastructure.completions import (
     Completion,
     CompletionError,
@@ -21,7 +22,7 @@ from infrastructure.completions import (
     StreamEvent,
     Usage,
 )
-from harness.llm_server import LLMServer, count_tokens
+from infrastructure.llm_types import SDK_BYPASS, load_litellm
 
 API_KEY = "sk-test-0123456789abcdefSECRET"
 MESSAGES = [
@@ -282,9 +283,18 @@ def test_cancel_mid_stream_closes_the_connection(server: LLMServer, completions:
     assert time.monotonic() - cancelled_at < 0.5
 
 
-def test_cancel_while_waiting_for_a_chunk_acts_at_once(server: LLMServer, completions: LiteLLMCompletions) -> None:
+@pytest.mark.parametrize("path", ["litellm-http-handler", "openai-sdk"])
+def test_cancel_while_waiting_for_a_chunk_acts_at_once(server: LLMServer, completions: LiteLLMCompletions,
+                                                       monkeypatch: pytest.MonkeyPatch, path: str) -> None:
     # Headers and the role chunk come at once, then 2 s of silence before the first word:
     # the consumer is blocked reading when the cancel comes, and the watchdog must wake it.
+    # Both of litellm's paths for OpenAI-compatible chat reach the socket: its own HTTP handler
+    # (the default) and the openai SDK (an operator's SDK_BYPASS=false).
+    load_litellm()  # sets SDK_BYPASS's default, which the SDK case then overrides
+    if path == "openai-sdk":
+        monkeypatch.setenv(SDK_BYPASS, "false")
+        server.reply_slow("warm", 0.0)  # the SDK's first call builds its client: not what is timed
+        assert collect(completions.stream(config(server), MESSAGES))
     server.reply_slow("first second third", 2.0)
     cancel = threading.Event()
     timer = threading.Timer(0.3, cancel.set)
