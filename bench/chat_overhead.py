@@ -78,7 +78,7 @@ class _TimedHandler(ModelHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.server.owner._opened()
+        self.server.owner.opened()
 
     def parse_request(self) -> bool:
         self.t_received = time.perf_counter()
@@ -87,29 +87,29 @@ class _TimedHandler(ModelHandler):
         self.recorded: Any = None
         return super().parse_request()
 
-    def _record(self, raw: bytes) -> Any:
-        self.recorded = super()._record(raw)
+    def record(self, raw: bytes) -> Any:
+        self.recorded = super().record(raw)
         return self.recorded
 
-    def _send_json(self, status: int, payload: Any) -> None:
-        super()._send_json(status, payload)
+    def send_json(self, status: int, payload: Any) -> None:
+        super().send_json(status, payload)
         self.t_written = time.perf_counter()
 
-    def _write_event(self, payload: dict) -> None:
-        super()._write_event(payload)
+    def write_event(self, payload: dict) -> None:
+        super().write_event(payload)
         if self.t_first_text is None and any((c.get("delta") or {}).get("content")
                                              for c in payload.get("choices") or []):
             self.t_first_text = time.perf_counter()
 
-    def _write_raw(self, data: bytes) -> None:
-        super()._write_raw(data)
+    def write_raw(self, data: bytes) -> None:
+        super().write_raw(data)
         self.t_written = time.perf_counter()
 
     def do_POST(self) -> None:
         super().do_POST()
         body = self.recorded.body if self.recorded is not None else None
         if isinstance(body, dict) and self.t_written is not None:
-            self.server.owner._timed(body, self.t_received, self.t_first_text, self.t_written)
+            self.server.owner.timed(body, self.t_received, self.t_first_text, self.t_written)
 
 
 class TimedLLMServer(LLMServer):
@@ -127,11 +127,11 @@ class TimedLLMServer(LLMServer):
     def next_script(self, body: dict) -> Script:
         return Script("text", text=REPLY)
 
-    def _opened(self) -> None:
+    def opened(self) -> None:
         with self._cond:
             self.connections += 1
 
-    def _timed(self, body: dict, received: float, first_text: float | None, written: float) -> None:
+    def timed(self, body: dict, received: float, first_text: float | None, written: float) -> None:
         messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
         user = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), None)
         if not isinstance(user, str):

@@ -169,6 +169,10 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class ModelHandler(BaseHTTPRequestHandler):
+    """One connection to the model. A subclass (LLMServer.handler_class) may wrap `record`
+    (a request is read), `send_json`, `write_event` (one SSE frame) and `write_raw` to stamp
+    them; bench/chat_overhead.py times the model's side this way."""
+
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # small frames go out at once (no 40 ms delayed-ACK stalls)
     server: _HTTPServer
@@ -194,7 +198,7 @@ class ModelHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def _record(self, raw: bytes) -> RecordedRequest:
+    def record(self, raw: bytes) -> RecordedRequest:
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
@@ -209,7 +213,7 @@ class ModelHandler(BaseHTTPRequestHandler):
         self.server.owner._record(request)
         return request
 
-    def _send_json(self, status: int, payload: Any) -> None:
+    def send_json(self, status: int, payload: Any) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -221,32 +225,32 @@ class ModelHandler(BaseHTTPRequestHandler):
     # --- routes ---
 
     def do_GET(self) -> None:
-        self._record(b"")
+        self.record(b"")
         if self.path.rstrip("/") == "/v1/models":
             owner = self.server.owner
             created = int(time.time())
-            self._send_json(200, {
+            self.send_json(200, {
                 "object": "list",
                 "data": [{"id": m, "object": "model", "created": created, "owned_by": "ledgerllm-tests"}
                          for m in owner.models],
             })
         else:
-            self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error",
+            self.send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error",
                                             "code": None}})
 
     def do_POST(self) -> None:
         raw = self._read_body()
-        request = self._record(raw)
+        request = self.record(raw)
         if self.path.rstrip("/") in ("/v1/images/generations", "/v1/images/edits"):
             self._image(request)
             return
         if self.path.rstrip("/") != "/v1/chat/completions":
-            self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error",
+            self.send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error",
                                             "code": None}})
             return
         body = request.body if isinstance(request.body, dict) else None
         if body is None:
-            self._send_json(400, {"error": {"message": "body must be a JSON object",
+            self.send_json(400, {"error": {"message": "body must be a JSON object",
                                             "type": "invalid_request_error", "code": None}})
             return
         owner = self.server.owner
@@ -257,7 +261,7 @@ class ModelHandler(BaseHTTPRequestHandler):
                 raise _Stopping
             if script.kind == "error":
                 error_type, code = _default_error(script.status)
-                self._send_json(script.status, {"error": {
+                self.send_json(script.status, {"error": {
                     "message": script.message,
                     "type": script.error_type or error_type,
                     "code": script.code if script.code is not None else code,
@@ -277,17 +281,17 @@ class ModelHandler(BaseHTTPRequestHandler):
 
         failure = self.server.owner._next_image_error()
         if failure is not None:
-            self._send_json(failure[0], {"error": {"message": failure[1], "type": "invalid_request_error",
+            self.send_json(failure[0], {"error": {"message": failure[1], "type": "invalid_request_error",
                                                    "code": None}})
             return
         size = request.body.get("size") if isinstance(request.body, dict) else None
         if size is None and b'name="size"' in request.raw_body:  # multipart: the size field's value
             size = request.raw_body.split(b'name="size"', 1)[1].split(b"\r\n\r\n", 1)[1].split(b"\r\n", 1)[0].decode()
         if size is not None and not _SIZE.fullmatch(str(size)):
-            self._send_json(400, {"error": {"message": f"Invalid size {size!r}", "type": "invalid_request_error",
+            self.send_json(400, {"error": {"message": f"Invalid size {size!r}", "type": "invalid_request_error",
                                             "code": "invalid_size"}})
             return
-        self._send_json(200, {"created": int(time.time()),
+        self.send_json(200, {"created": int(time.time()),
                               "data": [{"b64_json": base64.b64encode(TINY_PNG).decode()}]})
 
     def _usage(self, body: dict, text: str) -> dict:
@@ -300,7 +304,7 @@ class ModelHandler(BaseHTTPRequestHandler):
         pieces = split_pieces(script.text)
         if script.delay_per_token > 0:
             self.server.owner._sleep(script.delay_per_token * max(1, len(pieces)))
-        self._send_json(200, {
+        self.send_json(200, {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -341,14 +345,14 @@ class ModelHandler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         try:
-            self._write_event(chunk({"role": "assistant", "content": ""}))
+            self.write_event(chunk({"role": "assistant", "content": ""}))
             for piece in split_pieces(script.text):
                 if script.delay_per_token > 0:
                     self._pause(script.delay_per_token)
-                self._write_event(chunk({"content": piece}))
-            self._write_event(chunk({}, "stop"))
+                self.write_event(chunk({"content": piece}))
+            self.write_event(chunk({}, "stop"))
             if include_usage:
-                self._write_event({
+                self.write_event({
                     "id": completion_id,
                     "object": "chat.completion.chunk",
                     "created": created,
@@ -357,7 +361,7 @@ class ModelHandler(BaseHTTPRequestHandler):
                     "usage": self._usage(body, script.text),
                 })
             self._write_frame(b"data: [DONE]\n\n")
-            self._write_raw(b"0\r\n\r\n")  # end of the chunked body
+            self.write_raw(b"0\r\n\r\n")  # end of the chunked body
         except _DISCONNECT_ERRORS:
             if not owner._stopping:
                 owner._count_disconnect()
@@ -385,13 +389,13 @@ class ModelHandler(BaseHTTPRequestHandler):
             owner._sleep(max(0.0, deadline - time.monotonic()))  # the client sent more: just wait
             return
 
-    def _write_event(self, payload: dict) -> None:
+    def write_event(self, payload: dict) -> None:
         self._write_frame(b"data: " + json.dumps(payload).encode() + b"\n\n")
 
     def _write_frame(self, data: bytes) -> None:
-        self._write_raw(b"%x\r\n%s\r\n" % (len(data), data))
+        self.write_raw(b"%x\r\n%s\r\n" % (len(data), data))
 
-    def _write_raw(self, data: bytes) -> None:
+    def write_raw(self, data: bytes) -> None:
         self.wfile.write(data)
         self.wfile.flush()
 
