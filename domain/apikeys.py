@@ -22,6 +22,9 @@ NAME_MAX = 200
 MAX_RATE_LIMIT = 1_000_000
 _DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# A key lives at most this long: `999999w` (19,000 years) ran past the year 9999 that a
+# timestamp can hold, and issuing the key failed. Leave the expiry out for a key that never expires.
+MAX_LIFETIME = timedelta(days=36_525)  # 100 years
 
 
 def api_key_uuid(key_id: int) -> UUID:
@@ -33,7 +36,11 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text.strip())
     if not match or int(match.group(1)) == 0:
         raise InvalidInput(f"Invalid duration {text!r}: use a number and a unit, e.g. 30d, 12h, 15m.")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    duration = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    if duration > MAX_LIFETIME:
+        raise InvalidInput(f"Invalid duration {text!r}: at most 100 years (36525d); leave it out for a key "
+                           "that never expires.")
+    return duration
 
 
 def check_scopes(scopes: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:

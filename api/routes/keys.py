@@ -30,7 +30,8 @@ Scope = Annotated[str, Meta(max_length=20, description=f"one of {', '.join(ALL_S
 class GenerateKeyBody(msgspec.Struct):
     name: Annotated[str, Meta(max_length=200)] | None = None
     scopes: Annotated[list[Scope], Meta(max_length=8)] | None = None
-    expiresIn: Annotated[str, Meta(max_length=16, examples=["30d"])] | None = None
+    expiresIn: Annotated[str, Meta(max_length=16, pattern=r"^\s*[0-9]{1,6}[smhdw]\s*$", examples=["30d"],
+                                   description="a number and a unit (s, m, h, d, w), at most 100 years")] | None = None
     rateLimit: Annotated[int, Meta(ge=1, le=MAX_RATE_LIMIT, description="requests per minute")] | None = None
     userId: PublicId | None = None  # admins may issue keys to another user
 

@@ -79,6 +79,7 @@ def test_invalid_key_options_are_refused_and_nothing_is_stored(client, backend):
     admin = owner_key(client)
     before = len(backend.raw_events())
     for body in ({"scopes": ["root"]}, {"scopes": []}, {"expiresIn": "forever"}, {"expiresIn": "0d"},
+                 {"expiresIn": "999999w"}, {"expiresIn": "36526d"},
                  {"rateLimit": 0}, {"name": "x" * 201}, {"name": 5}, {"userId": 999}):
         response = client.post("/api/system/generate-api-key", json=body, headers=bearer(admin))
         assert 400 <= response.status_code < 500, body

@@ -53,6 +53,7 @@ def test_errors_tell_the_user_what_to_do(backend):
     for args, expected in (
         (["api-keys", "create", "--user", "ghost"], "no user named 'ghost'"),
         (["api-keys", "create", "--expires-in", "soon"], "Invalid duration"),
+        (["api-keys", "create", "--expires-in", "999999w"], "at most 100 years"),
         (["api-keys", "revoke", "42"], "API key not found"),
         (["users", "create", "Bad Name"], "Username must be"),
     ):

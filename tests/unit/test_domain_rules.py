@@ -342,7 +342,8 @@ def test_a_duration_with_a_number_and_a_unit_is_parsed(text: str, expected: time
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["0d", "00h", "forever", "10", "", "d", "-1d", "1.5d", "30 d", "30D", "1y", "1234567d"])
+@pytest.mark.parametrize("text", ["0d", "00h", "forever", "10", "", "d", "-1d", "1.5d", "30 d", "30D", "1y", "1234567d",
+                                  "999999w", "36526d", "5219w"])
 def test_a_zero_or_malformed_duration_is_refused(text: str) -> None:
     with pytest.raises(InvalidInput):
         parse_duration(text)
