@@ -65,8 +65,8 @@ def parse_anchor(value: str | None) -> tuple[int, bytes] | None:
         return None
     position, _, digest = value.strip().partition(":")
     try:
-        if not position.isdigit() or len(digest) != 64:
-            raise ValueError
+        if not (position.isascii() and position.isdigit() and len(position) <= 18) or len(digest) != 64:
+            raise ValueError  # 18 digits: a position a store can hold (a longer one overflowed its query)
         return int(position), bytes.fromhex(digest)
     except ValueError:
         raise InvalidInput("expect must be POSITION:DIGEST as an earlier chain check printed it, "
