@@ -194,8 +194,9 @@ def cmd_show(args: argparse.Namespace) -> None:
     with open_store() as store:
         show = _printer(args.json)
         target = args.target.strip()
-        if target.isdigit():
-            found = store.recorder.select_notifications(int(target), 1, stop=int(target))
+        if target.isascii() and target.isdigit():
+            # more than 18 digits is past any position a store holds (and past its integers)
+            found = store.recorder.select_notifications(int(target), 1, stop=int(target)) if len(target) <= 18 else []
             if not found:
                 head = store.recorder.max_notification_id() or 0
                 raise SystemExit(f"error: no event at position {target}; positions run from 1 to {head}.")

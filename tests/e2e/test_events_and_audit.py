@@ -83,7 +83,9 @@ def test_events_tail_show_and_export(backend):
                                    if _moment(r["timestamp"]) >= _moment(since) and r["position"] <= until]
 
     for args, message in ((["events", "show", "nonsense"], "aggregate id"),
-                          (["events", "export", "--since", "yesterday"], "ISO 8601")):
+                          (["events", "show", "9" * 20], "no event at position"),  # was an OverflowError
+                          (["events", "export", "--since", "yesterday"], "ISO 8601"),
+                          (["events", "export", "--since", "0001-01-01T00:00:00+18:00"], "outside years 1 to 9999")):
         failed = backend.cli(*args, check=False)
         assert failed.returncode != 0 and message in failed.stderr and "Traceback" not in failed.stderr
 
