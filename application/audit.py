@@ -66,7 +66,7 @@ def parse_anchor(value: str | None) -> tuple[int, bytes] | None:
     position, _, digest = value.strip().partition(":")
     try:
         if not (position.isascii() and position.isdigit() and len(position) <= 18) or len(digest) != 64:
-            raise ValueError  # 18 digits: a position a store can hold (a longer one overflowed its query)
+            raise ValueError  # at most 18 digits: a position fits a 64-bit column
         return int(position), bytes.fromhex(digest)
     except ValueError:
         raise InvalidInput("expect must be POSITION:DIGEST as an earlier chain check printed it, "

@@ -22,8 +22,8 @@ NAME_MAX = 200
 MAX_RATE_LIMIT = 1_000_000
 _DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-# A key lives at most this long: `999999w` (19,000 years) ran past the year 9999 that a
-# timestamp can hold, and issuing the key failed. Leave the expiry out for a key that never expires.
+# A key lives at most this long, so its expiry stays within the years a timestamp holds
+# (`999999w` is 19,000 years). A key without an expiry never expires.
 MAX_LIFETIME = timedelta(days=36_525)  # 100 years
 
 

@@ -83,7 +83,8 @@ class PublicController(Controller):
 
     @get("/api/request-token/sso/simple", operation_id="simpleSso", sync_to_thread=True,
          opt={"error_shape": LoginFailure, **raises(sessions.InvalidSignInToken, PermissionDenied)})
-    def simple_sso(self, request: Request, ctx: Context, token: Annotated[str, Parameter(max_length=200, description="the temporary auth token")]) -> LoginOut:
+    def simple_sso(self, request: Request, ctx: Context,
+                   token: Annotated[str, Parameter(max_length=200, description="the temporary auth token")]) -> LoginOut:
         """Swap a single-use token from `/v1/users/{id}/issue-auth-token` for a session. An unknown,
         used or expired token is 401 and simple SSO off (or single-user mode) 403, as upstream."""
         result = sessions.redeem_auth_token(ctx, sessions.RedeemAuthToken(correlation_id=request_id(request), token=token))
