@@ -1,6 +1,6 @@
 """The LLM adapter's public types (results, stream events, the call's config, its one error),
-token usage (the provider's figures, or an estimate when it sent none) and litellm's lazy,
-offline import."""
+token usage (the provider's figures, or an estimate when it sent none), litellm's lazy,
+offline import and the HTTP client it is given."""
 
 from __future__ import annotations
 
