@@ -32,13 +32,15 @@ Password = Annotated[str, Meta(max_length=1000)]
 # upstream's loose booleans (`"suspended": 1`)
 Flag = bool | Literal[0, 1]
 
-# path parameters: ids arrive as text, as upstream's do. Query, path and header parameters give
+# path and query parameters: ids arrive as text, as upstream's do. Query, path and header parameters give
 # their limits to Parameter, which Litestar checks and documents; it does neither for a msgspec
 # Meta inside a parameter's type (tests/e2e/test_openapi_and_compat.py keeps it so).
 IdPath = Annotated[str, Parameter(pattern=r"^[0-9]{1,15}$", description="an integer id")]
 SlugPath = Annotated[str, Parameter(min_length=1, max_length=200, description="a workspace slug")]
 ThreadSlugPath = Annotated[str, Parameter(min_length=1, max_length=200, description="a thread slug")]
 ShortPath = Annotated[str, Parameter(min_length=1, max_length=255, description="an embed or session id")]
+SessionQuery = Annotated[str | None, Parameter(max_length=255, description="an API session id")]
+LimitQuery = Annotated[int | None, Parameter(ge=1, le=1000, description="chats to return, 1 to 1000")]
 
 
 def flag(value: Flag | None) -> bool | None:

@@ -143,14 +143,14 @@ def litellm_client() -> Any:
     """The `client=` for litellm.completion: litellm's HTTP handler around `http_client()`. None
     when the operator turned the openai SDK path back on (SDK_BYPASS false): that path takes an
     SDK client there, and gets ours through `litellm.client_session` instead."""
-    litellm = load_litellm()
+    load_litellm()  # sets SDK_BYPASS's default
     if os.environ.get(SDK_BYPASS, "").strip().lower() != "true":
         return None
-    return _handler(litellm)
+    return _handler()
 
 
 @functools.cache
-def _handler(litellm: Any) -> Any:
+def _handler() -> Any:
     from litellm.llms.custom_httpx.http_handler import HTTPHandler
 
     return HTTPHandler(client=http_client())

@@ -22,7 +22,9 @@ from api.presenters.chat import (
     FORBIDDEN, ChatAbort, ChatReply, History, HistoryError, MessageError, ThreadAnswer, ThreadError, ThreadList, abort,
     chat_reply, history_out, immediate_frames, immediate_reply, stream_frames, thread_out,
 )
-from api.schema import JS_SAFE_MAX, Flag, PageIndex, PublicId, Short, SlugPath, ThreadSlugPath, flag
+from api.schema import (
+    JS_SAFE_MAX, Flag, LimitQuery, PageIndex, PublicId, SessionQuery, Short, SlugPath, ThreadSlugPath, flag,
+)
 from api.sse import sse
 from application import chat, history, threads
 from application.ledger import Context
@@ -32,11 +34,6 @@ SYNC = {"sync_to_thread": True}
 # their JSON answers (refusals, validation errors) are Responses, which keep their own.
 EVENT_STREAM = "text/event-stream"
 CHAT_ERRORS = {"error_shape": ChatAbort, **raises(404, 502, 504)}
-
-# Query parameters state their limits through Parameter: Litestar checks those (a 400 in the
-# route's shape) and documents them; a msgspec Meta inside a query parameter's type is neither.
-SessionQuery = Annotated[str | None, Parameter(max_length=255, description="an API session id")]
-LimitQuery = Annotated[int | None, Parameter(ge=1, le=1000, description="chats to return, 1 to 1000")]
 
 
 class AttachmentIn(msgspec.Struct):
