@@ -141,15 +141,20 @@ class KeyRing:
         return Sealed(key_id, nonce, aes.encrypt(nonce, plain, _aad(owner, field, key_id)))
 
     def open(self, owner: UUID, field: str, sealed: Sealed) -> tuple[bool, object]:
+        found, plain = self.open_json(owner, field, sealed)
+        return (True, _decode(plain)) if found else (False, None)
+
+    def open_json(self, owner: UUID, field: str, sealed: Sealed) -> tuple[bool, bytes]:
+        """(True, the field's JSON), or (False, b"") once its key is gone."""
         if time.monotonic() > self._fresh_until:
             self.refresh()
         aes = self._by_id.get(sealed.key_id, _UNKNOWN)  # one read: refresh() may swap the dict meanwhile
         if aes is _UNKNOWN:
             aes = self._load(sealed.key_id, owner)
         if aes is None:
-            return False, None
+            return False, b""
         try:
-            return True, _decode(aes.decrypt(sealed.nonce, sealed.ciphertext, _aad(owner, field, sealed.key_id)))
+            return True, aes.decrypt(sealed.nonce, sealed.ciphertext, _aad(owner, field, sealed.key_id))
         except InvalidTag:
             raise SealedContentDamaged(f"sealed field {field} does not authenticate under key {sealed.key_id}") from None
 

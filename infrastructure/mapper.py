@@ -75,36 +75,90 @@ class MsgspecMapper(Mapper):
         """The event; `stored_event.originator_id` may be a UUID or its text (32 hex digits
         or the dashed form), as a row read straight from the store holds it."""
         cls = _event_class(stored_event.topic)
-        data = stored_event.state
         try:
-            if self.cipher:
-                data = self.cipher.decrypt(data)
-            if self.compressor:
-                data = self.compressor.decompress(data)
-            fields = _sealed_fields(cls)
-            decoder = None if fields else _decoder(cls)
-            if decoder is not None and _CLASS_VERSION not in data and data[:1] == b"{" and data[1:2] != b"}":
+            data = self._unwrap(stored_event.state)
+            if _straight(cls, data):
                 # Decoded straight into the class, the ids spliced in front: half the time of
                 # a dict converted afterwards (a rebuild decodes every stored event).
-                head = b'{"originator_id":%b,"originator_version":%d,' % (
-                    _encoder.encode(stored_event.originator_id), stored_event.originator_version)
-                return self._read(stored_event, decoder.decode(head + data[1:]))
-            state: dict[str, Any] = _decode(data)
-            state["originator_id"] = stored_event.originator_id
-            state["originator_version"] = stored_event.originator_version
-            if fields:
-                self.open_sealed(cls, state, fields)
-            from_version = state.pop("class_version", 1)
-            while from_version < getattr(cls, "class_version", 1):
-                getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
-                from_version += 1
+                return self._read(stored_event, _decoder(cls).decode(_with_ids(stored_event, data)))  # type: ignore[union-attr]
+            state = self._opened(stored_event, cls, data)
             return self._read(stored_event, msgspec.convert(state, type=cls, strict=False))
         except (msgspec.ValidationError, msgspec.DecodeError, AttributeError, KeyError, SealedContentDamaged) as e:
-            msg = (
-                f"Failed to decode stored event {stored_event.topic} "
-                f"{stored_event.originator_id} v{stored_event.originator_version}: {e}"
-            )
-            raise MapperDeserialisationError(msg) from e
+            raise _undecodable(stored_event, e) from e
+
+    def to_plain_state(self, stored_event: StoredEvent) -> bytes:
+        """The event as JSON that `from_plain_state` decodes straight into its class: sealed
+        fields opened (or erased), upcast to the class's version, the ids included. For a
+        rebuild's workers: the JSON is read and the content opened in one process, and only
+        the event's construction is left to the process that applies it."""
+        cls = _event_class(stored_event.topic)
+        try:
+            data = self._unwrap(stored_event.state)
+            if _straight(cls, data):
+                plain = _with_ids(stored_event, data)
+            elif self.keys is not None and _CLASS_VERSION not in data and data[:1] == b"{":
+                plain = self._opened_raw(stored_event, cls, data)
+            else:
+                plain = _encoder.encode(self._opened(stored_event, cls, data))
+        except (msgspec.ValidationError, msgspec.DecodeError, AttributeError, KeyError, SealedContentDamaged) as e:
+            raise _undecodable(stored_event, e) from e
+        if self.keys is not None and stored_event.topic == _ERASED_TOPIC:
+            self.keys.forget(_uuid(stored_event.originator_id))
+        return plain
+
+    def from_plain_state(self, topic: str, plain: bytes) -> Any:
+        """The event from `to_plain_state`'s JSON."""
+        try:
+            event = _plain_decoder(_event_class(topic)).decode(plain)
+        except (msgspec.ValidationError, msgspec.DecodeError) as e:
+            raise MapperDeserialisationError(f"Failed to decode {topic} from its opened state: {e}") from e
+        if self.keys is not None and topic == _ERASED_TOPIC:
+            self.keys.forget(event.originator_id)
+        return event
+
+    def _unwrap(self, data: bytes) -> bytes:
+        if self.cipher:
+            data = self.cipher.decrypt(data)
+        if self.compressor:
+            data = self.compressor.decompress(data)
+        return data
+
+    def _opened(self, stored_event: StoredEvent, cls: type, data: bytes) -> dict[str, Any]:
+        """The decoded state with the ids, its sealed fields opened, upcast to the class's version."""
+        state: dict[str, Any] = _decode(data)
+        state["originator_id"] = stored_event.originator_id
+        state["originator_version"] = stored_event.originator_version
+        fields = _sealed_fields(cls)
+        if fields:
+            self.open_sealed(cls, state, fields)
+        from_version = state.pop("class_version", 1)
+        while from_version < getattr(cls, "class_version", 1):
+            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+            from_version += 1
+        return state
+
+    def _opened_raw(self, stored_event: StoredEvent, cls: type, data: bytes) -> bytes:
+        """`_opened`, as JSON, without decoding what is not sealed: the other fields stay as
+        stored and opened content is its plaintext JSON, each copied once (most of a chat
+        event's bytes are its prompt and reply)."""
+        keys: KeyRing = self.keys  # type: ignore[assignment]
+        state = _raw_members.decode(data)
+        owner_field = getattr(cls, "sealed_owner", None)
+        owner = _user_uuid(int(_decode(state[owner_field]))) if owner_field is not None \
+            else _uuid(stored_event.originator_id)
+        for name in _sealed_fields(cls):
+            raw = state.get(name)
+            if raw is None:
+                continue
+            value = memoryview(raw)
+            if value[:1] == b"{":
+                found, plain = keys.open_json(owner, name, _sealed.decode(value))
+                state[name] = msgspec.Raw(plain) if found else _raw_erased(cls)[name]
+            elif value not in _NO_CONTENT and keys.is_erased(owner):
+                state[name] = _raw_erased(cls)[name]  # plaintext of an old event whose owner was erased
+        state["originator_id"] = msgspec.Raw(_encoder.encode(stored_event.originator_id))
+        state["originator_version"] = msgspec.Raw(b"%d" % stored_event.originator_version)
+        return _encoder.encode(state)
 
     def _read(self, stored_event: StoredEvent, event: Any) -> Any:
         if self.keys is not None and stored_event.topic == _ERASED_TOPIC:
@@ -140,6 +194,27 @@ class MsgspecMapper(Mapper):
 _ERASED_TOPIC = get_topic(User.Erased)
 
 
+def _undecodable(stored_event: StoredEvent, error: Exception) -> MapperDeserialisationError:
+    return MapperDeserialisationError(f"Failed to decode stored event {stored_event.topic} "
+                                      f"{stored_event.originator_id} v{stored_event.originator_version}: {error}")
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def _straight(cls: type, data: bytes) -> bool:
+    """The stored state decodes straight into `cls`: nothing sealed, no upcast, not empty."""
+    return (not _sealed_fields(cls) and _decoder(cls) is not None and _CLASS_VERSION not in data
+            and data[:1] == b"{" and data[1:2] != b"}")
+
+
+def _with_ids(stored_event: StoredEvent, data: bytes) -> bytes:
+    """The stored state (a JSON object with at least one member) with the ids spliced in front."""
+    return b'{"originator_id":%b,"originator_version":%d,' % (
+        _encoder.encode(stored_event.originator_id), stored_event.originator_version) + data[1:]
+
+
 @lru_cache(maxsize=None)
 def _sealed_fields(cls: type) -> tuple[str, ...]:
     return tuple(getattr(cls, "sealed_fields", ()))
@@ -157,7 +232,7 @@ def content_owner(cls: type, state: dict[str, Any], originator_id: Any) -> UUID:
     field = getattr(cls, "sealed_owner", None)
     if field is not None:
         return _user_uuid(int(state[field]))
-    return originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
+    return _uuid(originator_id)
 
 
 _user_uuid = lru_cache(maxsize=1 << 16)(user_uuid)  # uuid5 is a SHA-1: worth keeping
@@ -189,3 +264,19 @@ def _holds_nul(value: Any) -> bool:
 def _decoder(cls: type) -> msgspec.json.Decoder[Any] | None:
     """A decoder straight into `cls`, unless its stored states may need upcasting."""
     return msgspec.json.Decoder(cls, strict=False) if getattr(cls, "class_version", 1) == 1 else None
+
+
+_raw_members = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_sealed = msgspec.json.Decoder(Sealed)
+_NO_CONTENT = (b"null", b'""', b"[]")  # what `_has_content` calls empty, as msgspec writes it
+
+
+@lru_cache(maxsize=None)
+def _raw_erased(cls: type) -> dict[str, msgspec.Raw]:
+    return {name: msgspec.Raw(_encoder.encode(value)) for name, value in _erased_values(cls).items()}
+
+
+@lru_cache(maxsize=None)
+def _plain_decoder(cls: type) -> msgspec.json.Decoder[Any]:
+    """A decoder straight into `cls` of an opened, upcast state (`to_plain_state`)."""
+    return msgspec.json.Decoder(cls, strict=False)
