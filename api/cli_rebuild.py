@@ -112,6 +112,7 @@ def _scratch_space(tag: str) -> Iterator[Callable[[str, str, bool], tuple[Any, A
     rebuilt from the events on a scratch view (with progress, and finished), the events read
     and the seconds taken. Every view opened is closed and the scratch space removed at the
     end, whatever happens."""
+    from projections.decode_pool import worker_count
     from projections.rebuild import Scratch, SwapFailed, build
 
     with open_store() as store:
@@ -122,9 +123,12 @@ def _scratch_space(tag: str) -> Iterator[Callable[[str, str, bool], tuple[Any, A
         def rebuild(name: str, label: str, stop_at_head: bool) -> tuple[Any, Any, int, float]:
             live, projection = _pair(store, scratch, name, views)
             head = store.recorder.max_notification_id() or 0
+            workers = worker_count(store.ledger, head, store.settings.rebuild_workers)
+            if workers:
+                say(f"{label}: {workers} worker process{'es' * (workers > 1)} decoding the events (REBUILD_WORKERS)")
             progress = Progress(label, head)
             rebuilt = views.keep(build(store.ledger, projection, live.view, stop=head if stop_at_head else None,
-                                       progress=progress.add))
+                                       progress=progress.add, workers=workers))
             progress.done()
             return live, rebuilt, progress.count, progress.seconds + _finish(name, rebuilt.view)
 

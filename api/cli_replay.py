@@ -247,7 +247,7 @@ def build_read_models(settings: Settings, dir_settings: Settings, replay: Ledger
                 copied = copy_embedding_cache(settings, projection.view, target)
                 say(f"copied {copied:,} cached embeddings from the source (nothing is embedded again)")
             progress = Progress(f"building {name}", events)
-            fill(replay, projection, progress=progress.add)
+            fill(replay, projection, progress=progress.add, workers=settings.rebuild_workers)
             projection.view.finish()  # type: ignore[attr-defined]
             progress.done()
         finally:

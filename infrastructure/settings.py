@@ -75,6 +75,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     parse_max_unpacked_bytes: int = 32 << 20  # bytes a file may unpack to (DOCX parts, PDF streams)
     parse_max_text_chars: int = 64 << 20  # characters of text a file may yield
     parse_max_pages: int = 2000  # pages of a PDF
+    # Processes decoding events while a rebuild applies them (`ledgerllm projections rebuild`,
+    # `verify`, `replay`); None: one per core but one, for a log of 20,000 events or more.
+    rebuild_workers: int | None = None
     embed_model: bool = True  # load the embedding model at start (off: on first use)
     embed_backend: str = "openvino"  # or "torch" (sentence-transformers fp32); see infrastructure/embedder.py
     embed_cache_dir: Path | None = None  # where the OpenVINO model is built (default: inside the venv)
@@ -155,6 +158,7 @@ _ENV = {
     "IMAGE_GEN_API_KEY": ("image_api_key", str),
     "IMAGE_GEN_SIZE": ("image_size", str),
     "PARSE_WORKERS": ("parse_workers", int),
+    "REBUILD_WORKERS": ("rebuild_workers", int),
     "PARSE_TIMEOUT": ("parse_timeout", float),
     "PARSE_QUEUE_TIMEOUT": ("parse_queue_timeout", float),
     "PARSE_CPU_SECONDS": ("parse_cpu_seconds", int),
@@ -206,6 +210,9 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
             and 0 < settings.webhook_poll_seconds <= 60):
         raise SettingsError("WEBHOOK_MAX_ATTEMPTS must be 1 to 1000, 0 < WEBHOOK_BACKOFF_BASE_SECONDS <= "
                             "WEBHOOK_BACKOFF_MAX_SECONDS, WEBHOOK_TIMEOUT 0 to 300, WEBHOOK_POLL_SECONDS 0 to 60.")
+    if settings.rebuild_workers is not None and not 0 <= settings.rebuild_workers <= 64:
+        raise SettingsError("REBUILD_WORKERS must be 0 to 64 (0: a rebuild decodes its events itself; unset: one "
+                            "per core but one).")
     if settings.vector_approx_threshold < 0:
         raise SettingsError("VECTOR_APPROX_THRESHOLD must be >= 0 (0: always exact search).")
     if settings.database_url and not settings.database_url.startswith(("postgresql://", "postgres://")):

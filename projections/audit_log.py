@@ -103,6 +103,9 @@ class AuditLogProjection(SqlProjection):
     def wants(self, notification: Notification) -> bool:
         return True
 
+    def topics(self) -> frozenset[str] | None:
+        return None
+
     def apply(self, tx: Tx, event: Any, position: int = 0) -> None:
         self.position = position
         tx.execute(

@@ -262,6 +262,10 @@ class SqlProjection(Projection[Any]):
     def wants(self, notification: Notification) -> bool:
         return notification.topic in self.handled_topics
 
+    def topics(self) -> frozenset[str] | None:
+        """The topics `wants` takes (None: every event), for a rebuild's decoding workers."""
+        return self.handled_topics
+
 
 def handles(*event_classes: type) -> Callable[[Handler], Handler]:
     def mark(fn: Handler) -> Handler:

@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eventsourcing.persistence import MapperDeserialisationError
 from psycopg.sql import SQL, Identifier
 
 from projections.base import SqlProjection, Tx
+from projections.decode_pool import DecodePool, worker_count
 from projections.runner import ProjectionRunner
 
 Progress = Callable[[int], None]
@@ -110,23 +112,59 @@ def _all_tables(projection: type[SqlProjection]) -> list[str]:
 
 
 def build(app: Any, projection: SqlProjection, live_view: Any, stop: int | None = None,
-          progress: Progress | None = None) -> ProjectionRunner:
+          progress: Progress | None = None, workers: int | None = None) -> ProjectionRunner:
     """Fill `projection` (on a fresh scratch view) from the events up to `stop` (or the head)."""
     for table in projection.kept:
         _copy_rows(live_view, projection.view, table, merge=True)
-    return fill(app, projection, stop, progress)
+    return fill(app, projection, stop, progress, workers)
 
 
 def fill(app: Any, projection: SqlProjection, stop: int | None = None,
-         progress: Progress | None = None) -> ProjectionRunner:
+         progress: Progress | None = None, workers: int | None = None) -> ProjectionRunner:
     """Apply the events up to `stop` (or the head) to an empty view, as fast as it goes: large
     batches (a live runner keeps small ones, so a request waiting for its write waits less),
-    each read while the one before is applied. A bulk view still needs `finish`."""
+    decoded by `workers` processes (None: see `decode_pool.worker_count`) or else each read
+    while the one before is applied. A bulk view still needs `finish`."""
     runner = ProjectionRunner(app, projection)
     runner.batch = REBUILD_BATCH
     runner.read_ahead = True
+    first = runner.position() + 1
+    head = app.recorder.max_notification_id() or 0
+    last = head if stop is None else min(stop, head)
+    workers = worker_count(app, last - first + 1, workers)
+    if workers:
+        _fill_in_parallel(app, runner, first, last, workers, progress)
     runner.catch_up(stop=stop, progress=progress)
     return runner
+
+
+def _fill_in_parallel(app: Any, runner: ProjectionRunner, first: int, last: int, workers: int,
+                      progress: Progress | None) -> None:
+    """Apply the events from `first` to `last`, decoded by `workers` processes (see
+    `projections.decode_pool`). A range they could not decode, or the view could not take
+    whole, is caught up over here, event by event where it must; a stall there ends it."""
+    with DecodePool(app, runner.projection.topics(), workers) as pool:
+        for decoded in pool.ranges(first, last, REBUILD_BATCH):
+            events = _constructed(app, decoded.events)
+            if events is not None and runner.apply_decoded(decoded.start, decoded.stop, events):
+                if progress:
+                    progress(decoded.read)
+                continue
+            runner.catch_up(stop=decoded.stop, progress=progress)
+            if runner.stall is not None:
+                return
+
+
+def _constructed(app: Any, decoded: list[tuple[int, str, bytes]] | None) -> list[tuple[Any, int]] | None:
+    """The events a worker sent, as (event, position); None if it sent none or one will not
+    construct (the range is then read again here, where the failure is recorded as a stall)."""
+    if decoded is None:
+        return None
+    event = app.mapper.from_plain_state
+    try:
+        return [(event(topic, plain), position) for position, topic, plain in decoded]
+    except MapperDeserialisationError:
+        return None
 
 
 def swap_in(live: ProjectionRunner, scratch: ProjectionRunner) -> int:

@@ -187,6 +187,26 @@ class ProjectionRunner:
             self._known = max(self._known, self._stored)
             return self._known
 
+    def apply_decoded(self, start: int, stop: int, events: list[Any]) -> bool:
+        """Apply events decoded elsewhere (a rebuild's workers): `events`, (event, position) in
+        order, are those this projection wants among the stored events from `start` to `stop`.
+        In one transaction; True once the view has reached `stop`. False, with nothing
+        applied, if the events before `start` are not all applied here, another runner moved
+        the view, it is stalled, or it cannot apply one of them: the caller then catches up
+        over the range as usual, which finds and records the event it stops at."""
+        with self._lock:
+            if self._stall is not None or max(self._known, self._scanned) != start - 1:
+                return False
+            try:
+                if not self.view.process_batch(self.app.name, self._stored, events, self.projection.apply, stop):
+                    return False
+            except Exception as error:
+                if is_transient(error):
+                    raise
+                return False
+            self._stored = self._scanned = self._known = stop
+            return True
+
     def _apply(self, stored: int, notifications: list[Any]) -> bool:
         """Apply one batch in one transaction; False if another runner got there first."""
         to_event, wants = self.app.mapper.to_domain_event, self.projection.wants

@@ -149,6 +149,12 @@ def test_verify_passes_then_names_a_drifted_row_and_rebuild_repairs_it(backend):
     assert "all 6 read models equal their rebuild" in result.stderr, result.stdout + result.stderr
     for name in ("accounts", "api_keys", "library", "vectors", "chats", "audit_log"):
         assert any(line.startswith(name) and " same " in line for line in result.stdout.splitlines()), result.stdout
+    # the events decoded by worker processes (a long log gets them by itself): the same answer
+    parallel = backend.cli("verify", env={"REBUILD_WORKERS": "2"})
+    assert "all 6 read models equal their rebuild" in parallel.stderr, parallel.stdout + parallel.stderr
+    assert "chats to compare: 2 worker processes decoding the events" in parallel.stderr
+    bad = backend.cli("verify", env={"REBUILD_WORKERS": "-1"}, check=False)
+    assert bad.returncode != 0 and "REBUILD_WORKERS must be 0 to 64" in bad.stderr
 
     with _db(backend, "library.db") as conn:  # a read model edited behind the app's back
         conn.execute("UPDATE workspaces SET name = 'Hacked' WHERE slug = 'beta'")

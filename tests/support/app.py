@@ -47,9 +47,10 @@ class Backend:
         env.update(extra)
         return env
 
-    def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run `ledgerllm ARGS` as a subprocess against this backend."""
-        result = subprocess.run([LEDGERLLM, *args], env=self.env(), input=input if input is not None else "",
+    def cli(self, *args: str, input: str | None = None, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run `ledgerllm ARGS` as a subprocess against this backend (`env`: more variables)."""
+        result = subprocess.run([LEDGERLLM, *args], env=self.env(**(env or {})), input=input if input is not None else "",
                                 capture_output=True, text=True, timeout=600)
         if check and result.returncode != 0:
             raise AssertionError(f"ledgerllm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
