@@ -38,3 +38,16 @@ def test_utc_reads_a_clients_time_or_says_why_it_cannot():
         with pytest.raises(ValueError, match="outside years 1 to 9999 in UTC"):
             utc(edge)
     assert utc(datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=-18)))).hour == 18
+
+
+def test_the_text_is_isoformat_with_milliseconds_for_every_kind_of_moment() -> None:
+    import random
+
+    rng = random.Random(3)
+    moments = [datetime(1, 1, 1, tzinfo=timezone.utc), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
+               MOMENT.replace(microsecond=0), MOMENT.replace(microsecond=999), MOMENT.replace(microsecond=1000),
+               datetime(999, 2, 3, 4, 5, 6, 7000, tzinfo=timezone.utc)]
+    moments += [datetime(1, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=rng.randrange(315_537_897_600_000_000))
+                for _ in range(2000)]
+    for moment in moments:
+        assert iso(moment) == moment.isoformat(timespec="milliseconds")[:-6] + "Z", moment
