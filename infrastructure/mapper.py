@@ -102,8 +102,7 @@ class MsgspecMapper(Mapper):
                 plain = _encoder.encode(self._opened(stored_event, cls, data))
         except (msgspec.ValidationError, msgspec.DecodeError, AttributeError, KeyError, SealedContentDamaged) as e:
             raise _undecodable(stored_event, e) from e
-        if self.keys is not None and stored_event.topic == _ERASED_TOPIC:
-            self.keys.forget(_uuid(stored_event.originator_id))
+        self._forget_if_erased(stored_event.topic, stored_event.originator_id)
         return plain
 
     def from_plain_state(self, topic: str, plain: bytes) -> Any:
@@ -112,8 +111,7 @@ class MsgspecMapper(Mapper):
             event = _plain_decoder(_event_class(topic)).decode(plain)
         except (msgspec.ValidationError, msgspec.DecodeError) as e:
             raise MapperDeserialisationError(f"Failed to decode {topic} from its opened state: {e}") from e
-        if self.keys is not None and topic == _ERASED_TOPIC:
-            self.keys.forget(event.originator_id)
+        self._forget_if_erased(topic, event.originator_id)
         return event
 
     def _unwrap(self, data: bytes) -> bytes:
@@ -161,9 +159,12 @@ class MsgspecMapper(Mapper):
         return _encoder.encode(state)
 
     def _read(self, stored_event: StoredEvent, event: Any) -> Any:
-        if self.keys is not None and stored_event.topic == _ERASED_TOPIC:
-            self.keys.forget(event.originator_id)  # erased elsewhere: drop this process's keys
+        self._forget_if_erased(stored_event.topic, event.originator_id)
         return event
+
+    def _forget_if_erased(self, topic: str, owner: Any) -> None:
+        if self.keys is not None and topic == _ERASED_TOPIC:
+            self.keys.forget(_uuid(owner))  # erased elsewhere: drop this process's keys
 
     def _seal(self, cls: type, state: dict[str, Any], originator_id: Any, fields: tuple[str, ...]) -> None:
         owner = content_owner(cls, state, originator_id)

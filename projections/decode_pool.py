@@ -21,7 +21,7 @@ import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from eventsourcing.application import Application
 

@@ -174,10 +174,16 @@ def test_a_chats_rebuild_into_a_scratch_copy_equals_the_live_view_row_by_row(bac
             assert swap_in(live, rebuilt) == ledger.recorder.max_notification_id()
             assert live_rows(live) == live_rows(rebuilt)
         finally:
-            for runner in (live, locals().get("rebuilt")):
-                if runner is not None:
-                    runner.view.datastore.close()
-            scratch.drop()
+            close([live, locals().get("rebuilt")], scratch)
+
+
+def close(runners: list[ProjectionRunner | None], *scratches: Scratch) -> None:
+    """Close the runners' views and remove the scratch spaces (in a test's `finally`)."""
+    for runner in runners:
+        if runner is not None:
+            runner.view.datastore.close()
+    for scratch in scratches:
+        scratch.drop()
 
 
 def live_rows(runner: ProjectionRunner) -> dict[str, list[dict[str, Any]]]:

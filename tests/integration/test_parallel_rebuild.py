@@ -19,7 +19,7 @@ from infrastructure.eventstore import open_view
 from projections.chats import ChatsProjection
 from projections.rebuild import Scratch, build, compare, swap_in
 from projections.runner import ProjectionRunner
-from tests.integration.test_bulk_rebuild import History, append, ledger_of, live_rows
+from tests.integration.test_bulk_rebuild import History, append, close, ledger_of, live_rows
 from tests.support.app import Backend
 
 
@@ -64,10 +64,7 @@ def test_a_rebuild_decoded_by_workers_equals_the_live_view(backend: Backend, sma
             assert swap_in(live, rebuilt) == ledger.recorder.max_notification_id()
             assert live_rows(live) == live_rows(rebuilt)
         finally:
-            for runner in (live, locals().get("rebuilt")):
-                if runner is not None:
-                    runner.view.datastore.close()
-            scratch.drop()
+            close([live, locals().get("rebuilt")], scratch)
 
 
 def damaged(ledger: Ledger, event: Chat.Recorded) -> StoredEvent:
@@ -97,12 +94,11 @@ def test_a_rebuild_with_workers_stops_where_one_without_them_stops(backend: Back
             ledger.recorder.insert_events([ledger.mapper.to_stored_event(taken)])
         bad = ledger.recorder.max_notification_id()
         append(ledger, events[500:])
-        scratch = Scratch(settings, tag=f"stall-{fault}")
+        scratches = {workers: Scratch(settings, tag=f"stall-{fault}-{workers}") for workers in (0, 2)}
         runners = []
         try:
-            for workers in (0, 2):
-                view = scratch.open(ChatsProjection) if workers == 0 else Scratch(
-                    settings, tag=f"stall-{fault}-w").open(ChatsProjection)
+            for workers, scratch in scratches.items():
+                view = scratch.open(ChatsProjection)
                 runners.append(build(ledger, ChatsProjection(view), view, workers=workers))
             one, parallel = runners
             assert one.stall is not None and parallel.stall is not None
@@ -111,7 +107,4 @@ def test_a_rebuild_with_workers_stops_where_one_without_them_stops(backend: Back
             assert live_rows(one) == live_rows(parallel)
             assert len(live_rows(parallel)["chats"]) > 100
         finally:
-            for runner in runners:
-                runner.view.datastore.close()
-            scratch.drop()
-            Scratch(settings, tag=f"stall-{fault}-w").drop()
+            close(runners, *scratches.values())

@@ -117,21 +117,28 @@ def test_sealed_content_without_its_key_or_plaintext_of_an_erased_owner_reads_as
     assert erased_fields >= 8
 
 
-def test_a_damaged_sealed_field_is_a_mapper_error_never_a_wrong_value() -> None:
-    mapper = sealing_mapper()
+def a_sealed_field(mapper: MsgspecMapper) -> tuple[Any, Any, dict[str, Any], str, str]:
+    """An event with a field stored sealed: (event, stored, decoded state, the field's name, its
+    ciphertext with one bit flipped, in base64)."""
     event, stored, state, name = next(
         (e, stored, state, f) for e in sealed_events()
         for stored in [mapper.to_stored_event(e)] for state in [msgspec.json.decode(stored.state)]
         for f in sealed_fields(type(e)) if isinstance(state.get(f), dict))
-    good = state[name]
-    flipped = bytearray(base64.b64decode(good["ciphertext"]))
+    flipped = bytearray(base64.b64decode(state[name]["ciphertext"]))
     flipped[0] ^= 1
+    return event, stored, state, name, base64.b64encode(bytes(flipped)).decode()
+
+
+def test_a_damaged_sealed_field_is_a_mapper_error_never_a_wrong_value() -> None:
+    mapper = sealing_mapper()
+    event, stored, state, name, flipped = a_sealed_field(mapper)
+    good = state[name]
     damaged = [
         {**good, "nonce": "not base64!"},
         {**good, "ciphertext": "A" + good["ciphertext"]},  # one character too many
         {**good, "key_id": 7},
         {**good, "nonce": 12},
-        {**good, "ciphertext": base64.b64encode(bytes(flipped)).decode()},  # does not authenticate
+        {**good, "ciphertext": flipped},  # does not authenticate
         {**good, "key_id": "no-such-key"},
     ]
     assert mapper.to_domain_event(stored) == event
@@ -184,15 +191,10 @@ def test_through_its_opened_state_erased_content_reads_as_erased_as_it_does_dire
 
 def test_a_damaged_sealed_field_is_a_mapper_error_through_the_opened_state_too() -> None:
     mapper = sealing_mapper()
-    event, stored, state, name = next(
-        (e, stored, state, f) for e in sealed_events()
-        for stored in [mapper.to_stored_event(e)] for state in [msgspec.json.decode(stored.state)]
-        for f in sealed_fields(type(e)) if isinstance(state.get(f), dict))
+    event, stored, state, name, flipped = a_sealed_field(mapper)
     good = state[name]
-    flipped = bytearray(base64.b64decode(good["ciphertext"]))
-    flipped[0] ^= 1
     for value in ({**good, "nonce": "not base64!"}, {**good, "key_id": 7}, {**good, "extra": 1},
-                  {**good, "ciphertext": base64.b64encode(bytes(flipped)).decode()}):
+                  {**good, "ciphertext": flipped}):
         row = Row(stored.originator_id.hex, stored.originator_version, stored.topic,
                   msgspec.json.encode({**state, name: value}))
         with pytest.raises(MapperDeserialisationError):
