@@ -32,6 +32,10 @@ throwaway cluster: trust auth, fsync=off, synchronous_commit=off):
    Linux, so it would report the bench parent); the difference is what the rebuild holds
    (it streams in the runner's batches). The child checks the live view's row counts after
    the swap against what the generator made.
+4. CPU, whole machine (/proc/stat: every process, the PostgreSQL server's too): busy CPU
+   microseconds per event during the store's inserts and during the rebuild, and how busy the
+   machine's cores were while rebuilding. A rebuild that keeps every core busy is bound by
+   the CPU it spends per event, not by waiting; its ceiling there is cores / CPU per event.
 
 Aims: store / baseline >= 0.5; rebuild >= 20,000 events/s; rebuild / append >= 2. A summary
 table ends the report, with the load average during each phase. Progress goes to stderr,
@@ -384,7 +388,7 @@ def store_size(ledger: Ledger, settings: Any) -> int:
 def append(backend: str, ledger: Ledger, baseline: SQLiteBaseline | PostgresBaseline, args: argparse.Namespace,
            history: History) -> dict[str, Any]:
     """Both appends, batch by batch, alternating which goes first; only the inserts are timed."""
-    store_s = base_s = make_s = store_cpu = 0.0
+    store_s = base_s = make_s = store_cpu = machine_cpu = 0.0
     done = state_bytes = 0
     shown = started = time.perf_counter()
     to_stored = ledger.mapper.to_stored_event
@@ -398,11 +402,12 @@ def append(backend: str, ledger: Ledger, baseline: SQLiteBaseline | PostgresBase
         rows = baseline.rows(stored)
         make_s += time.perf_counter() - t
         for first in ((True, False) if n % 2 == 0 else (False, True)):
-            t, cpu = time.perf_counter(), time.process_time()
+            t, cpu, busy = time.perf_counter(), time.process_time(), machine_busy()
             if first:
                 ledger.recorder.insert_events(stored)
                 store_s += time.perf_counter() - t
                 store_cpu += time.process_time() - cpu
+                machine_cpu += machine_busy() - busy
             else:
                 baseline.insert(rows)
                 base_s += time.perf_counter() - t
@@ -413,7 +418,8 @@ def append(backend: str, ledger: Ledger, baseline: SQLiteBaseline | PostgresBase
             eta = (shown - started) / done * (args.events - done)
             progress(f"{backend} append: {done:,}/{args.events:,} events; store {done / store_s:,.0f}/s, "
                      f"baseline {done / base_s:,.0f}/s; ETA {eta:.0f} s")
-    return {"events": done, "store_s": store_s, "store_cpu_s": store_cpu, "baseline_s": base_s, "make_s": make_s,
+    return {"events": done, "store_s": store_s, "store_cpu_s": store_cpu, "machine_cpu_s": machine_cpu,
+            "baseline_s": base_s, "make_s": make_s,
             "wall_s": time.perf_counter() - started, "state_bytes": state_bytes}
 
 
@@ -431,7 +437,7 @@ def rebuild_only(args: argparse.Namespace) -> None:
     head = ledger.recorder.max_notification_id() or 0
     rss_ready = proc_status_kb("VmHWM")
     done, shown = 0, time.perf_counter()
-    started, cpu_started = shown, time.process_time() + children_cpu()
+    started, cpu_started, busy_started = shown, time.process_time() + children_cpu(), machine_busy()
 
     def step(n: int) -> None:
         nonlocal done, shown
@@ -447,6 +453,7 @@ def rebuild_only(args: argparse.Namespace) -> None:
     filled = time.perf_counter()
     runner.view.finish()  # the indexes and the statements left for the end: part of the rebuild
     seconds, cpu_s = time.perf_counter() - started, time.process_time() + children_cpu() - cpu_started
+    machine_cpu_s = machine_busy() - busy_started
     finish_s = time.perf_counter() - filled
     rss_peak = proc_status_kb("VmHWM")
     swap_started = time.perf_counter()
@@ -461,11 +468,25 @@ def rebuild_only(args: argparse.Namespace) -> None:
     scratch.drop()
     ledger.close()
     print(json.dumps({"head": head, "position": position, "events": done, "seconds": seconds, "cpu_s": cpu_s,
+                      "machine_cpu_s": machine_cpu_s,
                       "finish_s": finish_s,
                       "swap_s": swap_s, "batch": runner.batch, "workers": workers, "chats": chats,
                       "included": included, "threads": threads, "rss_imports_kb": rss_imports,
                       "rss_ready_kb": rss_ready, "rss_peak_kb": rss_peak, "rss_end_kb": proc_status_kb("VmRSS"),
                       "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat: every process,
+    the PostgreSQL server's too; 0 where there is no /proc). Its tick is 10 ms, so it is read
+    around spans of many events and summed."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle and iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # guest time is counted in user already
 
 
 def children_cpu() -> float:
@@ -594,6 +615,11 @@ def summary(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> Non
             ("chats rebuild / append", f"{rate / store:.2f}", f">= {AIM_REBUILD_RATIO}",
              met_or_missed(rate / store >= AIM_REBUILD_RATIO)),
             ("  per CPU second (append: the bench; rebuild: its processes)", f"{r['store_cpu_s'] / child['cpu_s']:.2f}", "", ""),
+            ("  machine CPU per event, append / rebuild (us)",
+             f"{r['machine_cpu_s'] / r['events'] * 1e6:,.0f} / {child['machine_cpu_s'] / child['events'] * 1e6:,.0f}",
+             "", ""),
+            (f"  machine busy while rebuilding (% of {os.cpu_count()} cores)",
+             f"{100 * child['machine_cpu_s'] / child['seconds'] / (os.cpu_count() or 1):.0f}", "", ""),
             ("  swap into the live view (s)", f"{child['swap_s']:.1f}", "", ""),
             ("rebuild child RSS after imports (MiB, VmHWM)", f"{mib(child['rss_imports_kb']):,.1f}", "", ""),
             ("rebuild child peak RSS (MiB, VmHWM)", f"{mib(child['rss_peak_kb']):,.1f}", "", ""),
