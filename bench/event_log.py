@@ -486,7 +486,8 @@ def machine_busy() -> float:
     except (OSError, ValueError):
         return 0.0
     idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle and iowait
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # guest time is counted in user already
+    # user, nice, system, irq, softirq; not steal (the hypervisor's, not ours) nor guest (in user)
+    return (sum(ticks[:7]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu() -> float:
